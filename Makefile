@@ -1,0 +1,25 @@
+# The two commands a fresh machine needs (README): `make demo` and `make test`.
+# Both create the environment first if it is missing (tools/setup_env.sh, idempotent).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= out/demo
+export VENV
+
+.PHONY: setup demo test test-fast bench clean
+setup:
+	@bash tools/setup_env.sh
+
+demo: setup
+	@bash tools/demo.sh "$(OUT)"
+
+test: setup
+	@$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: setup
+	@$(PY) -m pytest -q -m "not slow"
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf out sample .pytest_cache

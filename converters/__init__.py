@@ -1,0 +1,1 @@
+"""psi0 converters package."""

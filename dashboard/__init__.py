@@ -1,0 +1,1 @@
+"""psi0 dashboard package."""

@@ -1,0 +1,3 @@
+from psi0.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""`psi0` — the front door. Each subcommand lives in the package that owns it and is imported
+lazily, so `psi0 --help` is instant and `psi0 dashboard` never imports torch."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module with `main(argv) -> int`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sample": ("converters.samples.cli", "write a small sample of each source in its real on-disk format"),
+    "inspect": ("shards.inspect", "summarize an output root: shards, episodes, hours, tasks, rejects"),
+    "validate": ("shards.validate", "re-open every shard with LeRobot's and zarr's readers, check vs catalog"),
+    "tokenizer": ("converters.tokenize.cli", "fit / inspect the FAST action tokenizer"),
+    "dashboard": ("dashboard.cli", "read-only web dashboard over shards, catalogs and rejects"),
+}
+
+USAGE = "usage: psi0 <command> [options]\n\ncommands:\n" + "\n".join(
+    f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()
+) + "\n\nRun `psi0 <command> --help` for a command's options."
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"psi0: unknown command {name!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)

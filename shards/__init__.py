@@ -1,0 +1,1 @@
+"""psi0 shards package."""

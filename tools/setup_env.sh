@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One-shot, idempotent set-up of a fresh machine for psi0:
+#   system packages (ffmpeg, chromium + chromedriver), a virtual environment with the locked
+#   dependency set, psi0 itself (editable), and the MediaPipe hand model assembled offline.
+# Re-running is cheap: each step is skipped when its stamp says it is already done.
+#
+#   VENV=.venv            where the environment lives (make passes it)
+#   PSI0_SKIP_APT=1       skip system packages (e.g. inside the Docker image, where they are baked in)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3.11}
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# ---- 1. system packages ----------------------------------------------------------------------
+need=()
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v tmux >/dev/null || need+=(tmux)
+if [ "${#need[@]}" -gt 0 ] && [ -z "${PSI0_SKIP_APT:-}" ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  log "installing system packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# ---- 2. virtual environment with the locked dependency set -----------------------------------
+lock_hash=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+stamp="$VENV/.psi0-deps-$lock_hash"
+if [ ! -f "$stamp" ]; then
+  [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
+  "$VENV/bin/python" -m pip install -q -U pip wheel
+  log "installing locked dependencies (first time: a few minutes, ~9 GB with the CUDA torch wheel)"
+  # requirements.lock pins every package; --no-deps keeps pip from re-resolving (and from
+  # re-adding opencv-contrib-python, see below).
+  "$VENV/bin/python" -m pip install -q --no-deps -r requirements.lock
+  rm -f "$VENV"/.psi0-deps-*
+  touch "$stamp"
+fi
+# psi0 itself: editable, so the checkout is what runs (cheap; always refreshed).
+"$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
+
+# One cv2: mediapipe asks for opencv-contrib-python, LeRobot pins opencv-python-headless<4.13.
+# Both ship the same `cv2` package and overwrite each other's files. We keep only LeRobot's
+# headless build (mediapipe's Tasks API does not use cv2; its drawing utils work with it).
+if "$VENV/bin/python" -m pip show -q opencv-contrib-python >/dev/null 2>&1; then
+  log "removing opencv-contrib-python (one cv2 build: opencv-python-headless)"
+  "$VENV/bin/python" -m pip uninstall -q -y opencv-contrib-python
+  "$VENV/bin/python" -m pip install -q --no-deps --force-reinstall "$(grep -i '^opencv-python-headless==' requirements.lock)"
+fi
+
+# ---- 3. MediaPipe hand model, assembled offline -----------------------------------------------
+"$VENV/bin/python" tools/build_hand_model.py --quiet
+
+log "ready: $VENV ($("$VENV/bin/python" --version))"
