@@ -76,14 +76,17 @@ def _dex3(side: str) -> list[tuple[str, float, float]]:
         a, b = sign * lo, sign * hi
         return (min(a, b), max(a, b))
 
+    # URDF limits (left; the right file mirrors them). Unitree's Dex3-1 SDK page quotes narrower
+    # ranges (thumb_2 0..100 deg, finger_0 -90..0 deg, finger_1 -100..0 deg); the URDF is what
+    # the retargeting FK and IK use, so the space carries the URDF ranges.
     return [
         ("thumb_0", -1.04719755, 1.04719755),
         ("thumb_1", *rng(-0.72431163, 1.04719755)),
-        ("thumb_2", *rng(0.0, 1.74532925)),
-        ("middle_0", *rng(-1.57079632, 0.0)),
-        ("middle_1", *rng(-1.74532925, 0.0)),
-        ("index_0", *rng(-1.57079632, 0.0)),
-        ("index_1", *rng(-1.74532925, 0.0)),
+        ("thumb_2", *rng(0.0, 2.09439510)),
+        ("middle_0", *rng(-1.83259571, 0.19198621)),
+        ("middle_1", *rng(-2.09439510, 0.0)),
+        ("index_0", *rng(-1.83259571, 0.19198621)),
+        ("index_1", *rng(-2.09439510, 0.0)),
     ]
 
 
