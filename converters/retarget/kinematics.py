@@ -105,8 +105,9 @@ class Chain:
         q = torch.as_tensor(q, dtype=DTYPE)
         full = q @ self._m.T + self._b                                   # (B, n_joints)
         rot = axis_angle_matrix(self._axes, full)                        # (B, n_joints, 3, 3)
-        local = self._origins.expand(q.shape[0], -1, -1, -1).clone()
-        local[..., :3, :3] = local[..., :3, :3] @ rot
+        origins = self._origins.expand(q.shape[0], -1, -1, -1)
+        top = torch.cat([origins[..., :3, :3] @ rot, origins[..., :3, 3:]], dim=-1)
+        local = torch.cat([top, origins[..., 3:, :]], dim=-2)
         frames: list[torch.Tensor] = []
         eye = torch.eye(4, dtype=DTYPE).expand(q.shape[0], 4, 4) if base is None else base
         for i, j in enumerate(self.joints):

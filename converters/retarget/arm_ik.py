@@ -1,0 +1,180 @@
+"""Damped least-squares IK for the G1 arms, batched over every frame of an episode at once.
+
+Why this shape: per-frame solvers in Python are slow and jittery. Here all frames iterate together
+(torch, float64, CPU): one DLS solve per iteration is a batched 6x6 system. Warm start then runs as
+sweeps over time: each frame re-solves from its neighbour's solution and keeps whichever answer is
+better, so good solutions propagate along the trajectory (a vectorised stand-in for sequential
+frame-to-frame warm starting, with the same effect on smooth motion).
+
+Frames: targets are wrist poses in the robot *torso_link* frame. Human data arrives in a camera
+(head) frame; `Calibration` documents and applies the camera -> torso transform and the human ->
+robot scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from converters.retarget.kinematics import DTYPE, Chain, g1_arm, rpy_matrix
+
+# OpenCV camera axes (x right, y down, z forward) -> torso axes (x forward, y left, z up).
+_CV_TO_TORSO = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+# Human hand frame (x: wrist -> middle knuckle, y: towards the index side, z = x cross y, see
+# hands.hand_frame) expressed in the G1 wrist_yaw_link frame when the wrist joints are at zero:
+# fingers along the forearm (+x), index side up (+z).
+HAND_IN_WRIST = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Camera (head) frame -> robot torso frame, plus a human -> robot scale.
+
+    p_torso = head_position + scale * R_tilt @ CV_TO_TORSO @ p_cam. Defaults: the head camera sits
+    0.45 m above and 0.06 m ahead of torso_link (G1 head), looking down by `pitch_down` rad, and a
+    human arm (~0.6 m shoulder-wrist) maps to the G1 arm (~0.4 m) with scale 0.7.
+    """
+
+    head_position: tuple[float, float, float] = (0.06, 0.0, 0.45)
+    pitch_down: float = 0.6
+    scale: float = 0.7
+    hand_in_wrist: tuple[tuple[float, ...], ...] = tuple(map(tuple, HAND_IN_WRIST))
+
+    def rotation(self) -> np.ndarray:
+        return rpy_matrix(0.0, self.pitch_down, 0.0) @ _CV_TO_TORSO
+
+    def camera_to_torso(self, poses: np.ndarray) -> np.ndarray:
+        """(..., 4, 4) hand poses in the camera frame -> wrist target poses in the torso frame."""
+        r = self.rotation()
+        out = np.array(poses, dtype=np.float64, copy=True)
+        out[..., :3, 3] = np.asarray(self.head_position) + self.scale * (poses[..., :3, 3] @ r.T)
+        out[..., :3, :3] = r @ poses[..., :3, :3] @ np.asarray(self.hand_in_wrist).T
+        return out
+
+
+@dataclass(frozen=True)
+class IKConfig:
+    iterations: int = 40
+    damping: float = 0.05
+    rot_weight: float = 0.3            # metres of position error worth one radian of orientation error
+    max_step: float = 0.4              # rad per iteration, per joint
+    sweeps: int = 4                    # forward+backward warm-start sweeps over time (unsolved frames only)
+    sweep_iterations: int = 25
+    tolerance: float = 1e-5            # stop iterating (and skip sweeps) once every frame is this close
+    seeds: tuple[tuple[float, ...], ...] = field(default=(
+        (0.0, 0.3, 0.0, 1.0, 0.0, 0.0, 0.0), (-0.8, 0.3, 0.0, 0.8, 0.0, 0.0, 0.0),
+        (0.3, 0.6, 0.5, 1.4, 0.0, 0.0, 0.0)))
+
+
+@dataclass
+class IKResult:
+    q: np.ndarray                      # (N, 7)
+    position_error: np.ndarray         # (N,) metres
+    rotation_error: np.ndarray         # (N,) radians
+
+
+def rotation_error_vector(r: torch.Tensor, r_target: torch.Tensor) -> torch.Tensor:
+    """Axis-angle-like error of `r_target @ r.T` (exact direction, sin-scaled magnitude) in the base frame."""
+    return 0.5 * (torch.linalg.cross(r[..., :, 0], r_target[..., :, 0]) + torch.linalg.cross(r[..., :, 1], r_target[..., :, 1])
+                  + torch.linalg.cross(r[..., :, 2], r_target[..., :, 2]))
+
+
+def rotation_angle(r: torch.Tensor, r_target: torch.Tensor) -> torch.Tensor:
+    cos = ((r * r_target).sum(dim=(-1, -2)) - 1.0) / 2.0
+    return torch.arccos(cos.clamp(-1.0, 1.0))
+
+
+def _errors(chain: Chain, q: torch.Tensor, target: torch.Tensor):
+    frames = chain.fk(q)
+    end = frames[:, -1]
+    e_pos = target[:, :3, 3] - end[:, :3, 3]
+    e_rot = rotation_error_vector(end[:, :3, :3], target[:, :3, :3])
+    return frames, end, e_pos, e_rot
+
+
+def _jacobian(chain: Chain, frames: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    axes = frames[:, :, :3, :3] @ chain._axes[None, :, :, None]            # (B, n, 3, 1)
+    axes = axes[..., 0][:, chain.actuated]
+    origins = frames[:, chain.actuated, :3, 3]
+    jv = torch.linalg.cross(axes, end[:, None, :3, 3] - origins)
+    return torch.cat([jv, axes], dim=-1).transpose(1, 2)                  # (B, 6, dof)
+
+
+def _iterate(chain: Chain, q: torch.Tensor, target: torch.Tensor, cfg: IKConfig, iterations: int) -> torch.Tensor:
+    w = torch.tensor([1.0, 1.0, 1.0] + [cfg.rot_weight] * 3, dtype=DTYPE)
+    eye = torch.eye(6, dtype=DTYPE) * cfg.damping ** 2
+    for it in range(iterations):
+        frames, end, e_pos, e_rot = _errors(chain, q, target)
+        if it % 5 == 4 and float(torch.maximum(e_pos.abs().amax(), e_rot.abs().amax())) < cfg.tolerance:
+            break
+        jac = _jacobian(chain, frames, end) * w[:, None]
+        err = torch.cat([e_pos, e_rot], dim=-1) * w
+        jjt = jac @ jac.transpose(1, 2) + eye
+        dq = (jac.transpose(1, 2) @ torch.linalg.solve(jjt, err[..., None]))[..., 0]
+        q = chain.clamp(q + dq.clamp(-cfg.max_step, cfg.max_step))
+    return q
+
+
+def _cost(chain: Chain, q: torch.Tensor, target: torch.Tensor, cfg: IKConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    end = chain.fk(q)[:, -1]
+    pos = torch.linalg.norm(target[:, :3, 3] - end[:, :3, 3], dim=-1)
+    rot = rotation_angle(end[:, :3, :3], target[:, :3, :3])
+    return pos + cfg.rot_weight * rot, pos, rot
+
+
+def solve_ik(chain: Chain, targets: np.ndarray, cfg: IKConfig = IKConfig(), q_init: np.ndarray | None = None) -> IKResult:
+    """Targets (N, 4, 4) in the chain base frame -> joints (N, dof) with per-frame residuals.
+
+    Seeds (and `q_init`, e.g. the previous chunk's solution) are solved in parallel; the best per
+    frame wins; then `sweeps` forward/backward passes re-solve every frame from its neighbour.
+    """
+    target = torch.as_tensor(np.asarray(targets, dtype=np.float64))
+    n = target.shape[0]
+    if n == 0:
+        return IKResult(np.zeros((0, chain.dof)), np.zeros(0), np.zeros(0))
+    seeds = [np.broadcast_to(np.asarray(s, dtype=np.float64), (n, chain.dof)) for s in cfg.seeds]
+    if q_init is not None:
+        seeds.insert(0, np.asarray(q_init, dtype=np.float64).reshape(n, chain.dof))
+    with torch.no_grad():
+        best_q = _iterate(chain, chain.clamp(torch.tensor(seeds[0])), target, cfg, cfg.iterations)
+        best_cost = _cost(chain, best_q, target, cfg)[0]
+        for seed in seeds[1:]:      # further seeds only where the first did not converge
+            todo = torch.nonzero(best_cost > cfg.tolerance * 10).flatten()
+            if todo.numel() == 0:
+                break
+            cand = _iterate(chain, chain.clamp(torch.tensor(seed)[todo]), target[todo], cfg, cfg.iterations)
+            c = _cost(chain, cand, target[todo], cfg)[0]
+            better = c < best_cost[todo]
+            best_q[todo] = torch.where(better[:, None], cand, best_q[todo])
+            best_cost[todo] = torch.where(better, c, best_cost[todo])
+        for _ in range(cfg.sweeps if n > 1 else 0):
+            for shift in (1, -1):
+                # only frames not yet solved are re-seeded from their neighbour's solution
+                todo = torch.nonzero(best_cost > cfg.tolerance * 10).flatten()
+                if todo.numel() == 0:
+                    break
+                init = torch.roll(best_q, shifts=shift, dims=0)[todo]
+                cand = _iterate(chain, init, target[todo], cfg, cfg.sweep_iterations)
+                c = _cost(chain, cand, target[todo], cfg)[0]
+                better = c < best_cost[todo]
+                best_q[todo] = torch.where(better[:, None], cand, best_q[todo])
+                best_cost[todo] = torch.where(better, c, best_cost[todo])
+        _, pos, rot = _cost(chain, best_q, target, cfg)
+    return IKResult(best_q.numpy(), pos.numpy(), rot.numpy())
+
+
+_CHAINS: dict[str, Chain] = {}
+
+
+def arm_chain(side: str) -> Chain:
+    if side not in _CHAINS:
+        _CHAINS[side] = g1_arm(side)
+    return _CHAINS[side]
+
+
+def arm_fk(side: str, q: np.ndarray) -> np.ndarray:
+    """(N, 7) joint angles -> (N, 4, 4) wrist_yaw_link poses in the torso frame."""
+    with torch.no_grad():
+        return arm_chain(side).fk(torch.as_tensor(np.asarray(q, np.float64)))[:, -1].numpy()
