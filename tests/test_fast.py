@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from converters.tokenize.fast import FastTokenizer, pad_token_arrays, unpad_token_arrays
+
+
+def _chunks(n=600, h=10, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.normal(scale=0.05, size=(n, h, d)), axis=1) + rng.normal(size=(n, 1, d)) * [1, 2, 0.1, 5, 1, 1, 1, 1]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return FastTokenizer.fit(_chunks(), vocab_size=512, scale=50)
+
+
+def test_roundtrip_error_within_quantization_bound(tok):
+    x = _chunks(seed=1)
+    ids = tok.encode(x)
+    y, valid = tok.decode(ids, return_valid=True)
+    assert valid.all() and y.shape == x.shape
+    q01, q99 = np.array(tok.config.q01), np.array(tok.config.q99)
+    inside = ((x >= q01) & (x <= q99)).all(axis=(1, 2))
+    assert inside.sum() > 100
+    err = np.abs(y - x)[inside]
+    assert (err <= tok.max_abs_error_bound() + 1e-9).all()
+    # L2 per chunk in normalised space is bounded by 0.5/scale*sqrt(H*D)
+    half = (q99 - q01) / 2
+    l2 = np.sqrt((((y - x) / half) ** 2).sum(axis=(1, 2)))[inside]
+    assert l2.max() <= 0.5 / tok.config.scale * np.sqrt(tok.config.coefficients) + 1e-9
+    ratio = tok.config.coefficients / np.mean([len(i) for i in ids])
+    print(f"compression ratio {ratio:.2f} coefficients/token")
+    assert ratio > 1.2
+
+
+def test_malformed_sequences_never_crash(tok):
+    rng = np.random.default_rng(0)
+    good = tok.encode(_chunks(n=5, seed=2))
+    bad = [[], [tok.pad_id], [-5, 10**9], good[0][:3], good[0] + good[1], list(rng.integers(-10, tok.vocab_size + 10, 50)),
+           list(rng.integers(0, tok.vocab_size, 1000))]
+    for _ in range(50):
+        bad.append(list(rng.integers(0, tok.vocab_size, rng.integers(0, 200))))
+    out, valid = tok.decode(bad, return_valid=True)
+    assert out.shape == (len(bad), tok.config.horizon, tok.config.dims) and np.isfinite(out).all()
+    assert not valid[:5].any()
+    lo, hi = np.array(tok.config.q01), np.array(tok.config.q99)
+    assert ((out >= lo - 1e-9) & (out <= hi + 1e-9)).all()
+
+
+def test_bad_encode_input_is_a_clear_error(tok):
+    with pytest.raises(ValueError):
+        tok.encode(np.zeros((2, 3, 3)))
+    x = _chunks(n=1)
+    x[0, 0, 0] = np.nan
+    with pytest.raises(ValueError):
+        tok.encode(x)
+
+
+def test_save_load_and_deterministic_fit(tok, tmp_path):
+    tok.save(tmp_path / "a")
+    FastTokenizer.fit(_chunks(), vocab_size=512, scale=50).save(tmp_path / "b")
+    assert (tmp_path / "a/tokenizer.json").read_bytes() == (tmp_path / "b/tokenizer.json").read_bytes()
+    assert (tmp_path / "a/config.json").read_bytes() == (tmp_path / "b/config.json").read_bytes()
+    loaded = FastTokenizer.load(tmp_path / "a")
+    x = _chunks(n=20, seed=3)
+    assert loaded.encode(x) == tok.encode(x)
+
+
+def test_padded_arrays_roundtrip(tok):
+    ids = tok.encode(_chunks(n=7, seed=4))
+    arr, lens = pad_token_arrays(ids, tok.config.coefficients, tok.pad_id)
+    assert arr.dtype == np.int32 and arr.shape == (7, tok.config.coefficients)
+    assert unpad_token_arrays(arr, lens) == ids
+    np.testing.assert_allclose(tok.decode(unpad_token_arrays(arr, lens)), tok.decode(ids))
