@@ -72,3 +72,63 @@ def test_padded_arrays_roundtrip(tok):
     assert arr.dtype == np.int32 and arr.shape == (7, tok.config.coefficients)
     assert unpad_token_arrays(arr, lens) == ids
     np.testing.assert_allclose(tok.decode(unpad_token_arrays(arr, lens)), tok.decode(ids))
+
+
+def _write_egodex(root, n_files=2, t=45, seed=0):
+    import h5py
+    from scipy.spatial.transform import Rotation
+
+    from schemas.embodiments import EGODEX_JOINTS
+    rng = np.random.default_rng(seed)
+    for k in range(n_files):
+        d = root / "part1" / "pick_cup"
+        d.mkdir(parents=True, exist_ok=True)
+        with h5py.File(d / f"{k}.hdf5", "w") as f:
+            f["camera/intrinsic"] = np.array([[736.6, 0, 960], [0, 736.6, 540], [0, 0, 1]], np.float32)
+            cam = np.tile(np.eye(4, dtype=np.float32), (t, 1, 1))
+            cam[:, :3, 3] = np.linspace(0, 0.1, t)[:, None]
+            f["transforms/camera"] = cam
+            for j in EGODEX_JOINTS:
+                tr = np.tile(np.eye(4, dtype=np.float32), (t, 1, 1))
+                tr[:, :3, :3] = Rotation.from_rotvec(rng.normal(scale=0.1, size=3)).as_matrix()
+                tr[:, :3, 3] = rng.normal(scale=0.1, size=3) + np.cumsum(rng.normal(scale=0.003, size=(t, 3)), 0) + [0, 0, 0.5]
+                f[f"transforms/{j}"] = tr
+            f.attrs["llm_description"] = "pick the cup"
+
+
+def _write_shard(root, d=6, t=30):
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rng = np.random.default_rng(0)
+    (root / "data/chunk-000").mkdir(parents=True)
+    (root / "meta").mkdir()
+    (root / "meta/info.json").write_text(json.dumps({"codebase_version": "v3.0"}))
+    acts = np.cumsum(rng.normal(scale=0.05, size=(2 * t, d)), 0).astype(np.float32)
+    table = pa.table({"action": pa.FixedSizeListArray.from_arrays(pa.array(acts.reshape(-1)), d),
+                      "episode_index": np.repeat([0, 1], t), "frame_index": np.tile(np.arange(t), 2)})
+    pq.write_table(table, root / "data/chunk-000/file-000.parquet")
+
+
+def test_cli_fit_and_info_on_egodex_and_lerobot(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    _write_egodex(tmp_path / "egodex")
+    _write_shard(tmp_path / "shard")
+    for src, extra, dims in ((tmp_path / "egodex", ["--horizon", "2"], 48), (tmp_path / "shard", ["--horizon", "4"], 6)):
+        out = tmp_path / ("tok_" + src.name)
+        r = subprocess.run([sys.executable, "-m", "psi0", "tokenizer", "fit", "--input", str(src), "--out", str(out),
+                            "--vocab-size", "1500", *extra], cwd=repo, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout.strip().splitlines()[-1])["chunks"] > 0
+        tok = FastTokenizer.load(out)
+        assert tok.config.dims == dims
+        r = subprocess.run([sys.executable, "-m", "psi0", "tokenizer", "info", str(out)], cwd=repo, capture_output=True, text=True)
+        assert r.returncode == 0 and json.loads(r.stdout)["dims"] == dims
+    r = subprocess.run([sys.executable, "-m", "psi0", "tokenizer", "fit", "--input", str(tmp_path / "nope"), "--out",
+                        str(tmp_path / "x")], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 2 and "nope" in r.stderr
