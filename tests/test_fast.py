@@ -132,3 +132,39 @@ def test_cli_fit_and_info_on_egodex_and_lerobot(tmp_path):
     r = subprocess.run([sys.executable, "-m", "psi0", "tokenizer", "fit", "--input", str(tmp_path / "nope"), "--out",
                         str(tmp_path / "x")], cwd=repo, capture_output=True, text=True)
     assert r.returncode == 2 and "nope" in r.stderr
+
+
+def test_tokenize_episode_columns_fixed_shape_and_decodable(tok):
+    from converters.tokenize.columns import tokenize_episode
+    from converters.tokenize.fast import unpad_token_arrays
+    from schemas import Episode, EpisodeMeta, FeatureSpec, build_frames
+    t = 25
+    acts = _chunks(n=1, h=t, d=8, seed=5)[0]
+    ep = Episode(EpisodeMeta("humanoid_everyday", "he/x/0", "g1_dex3", 30.0, "t", "t"),
+                 build_frames(np.arange(t) / 30.0, {"action": acts}), {"action": FeatureSpec("action", "float32", (8,))})
+    out = tokenize_episode(ep, tok, column="action")
+    tokens, lens = out.column("action.tokens"), out.column("action.tokens_len")
+    assert tokens.shape == (t, tok.config.coefficients) and tokens.dtype == np.int32 and lens.shape == (t,)
+    dec = tok.decode(unpad_token_arrays(tokens, lens))
+    np.testing.assert_allclose(dec[0], np.clip(acts[:10], tok.config.q01, tok.config.q99), atol=tok.max_abs_error_bound().max())
+    np.testing.assert_allclose(dec[-1], np.clip(np.repeat(acts[-1:], 10, 0), tok.config.q01, tok.config.q99),
+                               atol=tok.max_abs_error_bound().max())
+
+
+def test_tokenize_episode_egodex_delta_mode():
+    from converters.tokenize.columns import egodex_delta_chunks, tokenize_episode
+    from schemas import Episode, EpisodeMeta, FeatureSpec, build_frames
+    rng = np.random.default_rng(0)
+    t = 40
+    cols = {f"human.{s}_hand.keypoints": (rng.normal(scale=0.05, size=(1, 75)) + np.cumsum(rng.normal(scale=0.002, size=(t, 75)), 0)
+                                          + np.tile([0, 0, 0.5], 25)) for s in ("left", "right")}
+    cam = np.tile(np.eye(4), (t, 1, 1))
+    cam[:, :3, 3] = np.linspace(0, 0.05, t)[:, None]
+    cols["human.camera.pose"] = cam.reshape(t, 16)
+    ep = Episode(EpisodeMeta("egodex", "egodex/x/0", "human", 30.0, "t", "t"), build_frames(np.arange(t) / 30.0, cols),
+                 {k: FeatureSpec(k, "float32", (v.shape[1],)) for k, v in cols.items()})
+    chunks = egodex_delta_chunks(ep, horizon=1)
+    assert chunks.shape == (t, 1, 48)
+    tok48 = FastTokenizer.fit(chunks, vocab_size=400, scale=100)
+    out = tokenize_episode(ep, tok48, column=None)
+    assert out.column("action.tokens").shape == (t, 48) and (out.column("action.tokens_len") > 0).all()

@@ -55,10 +55,12 @@ def hand24(wrist: np.ndarray, tips: np.ndarray) -> np.ndarray:
     return np.concatenate([wrist[..., :3, 3], rot6d, tips.reshape(tips.shape[:-2] + (15,))], axis=-1)
 
 
-def sample_indices(length: int, cfg: HumanActionConfig, extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Chunk starts (every resampled frame) and (N, chunk + extra) source indices, end-padded."""
+def sample_indices(length: int, cfg: HumanActionConfig, extra: int = 0,
+                   every_frame: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk starts (every resampled frame, or every source frame) and (N, chunk + extra) source indices,
+    end-padded."""
     stride = cfg.source_rate / cfg.rate
-    starts = np.unique(np.round(np.arange(0, length, stride)).astype(np.int64))
+    starts = np.arange(length) if every_frame else np.unique(np.round(np.arange(0, length, stride)).astype(np.int64))
     starts = starts[starts < length]
     offsets = np.round(np.arange(cfg.chunk + extra) * stride).astype(np.int64)
     return starts, np.minimum(starts[:, None] + offsets[None], length - 1)
@@ -79,18 +81,18 @@ def _gather(keypoints: dict[str, np.ndarray], camera: np.ndarray, idx: np.ndarra
     return out
 
 
-def absolute_chunks(keypoints: dict[str, np.ndarray], camera: np.ndarray,
-                    cfg: HumanActionConfig = HumanActionConfig()) -> tuple[np.ndarray, np.ndarray]:
+def absolute_chunks(keypoints: dict[str, np.ndarray], camera: np.ndarray, cfg: HumanActionConfig = HumanActionConfig(),
+                    every_frame: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """-> (starts (N,), chunks (N, chunk, 48)) in each chunk's first camera frame (HUMAN_ACTION_48)."""
-    starts, idx = sample_indices(len(camera), cfg)
+    starts, idx = sample_indices(len(camera), cfg, every_frame=every_frame)
     parts = _gather(keypoints, np.asarray(camera, np.float64), idx)
     return starts, np.concatenate([hand24(*parts["left"]), hand24(*parts["right"])], axis=-1)
 
 
-def delta_chunks(keypoints: dict[str, np.ndarray], camera: np.ndarray,
-                 cfg: HumanActionConfig = HumanActionConfig()) -> tuple[np.ndarray, np.ndarray]:
+def delta_chunks(keypoints: dict[str, np.ndarray], camera: np.ndarray, cfg: HumanActionConfig = HumanActionConfig(),
+                 every_frame: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """-> (starts (N,), chunks (N, chunk, 48)) of frame-to-frame differences (HUMAN_ACTION_48_DELTA)."""
-    starts, idx = sample_indices(len(camera), cfg, extra=1)
+    starts, idx = sample_indices(len(camera), cfg, extra=1, every_frame=every_frame)
     parts = _gather(keypoints, np.asarray(camera, np.float64), idx)
     halves = []
     for side in ("left", "right"):
