@@ -126,9 +126,9 @@ def _targets(model: HandModel, kp: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 
 def _robot_vectors(model: HandModel, q: torch.Tensor):
-    frames = model.chain.fk(q)
-    tips = (model.chain.point_positions(frames, model._names("tip")) - model.wrist) @ model.frame
-    mids = (model.chain.point_positions(frames, model._names("mid")) - model.wrist) @ model.frame
+    rot, pos = model.chain.fk_rp(q)
+    tips = (model.chain.points_rp(rot, pos, model._names("tip")) - model.wrist) @ model.frame
+    mids = (model.chain.points_rp(rot, pos, model._names("mid")) - model.wrist) @ model.frame
     pinch = torch.stack([tips[:, model.fingers.index(p)] - tips[:, 0] for p in model.pinch], dim=1)
     return tips, mids, pinch
 

@@ -102,27 +102,53 @@ class Chain:
 
     def fk(self, q: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """(B, dof) -> (B, n_joints, 4, 4) child frames in the chain base frame (or `base` (B,4,4) @ ...)."""
+        rot, pos = self.fk_rp(q)
+        b = rot.shape[0]
+        top = torch.cat([rot, pos[..., None]], dim=-1)
+        bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=DTYPE).expand(b, rot.shape[1], 1, 4)
+        frames = torch.cat([top, bottom], dim=-2)
+        return frames if base is None else base[:, None] @ frames
+
+    def fk_rp(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, dof) -> rotations (B, n, 3, 3) and positions (B, n, 3) of the child frames (cheaper than 4x4)."""
         q = torch.as_tensor(q, dtype=DTYPE)
         full = q @ self._m.T + self._b                                   # (B, n_joints)
-        rot = axis_angle_matrix(self._axes, full)                        # (B, n_joints, 3, 3)
-        origins = self._origins.expand(q.shape[0], -1, -1, -1)
-        top = torch.cat([origins[..., :3, :3] @ rot, origins[..., :3, 3:]], dim=-1)
-        local = torch.cat([top, origins[..., 3:, :]], dim=-2)
-        frames: list[torch.Tensor] = []
-        eye = torch.eye(4, dtype=DTYPE).expand(q.shape[0], 4, 4) if base is None else base
+        local_r = self._origins[:, :3, :3] @ axis_angle_matrix(self._axes, full)   # (B, n, 3, 3)
+        rots: list[torch.Tensor] = []
+        poss: list[torch.Tensor] = []
         for i, j in enumerate(self.joints):
-            parent = eye if j.parent < 0 else frames[j.parent]
-            frames.append(parent @ local[:, i])
-        return torch.stack(frames, dim=1)
+            t = self._origins[i, :3, 3]
+            if j.parent < 0:
+                rots.append(local_r[:, i])
+                poss.append(t.expand(q.shape[0], 3))
+            else:
+                pr, pp = rots[j.parent], poss[j.parent]
+                rots.append(pr @ local_r[:, i])
+                poss.append(pp + pr @ t)
+        return torch.stack(rots, dim=1), torch.stack(poss, dim=1)
+
+    def points_rp(self, rot: torch.Tensor, pos: torch.Tensor, names: list[str]) -> torch.Tensor:
+        """Named point positions (B, len(names), 3) from `fk_rp` output."""
+        if not hasattr(self, "_point_cache"):
+            self._point_cache = {}
+        key = tuple(names)
+        if key not in self._point_cache:
+            idx = [self.points[n][0] for n in names]
+            off = torch.tensor([self.points[n][1] for n in names], dtype=DTYPE)
+            self._point_cache[key] = (idx, off)
+        idx, off = self._point_cache[key]
+        base = torch.tensor([i < 0 for i in idx])
+        safe = [max(i, 0) for i in idx]
+        r = rot[:, safe]
+        p = pos[:, safe]
+        eye = torch.eye(3, dtype=DTYPE)
+        r = torch.where(base[None, :, None, None], eye, r)
+        p = torch.where(base[None, :, None], torch.zeros(3, dtype=DTYPE), p)
+        return (r @ off[..., None])[..., 0] + p
 
     def point_positions(self, frames: torch.Tensor, names: list[str]) -> torch.Tensor:
         """World positions (B, len(names), 3) of named points given `fk` frames."""
-        out = []
-        for n in names:
-            idx, off = self.points[n]
-            f = frames[:, idx] if idx >= 0 else torch.eye(4, dtype=DTYPE).expand(frames.shape[0], 4, 4)
-            out.append(f[:, :3, :3] @ torch.tensor(off, dtype=DTYPE) + f[:, :3, 3])
-        return torch.stack(out, dim=1)
+        return self.points_rp(frames[..., :3, :3], frames[..., :3, 3], names)
 
 
 def axis_angle_matrix(axes: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
