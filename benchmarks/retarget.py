@@ -4,15 +4,20 @@ Run: python benchmarks/retarget.py [--frames 3000] [--baseline-frames 60]. Last 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from scipy.optimize import least_squares
+# benchmarks/tokenize.py shadows the stdlib `tokenize` for scripts in this folder: drop the folder from the path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.optimize import least_squares  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -27,14 +32,26 @@ def _traj(lo, hi, n, seed, frac=0.5):
     return (lo + hi) / 2 + (hi - lo) / 2 * frac * np.sin(t * rng.uniform(0.3, 1.5, len(lo)) + rng.uniform(0, 6, len(lo)))
 
 
+def _numpy_fk(chain, x):
+    """Plain numpy FK of a serial chain's end frame (the baseline must not pay torch call overhead)."""
+    t = np.eye(4)
+    for j, (joint, qi) in enumerate(zip(chain.joints, x)):
+        a = np.asarray(joint.axis)
+        k = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+        r = np.eye(4)
+        r[:3, :3] = np.eye(3) + np.sin(qi) * k + (1 - np.cos(qi)) * (k @ k)
+        t = t @ joint.origin @ r
+    return t
+
+
 def naive_arm(chain, targets):
-    """Per-frame scipy least_squares on the 6-D pose residual, warm-started from the previous frame."""
+    """Per-frame scipy least_squares on the 6-D pose residual (numpy FK), warm-started from the previous frame."""
     q = np.array([0.0, 0.3, 0.0, 1.0, 0.0, 0.0, 0.0])
     out = []
     lo, hi = chain.lower.numpy(), chain.upper.numpy()
     for tgt in targets:
         def res(x, tgt=tgt):
-            end = chain.fk(torch.as_tensor(x[None]))[0, -1].numpy()
+            end = _numpy_fk(chain, x)
             rot = 0.5 * sum(np.cross(end[:3, i], tgt[:3, i]) for i in range(3))
             return np.concatenate([tgt[:3, 3] - end[:3, 3], 0.3 * rot])
         q = least_squares(res, np.clip(q, lo, hi), bounds=(lo, hi)).x

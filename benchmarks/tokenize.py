@@ -13,7 +13,6 @@ from pathlib import Path
 # This file is named like the stdlib `tokenize` module: drop its own folder from the import path first.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.modules.pop("tokenize", None) if getattr(sys.modules.get("tokenize"), "__file__", "").startswith(str(_HERE)) else None
 
 import argparse
 import json
