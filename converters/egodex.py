@@ -98,7 +98,7 @@ def read(ref: SourceRef, **options: Any) -> Episode:
     n = raw["transforms"].shape[1]
     if n < MIN_FRAMES:
         raise EpisodeError(RejectReason.EMPTY_EPISODE, f"{hdf5}: {n} pose frames (< {MIN_FRAMES})", frames=n)
-    _validate_transforms(raw["transforms"])
+    _validate_transforms(raw["transforms"], hdf5)
 
     video = _probe_video(ref.get("video"), hdf5)
     if abs(video.fps - FPS) > FPS_TOLERANCE * FPS:
@@ -212,20 +212,19 @@ def instruction(attrs: dict[str, Any], task_name: str) -> tuple[str, str]:
     return task_name.replace("_", " ").strip().capitalize(), "no description attributes: task folder name"
 
 
-def _validate_transforms(transforms: np.ndarray) -> None:
-    """Finite and rigid, with the failing joint's name in the message."""
+def _validate_transforms(transforms: np.ndarray, path: str) -> None:
+    """Finite and rigid (schemas.validation.check_rigid), naming the failing joint and frame."""
     joints, n = transforms.shape[:2]
     flat = transforms.reshape(joints * n, 4, 4)
     try:
         check_finite("transforms", flat)
         check_rigid("transforms", flat)
     except EpisodeError as err:
-        where = err.details.get("frame")
-        if where is None:
-            bad = ~np.isfinite(flat)
-            where = int(np.argwhere(bad)[0][0]) if bad.any() else 0
+        bad = ~np.isfinite(flat)
+        where = int(np.argwhere(bad)[0][0]) if bad.any() else int(err.details.get("frame", 0))
         joint, frame = REQUIRED_TRANSFORMS[where // n], where % n
-        raise EpisodeError(err.reason, f"/transforms/{joint} frame {frame}: {err.message}", joint=joint,
+        what = "has non-finite values" if err.reason is RejectReason.NON_FINITE else "is not a rigid transform"
+        raise EpisodeError(err.reason, f"{path}: /transforms/{joint} frame {frame} {what}", joint=joint,
                            frame=frame) from None
 
 

@@ -193,6 +193,16 @@ class EpisodeFiles:
 # ------------------------------------------------------------------------------------------ read
 def read(ref: SourceRef, with_depth: bool = False, **options: Any) -> Episode:
     """One episode -> `Episode`; raises `EpisodeError` on bad input. data.json is parsed once."""
+    try:
+        return _read(ref, with_depth)
+    except EpisodeError as err:
+        where = _where(ref)
+        if err.message.startswith(where):
+            raise
+        raise EpisodeError(err.reason, f"{where}: {err.message}", **err.details) from None
+
+
+def _read(ref: SourceRef, with_depth: bool) -> Episode:
     with EpisodeFiles(ref) as files:
         if not files.exists("data.json"):
             raise EpisodeError(RejectReason.MISSING_KEY, f"{_where(ref)}: episode has no data.json", key="data.json")
