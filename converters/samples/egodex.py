@@ -73,7 +73,7 @@ def make_episode(rng: np.random.Generator, task: str, index: int, n_frames: int,
     # Head: standing, looking ~45 degrees down at the table, with a slow small sway.
     phase = rng.uniform(0, 2 * np.pi, 3)
     yaw = 0.05 * np.sin(2 * np.pi * 0.35 * t + phase[0])
-    pitch = -1.0 + 0.04 * np.sin(2 * np.pi * 0.25 * t + phase[1])
+    pitch = -0.9 + 0.04 * np.sin(2 * np.pi * 0.25 * t + phase[1])
     head = np.stack([0.02 * np.sin(2 * np.pi * 0.3 * t + phase[2]), 1.30 + 0.0 * t, 0.0 + 0.01 * np.sin(t)], 1)
     # OpenCV camera axes in ARKit's Y-up world: rotate a camera looking along -Z (x right, y down).
     base = np.array([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])
@@ -85,13 +85,13 @@ def make_episode(rng: np.random.Generator, task: str, index: int, n_frames: int,
     for k, side in enumerate(SIDES):
         sign = -1.0 if side == "left" else 1.0
         knots = random_knots(rng, duration, n_seg)
-        pos = np.stack([sign * rng.uniform(0.05, 0.18, n_seg + 1), rng.uniform(0.95, 1.05, n_seg + 1),
+        pos = np.stack([sign * rng.uniform(0.05, 0.18, n_seg + 1), rng.uniform(1.0, 1.1, n_seg + 1),
                         rng.uniform(-0.42, -0.25, n_seg + 1)], 1)
-        angles = np.stack([rng.uniform(-0.35, 0.35, n_seg + 1) + sign * 0.25,   # yaw inwards
-                           rng.uniform(0.35, 0.75, n_seg + 1),                  # fingers tilted down
-                           rng.uniform(-0.35, 0.35, n_seg + 1)], 1)             # roll
+        angles = np.stack([rng.uniform(-0.3, 0.3, n_seg + 1) + sign * 0.45,     # yaw inwards
+                           rng.uniform(-0.15, 0.25, n_seg + 1),                 # fingers near horizontal
+                           rng.uniform(-0.6, 0.6, n_seg + 1)], 1)               # roll
         closure_knots = np.where(np.arange(n_seg + 1) % 2 == (k % 2), rng.uniform(0.0, 0.15, n_seg + 1),
-                                 rng.uniform(0.65, 0.95, n_seg + 1))[:, None]
+                                 rng.uniform(0.3, 0.6, n_seg + 1))[:, None]
         p = min_jerk_path(t, knots, pos)
         a = min_jerk_path(t, knots, angles)
         g = min_jerk_path(t, knots, closure_knots)[:, 0]
@@ -205,6 +205,7 @@ def write_mp4(path: Path, ep: EgodexEpisode, n_frames: int | None = None, seed: 
 # ------------------------------------------------------------------------------------------ rendering
 SKIN = (224, 172, 140)
 SKIN_DARK = (170, 120, 95)
+NAIL = (236, 200, 185)
 BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (5, 6), (6, 7), (7, 8), (9, 10), (10, 11), (11, 12),
          (13, 14), (14, 15), (15, 16), (17, 18), (18, 19), (19, 20), (0, 5), (0, 17))
 
@@ -240,7 +241,8 @@ def _background(width: int, height: int, K: np.ndarray, cam: np.ndarray, seed: i
 
 
 def render_frame(background: np.ndarray, ep: EgodexEpisode, i: int) -> np.ndarray:
-    """Background + both hands (farther hand first): palm polygon, then fingers as thick limbs."""
+    """Background + both hands (farther hand first): forearm, outlined palm polygon, then each
+    finger as outlined limbs of finger width, nails at the tips."""
     import cv2
 
     img = background.copy()
@@ -249,22 +251,33 @@ def render_frame(background: np.ndarray, ep: EgodexEpisode, i: int) -> np.ndarra
     drawn = []
     for side in SIDES:
         names = human_hand_joints(side)
-        pts = np.stack([ep.transforms[names[j]][i, :3, 3] for j in MEDIAPIPE_FROM_HUMAN25])
+        pts = np.stack([ep.transforms[names[j]][i, :3, 3] for j in MEDIAPIPE_FROM_HUMAN25]
+                       + [ep.transforms[f"{side}Forearm"][i, :3, 3]])
         uv, z = project(pts, cam, K)
-        drawn.append((float(z.mean()), uv, z))
+        drawn.append((float(z[:21].mean()), uv, z))
+
+    def pt(p: np.ndarray) -> tuple[int, int]:
+        return int(round(p[0])), int(round(p[1]))
+
     for _, uv, z in sorted(drawn, key=lambda d: -d[0]):
         if (z <= 0.05).any():
             continue
-        radius = np.clip(0.0095 * K[0, 0] / z, 1.5, 200)
-        palm = np.round(uv[[0, 1, 2, 5, 9, 13, 17]]).astype(np.int32)
-        cv2.fillPoly(img, [cv2.convexHull(palm)], SKIN, lineType=cv2.LINE_AA)
-        for a, b in BONES:
+        radius = np.clip(0.0095 * K[0, 0] / z, 1.5, 300)
+        # Forearm: from the elbow towards the wrist, about 6 cm wide.
+        arm_w = int(max(3, round(0.06 * K[0, 0] / z[0])))
+        cv2.line(img, pt(uv[21]), pt(uv[0]), SKIN_DARK, arm_w + 2, cv2.LINE_AA)
+        cv2.line(img, pt(uv[21]), pt(uv[0]), SKIN, arm_w, cv2.LINE_AA)
+        palm = cv2.convexHull(np.round(uv[[0, 1, 2, 5, 9, 13, 17]]).astype(np.int32))
+        cv2.fillPoly(img, [palm], SKIN, lineType=cv2.LINE_AA)
+        cv2.polylines(img, [palm], True, SKIN_DARK, 1, cv2.LINE_AA)
+        for a, b in BONES[:16]:
             thick = int(max(2, round(radius[a] + radius[b])))
-            cv2.line(img, tuple(np.round(uv[a]).astype(int)), tuple(np.round(uv[b]).astype(int)), SKIN, thick,
-                     cv2.LINE_AA)
-        for k in range(21):
-            cv2.circle(img, tuple(np.round(uv[k]).astype(int)), int(max(1, round(radius[k] * 0.9))), SKIN_DARK if k in
-                       (4, 8, 12, 16, 20) else SKIN, -1, cv2.LINE_AA)
+            cv2.line(img, pt(uv[a]), pt(uv[b]), SKIN_DARK, thick + 2, cv2.LINE_AA)
+        for a, b in BONES[:16]:
+            thick = int(max(2, round(radius[a] + radius[b])))
+            cv2.line(img, pt(uv[a]), pt(uv[b]), SKIN, thick, cv2.LINE_AA)
+        for k in (4, 8, 12, 16, 20):
+            cv2.circle(img, pt(uv[k]), int(max(1, round(radius[k] * 0.6))), NAIL, -1, cv2.LINE_AA)
     return img
 
 
