@@ -249,7 +249,7 @@ def human_columns(transforms: np.ndarray) -> dict[str, np.ndarray]:
     25 left and 25 right hand joints in `human_hand_joints` order)."""
     cam = transforms[0].astype(np.float64)
     n = cam.shape[0]
-    in_cam = np.einsum("nij,knjl->knil", rigid_inverse(cam), transforms[1:].astype(np.float64))  # (50, N, 4, 4)
+    in_cam = np.matmul(rigid_inverse(cam)[None], transforms[1:].astype(np.float64))   # (50, N, 4, 4)
     cols: dict[str, np.ndarray] = {}
     action = np.empty((n, HUMAN_ACTION_48.size), np.float64)
     for k, side in enumerate(SIDES):

@@ -33,7 +33,9 @@ import lzma
 import os
 import posixpath
 import re
+import threading
 import zipfile
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -126,8 +128,7 @@ def _zip_refs(path: Path, category: str, descriptions: str) -> list[SourceRef]:
     task_dir = path.stem
     common = (("task_dir", task_dir), ("category", category), ("descriptions", descriptions))
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+        names = sorted(open_zip(str(path))[1])
     except (zipfile.BadZipFile, OSError) as exc:
         return [SourceRef(f"{SOURCE}/{task_key(task_dir)}/{path.name}", SOURCE, str(path), "",
                           (("kind", "zip"), ("error", f"not a readable zip archive ({exc})")) + common)]
@@ -145,6 +146,35 @@ def _zip_refs(path: Path, category: str, descriptions: str) -> list[SourceRef]:
 
 
 # ------------------------------------------------------------------------------------------ episode files
+_ZIPS: OrderedDict[tuple, tuple[zipfile.ZipFile, frozenset[str]]] = OrderedDict()
+_ZIPS_LOCK = threading.Lock()
+ZIP_CACHE_SIZE = 8
+
+
+def open_zip(path: str) -> tuple[zipfile.ZipFile, frozenset[str]]:
+    """A shared, open ZipFile and its member names, cached per process.
+
+    A task archive holds ~40 episodes x ~600 frames x 3 files: parsing its central directory costs
+    ~0.5 s, so it is parsed once per process, not once per episode. Keyed by (pid, path, size,
+    mtime) so a rewritten file or a forked worker never sees a stale handle. ZipFile reads are
+    thread-safe (one lock around seek+read); evicted handles close when garbage-collected.
+    """
+    st = os.stat(path)
+    key = (os.getpid(), os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    with _ZIPS_LOCK:
+        hit = _ZIPS.get(key)
+        if hit is not None:
+            _ZIPS.move_to_end(key)
+            return hit
+    zf = zipfile.ZipFile(path)
+    entry = (zf, frozenset(zf.namelist()))
+    with _ZIPS_LOCK:
+        _ZIPS[key] = entry
+        while len(_ZIPS) > ZIP_CACHE_SIZE:
+            _ZIPS.popitem(last=False)
+    return entry
+
+
 class EpisodeFiles:
     """The files of one episode folder, in a zip (read in place) or on disk, by relative path."""
 
@@ -152,18 +182,17 @@ class EpisodeFiles:
         self.ref = ref
         self.in_zip = ref.get("kind") == "zip"
         self._zip: zipfile.ZipFile | None = None
-        self._names: set[str] | None = None
+        self._names: frozenset[str] = frozenset()
         if self.in_zip:
             if ref.get("error"):
                 raise EpisodeError(RejectReason.UNREADABLE, f"{ref.uri}: {ref.get('error')}", path=ref.uri)
             try:
-                self._zip = zipfile.ZipFile(ref.uri)
+                self._zip, self._names = open_zip(ref.uri)
             except (zipfile.BadZipFile, OSError) as exc:
                 raise EpisodeError(RejectReason.UNREADABLE, f"{ref.uri}: not a readable zip ({exc})") from None
 
     def close(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
+        """Nothing to release: zip handles are shared through `open_zip`'s cache."""
 
     def __enter__(self) -> "EpisodeFiles":
         return self
@@ -178,8 +207,6 @@ class EpisodeFiles:
 
     def exists(self, rel: str) -> bool:
         if self.in_zip:
-            if self._names is None:
-                self._names = set(self._zip.namelist())
             return self.path(rel) in self._names
         return os.path.isfile(os.path.join(self.ref.uri, self.path(rel)))
 
@@ -501,8 +528,7 @@ def _depth_shape(blob: bytes, video: VideoRef) -> tuple[int, int]:
 def _read_member(info: dict[str, Any], i: int) -> bytes:
     name = info["frames"][i]
     if info["member_of_zip"]:
-        with zipfile.ZipFile(info["uri"]) as zf:
-            return zf.read(name)
+        return open_zip(info["uri"])[0].read(name)
     with open(name, "rb") as f:
         return f.read()
 

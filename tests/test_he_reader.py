@@ -169,3 +169,26 @@ def test_every_fault_kind_gets_its_reason(tmp_path):
         with pytest.raises(EpisodeError) as err:
             he.read(ref)
         assert err.value.reason is reason, (ref.source_id, err.value.message)
+
+
+def test_zip_in_a_category_folder_with_spaces_in_its_name(written, tmp_path):
+    root, truth = written
+    ep = truth["humanoid_everyday/wipe_the_table/episode_0"]
+    sample.store_task(tmp_path, "Push a button", [ep], "zip", category="articulated objects")
+    (ref,) = he.discover(str(tmp_path))
+    assert ref.source_id == "humanoid_everyday/push_a_button/episode_0"
+    assert ref.get("category") == "articulated objects" and ref.member == "Push a button/episode_0/"
+    got = he.read(ref)
+    assert got.meta.task == "Push a button" and got.meta.task_name == "push_a_button"
+    assert got.meta.embodiment == "h1_inspire"                      # no robot_type => H1
+
+
+def test_rewritten_archive_is_not_served_from_the_handle_cache(written, tmp_path):
+    root, truth = written
+    ep = truth["humanoid_everyday/pick_up_the_cup/episode_1"]
+    sample.store_task(tmp_path, "task", [ep], "zip_noroot")
+    (ref,) = he.discover(str(tmp_path))
+    assert he.read(ref).length == len(ep.frames)
+    ep_short = sample.make_episode(np.random.default_rng(0), "task", 1, "G1", 12, False, (32, 24))
+    sample.store_task(tmp_path, "task", [ep_short], "zip_noroot")
+    assert he.read(he.discover(str(tmp_path))[0]).length == 12
