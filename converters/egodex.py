@@ -292,5 +292,34 @@ def _probe_video(path: str, hdf5: str) -> VideoRef:
         raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: cannot open video ({exc})", path=path) from None
     if frames <= 0 or width <= 0 or height <= 0:
         raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: video stream has no frames", path=path)
+    truncated = mp4_truncation(path)
+    if truncated:
+        raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: {truncated}", path=path)
     return VideoRef(camera=CAMERA, kind="video", uri=str(path), frame_count=frames, fps=fps, width=width,
                     height=height, codec=codec)
+
+
+def mp4_truncation(path: str) -> str:
+    """"" if the file's top-level ISO-BMFF boxes fit in the file, else what is cut off.
+
+    A truncated MP4 whose index (`moov`) comes first still opens and reports its full frame count;
+    its `mdat` box then claims more bytes than the file has. Reading the box headers costs a few
+    seeks, so this check runs on every episode instead of decoding the stream.
+    """
+    size = os.path.getsize(path)
+    offset = 0
+    with open(path, "rb") as f:
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            box_size, kind = int.from_bytes(header[0:4], "big"), header[4:8].decode("latin-1")
+            if box_size == 1 and len(header) >= 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:                     # box extends to the end of the file
+                return ""
+            if box_size < 8:
+                return f"corrupt MP4 box header at byte {offset}"
+            if offset + box_size > size:
+                return f"truncated: '{kind}' box needs {offset + box_size} bytes, file has {size}"
+            offset += box_size
+    return ""

@@ -182,15 +182,18 @@ def _attr_value(value: Any, as_bytes: bool) -> Any:
     return value
 
 
-def write_mp4(path: Path, ep: EgodexEpisode, n_frames: int | None = None, seed: int = 0) -> None:
-    """H.264 MP4 rendered from the episode's poses (`n_frames` overrides the count, for faults)."""
+def write_mp4(path: Path, ep: EgodexEpisode, n_frames: int | None = None, seed: int = 0,
+              faststart: bool = False) -> None:
+    """H.264 MP4 rendered from the episode's poses (`n_frames` overrides the count, for faults;
+    `faststart` puts the index before the media data, as streaming-friendly files do)."""
     import av
 
     width, height = ep.resolution
     n = ep.length if n_frames is None else n_frames
     path.parent.mkdir(parents=True, exist_ok=True)
     background = _background(width, height, ep.intrinsic, ep.transforms["camera"][0], seed)
-    with av.open(str(path), "w", format="mp4", options={"fflags": "+bitexact"}) as out:
+    options = {"fflags": "+bitexact"} | ({"movflags": "+faststart"} if faststart else {})
+    with av.open(str(path), "w", format="mp4", options=options) as out:
         stream = out.add_stream("libx264", rate=FPS, options={"crf": "20", "preset": "veryfast", "threads": "1"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(n):

@@ -22,6 +22,7 @@ from schemas import RejectReason
 
 EGODEX_FAULTS: dict[str, RejectReason] = {
     "truncated_mp4": RejectReason.VIDEO_DECODE_ERROR,
+    "truncated_mp4_faststart": RejectReason.VIDEO_DECODE_ERROR,
     "missing_key": RejectReason.MISSING_KEY,
     "nan_transform": RejectReason.NON_FINITE,
     "frame_count_mismatch": RejectReason.FRAME_COUNT_MISMATCH,
@@ -57,7 +58,7 @@ def write_egodex_fault(root: Path, kind: str, seed: int = 0, resolution: tuple[i
     ep = egodex_sample.make_episode(rng, "basic_pick_place", 0, 24, resolution)
     # The video is rendered from the clean poses; the pose faults are injected afterwards.
     video_frames = {"frame_count_mismatch": ep.length - 5, "empty_episode": 1}.get(kind)
-    egodex_sample.write_mp4(mp4, ep, n_frames=video_frames, seed=seed)
+    egodex_sample.write_mp4(mp4, ep, n_frames=video_frames, seed=seed, faststart=kind.endswith("faststart"))
     drop: tuple[str, ...] = ()
     if kind == "missing_key":
         drop = ("transforms/rightIndexFingerTip",)
@@ -69,7 +70,7 @@ def write_egodex_fault(root: Path, kind: str, seed: int = 0, resolution: tuple[i
         ep.transforms = {k: v[:0] for k, v in ep.transforms.items()}
         ep.confidences = {k: v[:0] for k, v in (ep.confidences or {}).items()}
     egodex_sample.write_hdf5(hdf5, ep, drop=drop)
-    if kind == "truncated_mp4":
+    if kind.startswith("truncated_mp4"):
         data = mp4.read_bytes()
         mp4.write_bytes(data[: len(data) * 3 // 5])
     elif kind == "missing_video":
