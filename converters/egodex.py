@@ -102,7 +102,8 @@ def read(ref: SourceRef, **options: Any) -> Episode:
 
     video = _probe_video(ref.get("video"), hdf5)
     if abs(video.fps - FPS) > FPS_TOLERANCE * FPS:
-        raise EpisodeError(RejectReason.FPS_MISMATCH, f"{video.uri}: {video.fps:g} fps, expected {FPS:g}", fps=video.fps)
+        raise EpisodeError(RejectReason.FPS_MISMATCH, f"{video.uri}: {video.fps:g} fps, expected {FPS:g}",
+                           fps=video.fps)
     if video.frame_count != n:
         raise EpisodeError(RejectReason.FRAME_COUNT_MISMATCH,
                            f"{hdf5}: {n} pose frames but the video has {video.frame_count}",
@@ -272,8 +273,9 @@ def _probe_video(path: str, hdf5: str) -> VideoRef:
     import av
 
     if not path or not os.path.exists(path):
-        raise EpisodeError(RejectReason.MISSING_VIDEO, f"{hdf5}: no video beside it ({Path(hdf5).with_suffix('.mp4').name})",
-                           path=path or str(Path(hdf5).with_suffix(".mp4")))
+        expected = str(Path(hdf5).with_suffix(".mp4"))
+        raise EpisodeError(RejectReason.MISSING_VIDEO, f"{hdf5}: no video beside it ({Path(expected).name})",
+                           path=path or expected)
     try:
         with av.open(path, metadata_errors="ignore") as container:
             if not container.streams.video:

@@ -238,7 +238,8 @@ def _read(ref: SourceRef, with_depth: bool) -> Episode:
         except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError) as exc:
             raise EpisodeError(RejectReason.UNREADABLE, f"{_where(ref)}: data.json is not valid JSON ({exc})") from None
         if not isinstance(data, list):
-            raise EpisodeError(RejectReason.UNREADABLE, f"{_where(ref)}: data.json is a {type(data).__name__}, not a list")
+            raise EpisodeError(RejectReason.UNREADABLE,
+                               f"{_where(ref)}: data.json is a {type(data).__name__}, not a list")
         if len(data) < MIN_FRAMES:
             raise EpisodeError(RejectReason.EMPTY_EPISODE, f"{_where(ref)}: {len(data)} frames (< {MIN_FRAMES})",
                                frames=len(data))
@@ -309,8 +310,8 @@ def parse_frames(data: list[dict], where: str) -> dict[str, Any]:
     a = ("actions",)
     sol_q = _field(data, a + ("sol_q",), where, (14, 29), optional=True)
     if sol_q is not None:
-        raw["arm_command"], raw["arm_command_source"] = sol_q[:, -14:], "actions.sol_q" + ("[15:29]" if
-                                                                                            sol_q.shape[1] == 29 else "")
+        suffix = "[15:29]" if sol_q.shape[1] == 29 else ""
+        raw["arm_command"], raw["arm_command_source"] = sol_q[:, -14:], f"actions.sol_q{suffix}"
     else:
         left = _field(data, a + ("left_angles",), where, 7)
         right = _field(data, a + ("right_angles",), where, 7)

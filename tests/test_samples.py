@@ -85,7 +85,8 @@ def test_sample_layout_and_formats(cli_sample):
             episodes += 1
             assert {"time", "states", "actions", "image", "depth", "lidar"} <= set(data[0])
             assert {"arm_state", "leg_state", "hand_state", "imu", "odometry"} <= set(data[0]["states"])
-            assert {"sol_q", "left_angles", "right_angles", "tau_ff", "left_pose", "head_rmat"} <= set(data[0]["actions"])
+            actions = set(data[0]["actions"])
+            assert {"sol_q", "left_angles", "right_angles", "tau_ff", "left_pose", "head_rmat"} <= actions
     assert robots == {"G1", "H1"} and len(tasks) >= 2 and episodes >= 4
 
 

@@ -234,8 +234,9 @@ def _background(width: int, height: int, K: np.ndarray, cam: np.ndarray, seed: i
     cv2.fillPoly(img, [np.round(uv).astype(np.int32)], (150, 111, 75), lineType=cv2.LINE_AA)
     grain = rng.normal(0, 6, (height, width, 1)).astype(np.int16)
     img = np.clip(img.astype(np.int16) + grain, 0, 255).astype(np.uint8)
-    for center, size, colour in (((-0.05, 0.85, -0.45), 0.06, (200, 40, 40)), ((0.15, 0.85, -0.4), 0.09, (235, 235, 230)),
-                                 ((-0.2, 0.85, -0.35), 0.05, (60, 90, 200))):
+    objects = (((-0.05, 0.85, -0.45), 0.06, (200, 40, 40)), ((0.15, 0.85, -0.4), 0.09, (235, 235, 230)),
+               ((-0.2, 0.85, -0.35), 0.05, (60, 90, 200)))
+    for center, size, colour in objects:
         c = np.array(center)
         quad = c + np.array([[-size, 0, -size], [size, 0, -size], [size, 0, size], [-size, 0, size]]) / 2
         uv, _ = project(quad, cam, K.astype(np.float64))

@@ -9,7 +9,6 @@ base whose odometry integrates its velocity. Same seed => same bytes (fixed zip 
 """
 from __future__ import annotations
 
-import io
 import json
 import lzma
 import zipfile
