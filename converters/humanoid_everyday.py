@@ -205,6 +205,18 @@ class EpisodeFiles:
         rel = rel.replace("\\", "/")
         return posixpath.normpath(self.ref.member + rel) if self.in_zip else posixpath.normpath(rel)
 
+    def resolve(self, rel: str) -> str | None:
+        """`rel` as stored in data.json, made relative to the episode folder: tried as given, then
+        with leading folders stripped (recorders sometimes wrote task-relative or absolute paths)."""
+        if self.exists(rel):
+            return rel
+        parts = [p for p in rel.replace("\\", "/").split("/") if p]
+        for i in range(1, len(parts)):
+            candidate = "/".join(parts[i:])
+            if self.exists(candidate):
+                return candidate
+        return None
+
     def exists(self, rel: str) -> bool:
         if self.in_zip:
             return self.path(rel) in self._names
@@ -474,13 +486,15 @@ def _rel_paths(data: list[dict], key: str, where: str) -> list[str]:
 
 def _image_stream(files: EpisodeFiles, data: list[dict], ref: SourceRef) -> VideoRef:
     where = _where(ref)
-    rels = _rel_paths(data, "image", where)
-    missing = [r for r in rels if not files.exists(r)]
+    stored = _rel_paths(data, "image", where)
+    resolved = [files.resolve(r) for r in stored]
+    missing = [s for s, r in zip(stored, resolved) if r is None]
     if missing:
-        raise EpisodeError(RejectReason.MISSING_VIDEO, f"{where}: {len(missing)} of {len(rels)} image files missing "
+        raise EpisodeError(RejectReason.MISSING_VIDEO, f"{where}: {len(missing)} of {len(stored)} image files missing "
                            f"(first {missing[0]})", missing=len(missing), first=missing[0])
     from PIL import Image, UnidentifiedImageError
 
+    rels = [r for r in resolved if r is not None]
     try:
         with Image.open(io.BytesIO(files.read(rels[0]))) as img:
             width, height, fmt = img.width, img.height, img.format
@@ -499,13 +513,13 @@ def _sidecar_refs(files: EpisodeFiles, data: list[dict], ref: SourceRef, key: st
     where = _where(ref)
     rels = _rel_paths(data, key, where)
     resolved = []
-    for rel in rels:
-        if not files.exists(rel) and key == "lidar":
+    for stored in rels:
+        rel = files.resolve(stored)
+        if rel is None and key == "lidar":
             # Lidar names carry a timestamp whose decimals were written unpadded; try 6 digits.
-            alt = _PCD_TS.sub(lambda m: f"{m.group(1)}.{m.group(2).ljust(6, '0')}{m.group(3)}", rel)
-            rel = alt if files.exists(alt) else rel
-        if not files.exists(rel):
-            raise EpisodeError(RejectReason.MISSING_KEY, f"{where}: {key} file {rel} missing", key=key)
+            rel = files.resolve(_PCD_TS.sub(lambda m: f"{m.group(1)}.{m.group(2).ljust(6, '0')}{m.group(3)}", stored))
+        if rel is None:
+            raise EpisodeError(RejectReason.MISSING_KEY, f"{where}: {key} file {stored} missing", key=key)
         resolved.append(files.path(rel) if files.in_zip else os.path.join(ref.uri, files.path(rel)))
     info: dict[str, Any] = {"uri": ref.uri, "member_of_zip": files.in_zip, "frames": resolved}
     if key == "depth":

@@ -192,3 +192,13 @@ def test_rewritten_archive_is_not_served_from_the_handle_cache(written, tmp_path
     ep_short = sample.make_episode(np.random.default_rng(0), "task", 1, "G1", 12, False, (32, 24))
     sample.store_task(tmp_path, "task", [ep_short], "zip_noroot")
     assert he.read(he.discover(str(tmp_path))[0]).length == 12
+
+
+def test_image_paths_recorded_relative_to_elsewhere_are_resolved(written, tmp_path):
+    root, truth = written
+    ep = truth["humanoid_everyday/pick_up_the_cup/episode_0"]
+    for frame in ep.frames:                       # absolute path from the recording machine
+        frame["image"] = "/home/op/data/pick_up_the_cup/episode_0/" + frame["image"]
+    sample.store_task(tmp_path, "abs_paths", [ep], "zip")
+    video = he.read(he.discover(str(tmp_path))[0]).videos["observation.images.egocentric"]
+    assert video.frames[0] == "abs_paths/episode_0/color/frame_000000.jpg"

@@ -194,7 +194,8 @@ def write_mp4(path: Path, ep: EgodexEpisode, n_frames: int | None = None, seed: 
     background = _background(width, height, ep.intrinsic, ep.transforms["camera"][0], seed)
     options = {"fflags": "+bitexact"} | ({"movflags": "+faststart"} if faststart else {})
     with av.open(str(path), "w", format="mp4", options=options) as out:
-        stream = out.add_stream("libx264", rate=FPS, options={"crf": "20", "preset": "veryfast", "threads": "1"})
+        # A fixed thread count: x264 is deterministic for a given count, whatever the machine's cores.
+        stream = out.add_stream("libx264", rate=FPS, options={"crf": "20", "preset": "veryfast", "threads": "4"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(n):
             j = min(i, ep.length - 1)
