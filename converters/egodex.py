@@ -138,7 +138,11 @@ def read(ref: SourceRef, **options: Any) -> Episode:
 
 
 def _read_hdf5(path: str) -> dict[str, Any]:
-    """Transforms stacked as (1 + 50, N, 4, 4) in REQUIRED_TRANSFORMS order, confidences, attrs."""
+    """Transforms stacked as (1 + 50, N, 4, 4) in REQUIRED_TRANSFORMS order, confidences, attrs.
+
+    Datasets are read with h5py's low-level API straight into one preallocated float32 block:
+    the high-level `Group[...]` path costs ~0.3 ms of Python per dataset, and an episode has ~100.
+    """
     import h5py
 
     try:
@@ -151,35 +155,61 @@ def _read_hdf5(path: str) -> dict[str, Any]:
         for group in ("camera/intrinsic", "transforms"):
             if group not in f:
                 raise EpisodeError(RejectReason.MISSING_KEY, f"{path}: missing /{group}", key=group)
-        tf = f["transforms"]
-        missing = [name for name in REQUIRED_TRANSFORMS if name not in tf]
+        ids = _open_datasets(f, "transforms", REQUIRED_TRANSFORMS)
+        missing = [name for name, dsid in zip(REQUIRED_TRANSFORMS, ids) if dsid is None]
         if missing:
             raise EpisodeError(RejectReason.MISSING_KEY, f"{path}: missing /transforms/{missing[0]}"
                                + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""), key=missing[0])
-        arrays = [np.asarray(tf[name][()], dtype=np.float32) for name in REQUIRED_TRANSFORMS]
-        n = arrays[0].shape[0] if arrays[0].ndim == 3 else -1
-        for name, arr in zip(REQUIRED_TRANSFORMS, arrays):
-            if arr.ndim != 3 or arr.shape[1:] != (4, 4) or arr.shape[0] != n:
+        n = ids[0].shape[0] if len(ids[0].shape) == 3 else -1
+        for name, dsid in zip(REQUIRED_TRANSFORMS, ids):
+            if dsid.shape != (n, 4, 4):
                 raise EpisodeError(RejectReason.SHAPE_MISMATCH,
-                                   f"{path}: /transforms/{name} has shape {arr.shape}, expected ({n}, 4, 4)",
-                                   key=name, shape=list(arr.shape))
+                                   f"{path}: /transforms/{name} has shape {dsid.shape}, expected ({n}, 4, 4)",
+                                   key=name, shape=list(dsid.shape))
+        transforms = np.empty((len(ids), n, 4, 4), np.float32)
+        if n > 0:
+            for k, dsid in enumerate(ids):
+                dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, transforms[k])
         intrinsic = np.asarray(f["camera/intrinsic"][()], dtype=np.float64)
         if intrinsic.shape != (3, 3):
             raise EpisodeError(RejectReason.SHAPE_MISMATCH, f"{path}: /camera/intrinsic has shape {intrinsic.shape}")
         check_finite("camera/intrinsic", intrinsic)
         confidences = {side: _confidences(f, path, HAND_JOINTS[side], n) for side in SIDES}
         attrs = {key: _attr(value) for key, value in sorted(f.attrs.items())}
-    return {"transforms": np.stack(arrays), "intrinsic": intrinsic, "confidences": confidences, "attrs": attrs}
+    return {"transforms": transforms, "intrinsic": intrinsic, "confidences": confidences, "attrs": attrs}
+
+
+def _open_datasets(f: Any, group: str, names: tuple[str, ...]) -> list[Any]:
+    """Low-level dataset ids (None where absent) for `group/<name>`."""
+    import h5py
+
+    ids = []
+    for name in names:
+        try:
+            ids.append(h5py.h5d.open(f.id, f"{group}/{name}".encode()))
+        except KeyError:
+            ids.append(None)
+    return ids
 
 
 def _confidences(f: Any, path: str, joints: tuple[str, ...], n: int) -> np.ndarray | None:
     """(N, 25) or None when the file has no confidences for this hand (they are optional)."""
-    group = f.get("confidences")
-    if group is None or any(j not in group for j in joints):
+    import h5py
+
+    if "confidences" not in f:
         return None
-    conf = np.stack([np.asarray(group[j][()], dtype=np.float32).reshape(-1) for j in joints], axis=1)
-    if conf.shape != (n, len(joints)):
-        raise EpisodeError(RejectReason.SHAPE_MISMATCH, f"{path}: confidences have {conf.shape[0]} rows, expected {n}")
+    ids = _open_datasets(f, "confidences", joints)
+    if any(dsid is None for dsid in ids):
+        return None
+    for joint, dsid in zip(joints, ids):
+        if int(np.prod(dsid.shape)) != n:
+            raise EpisodeError(RejectReason.SHAPE_MISMATCH,
+                               f"{path}: /confidences/{joint} has shape {dsid.shape}, expected ({n},)")
+    conf = np.empty((len(joints), n), np.float32)
+    if n > 0:
+        for k, dsid in enumerate(ids):
+            dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, conf[k].reshape(dsid.shape))
+    conf = np.ascontiguousarray(conf.T)
     check_finite("confidences", conf)
     return conf
 
