@@ -432,7 +432,8 @@ def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict |
     if how:
         derived["task"] = how
     extra: dict[str, Any] = {
-        "robot_type": raw["robot_type"], "time_start": float(raw["time"][0]), "archive": ref.uri if ref.member else "",
+        "robot_type": raw["robot_type"], "time_start": float(raw["time"][0]),
+        "archive": os.path.basename(ref.uri) if ref.get("kind") == "zip" else "",
         "color_intrinsics": COLOR_INTRINSICS[raw["embodiment"]],
     }
     if not g1:
