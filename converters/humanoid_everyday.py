@@ -12,7 +12,8 @@ What `read` produces (one feature set for G1 and H1; the embodiment is in the me
   * arms: `actions.sol_q` (the IK solution sent to the arm controller; the last 14 when 29-D),
     falling back to `left_angles + right_angles` when a file has no `sol_q`.
   * hands: HE records no hand *command*, so the measured `hand_state` is used. G1 Dex3-1: as-is.
-    H1 Inspire: 0..1 closures (1 = open) -> joint angles `lo + (1 - q) (hi - lo)` within
+    H1 Inspire (12 = right 6 + left 6, Unitree's DDS order): 0..1 closures (1 = open) -> joint
+    angles `lo + (1 - q) (hi - lo)` within
     INSPIRE_HAND limits, then ordered thumb -> little (reversed hardware order) and zero-padded to
     7 per hand, as the reference post-training converter orders them.
   * lower body: HE has no lower-body command; it is DERIVED from IMU/odometry (see
@@ -86,7 +87,7 @@ FEATURES: dict[str, FeatureSpec] = {
 }
 """Raw columns are named by the G1 layout; H1 episodes record their own names in meta.extra["names"]."""
 
-H1_HAND_NAMES = tuple(f"{side}.{j}" for side in ("left", "right") for j in INSPIRE_HAND.dims) + ("pad.0", "pad.1")
+H1_HAND_NAMES = tuple(f"{side}.{j}" for side in ("right", "left") for j in INSPIRE_HAND.dims) + ("pad.0", "pad.1")
 H1_LEG_NAMES = H1_LEGS_WAIST.dims + ("pad.0", "pad.1")
 
 
@@ -331,13 +332,20 @@ def parse_frames(data: list[dict], where: str) -> dict[str, Any]:
     return raw
 
 
+H1_HAND_SIDES = ("right", "left")
+"""Order of the two Inspire hands in H1 `hand_state` (12): Unitree's Inspire DDS layout puts the
+right hand at 0-5 and the left at 6-11 (`Inspire_{Right,Left}_Hand_JointIndex`), and the Psi0
+post-training transform reads HE H1 hands the same way (`raw[0:6]` right, `raw[6:12]` left)."""
+
+
 def inspire_to_psi0(hand12: np.ndarray) -> np.ndarray:
-    """H1 Inspire closures (N, 12: left 6 + right 6, hardware order, 1 = open) -> (N, 14) angles,
-    per hand thumb -> little (reversed hardware order) + one zero pad."""
+    """H1 Inspire closures (N, 12: right 6 + left 6, hardware order pinky..thumb rotation,
+    1 = open) -> (N, 14) angles, left then right, each thumb -> little + one zero pad."""
     lo, hi = INSPIRE_HAND.bounds()
     out = np.zeros((len(hand12), 14))
-    for k in range(2):
-        q = np.clip(hand12[:, 6 * k:6 * k + 6], 0.0, 1.0)
+    for k, side in enumerate(("left", "right")):
+        start = 6 * H1_HAND_SIDES.index(side)
+        q = np.clip(hand12[:, start:start + 6], 0.0, 1.0)
         angles = lo + (1.0 - q) * (hi - lo)
         out[:, 7 * k:7 * k + 6] = angles[:, ::-1]
     return out

@@ -77,10 +77,13 @@ def test_read_back_equals_generated(written):
             np.testing.assert_allclose(hands, ep.truth["hand_state"], atol=1e-5)
         else:
             lo, hi = INSPIRE_HAND.bounds()
-            left = lo + (1 - ep.truth["hand_state"][:, :6]) * (hi - lo)
+            raw = ep.truth["hand_state"]                                                   # right 6, left 6
+            left, right = lo + (1 - raw[:, 6:12]) * (hi - lo), lo + (1 - raw[:, 0:6]) * (hi - lo)
             np.testing.assert_allclose(hands[:, 0:6], left[:, ::-1], atol=1e-5)           # thumb -> little
+            np.testing.assert_allclose(hands[:, 7:13], right[:, ::-1], atol=1e-5)
             assert (hands[:, [6, 13]] == 0).all()                                          # padded to 7
             assert got.meta.extra["names"]["observation.leg_state"][12] == "waist_yaw"
+            assert got.meta.extra["names"]["observation.hand_state_raw"][0] == "right.pinky"
         np.testing.assert_allclose(got.column("observation.hand_state_raw")[:, :ep.truth["hand_state"].shape[1]],
                                    ep.truth["hand_state"], atol=1e-5)
         np.testing.assert_allclose(got.column("observation.odometry.velocity"), ep.truth["velocity"], atol=1e-5)

@@ -101,7 +101,10 @@ def make_episode(rng: np.random.Generator, task: str, index: int, robot: str, n:
         o_r, c_r = _hand_range(DEX3_RIGHT)
         hand = np.concatenate([o_l + closure[:, None] * (c_l - o_l), o_r + closure[:, None] * (c_r - o_r)], 1)
     else:
-        hand = np.clip(1.0 - closure[:, None] * rng.uniform(0.85, 1.0, 12), 0, 1)   # Inspire: 1 = open
+        # Inspire, right 6 then left 6 (pinky..thumb rotation), 1 = open; the left closes a little later.
+        lag = np.concatenate([closure[:1].repeat(3), closure[:-3]])
+        hand = np.clip(1.0 - np.concatenate([closure[:, None] * rng.uniform(0.85, 1.0, 6),
+                                             lag[:, None] * rng.uniform(0.85, 1.0, 6)], 1), 0, 1)
     sway = 0.02 * np.sin(2 * np.pi * 0.4 * t)[:, None]
     legs = (G1_LEG_NOMINAL if g1 else H1_LEG_NOMINAL) + sway
 
