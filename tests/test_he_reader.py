@@ -1,6 +1,7 @@
 """Humanoid Everyday reader: zips read in place, read-back vs generated, derived lower body, faults."""
 from __future__ import annotations
 
+import copy
 import io
 import os
 import zipfile
@@ -119,7 +120,7 @@ def test_lower_body_is_derived_from_imu_and_odometry(written):
 
 def test_missing_odometry_uses_nominal_height(written, tmp_path):
     root, truth = written
-    ep = truth["humanoid_everyday/pick_up_the_cup/episode_0"]
+    ep = copy.deepcopy(truth["humanoid_everyday/pick_up_the_cup/episode_0"])
     for frame in ep.frames:
         del frame["states"]["odometry"]
     sample.store_task(tmp_path, "no_odom", [ep], "dir")
@@ -199,9 +200,22 @@ def test_rewritten_archive_is_not_served_from_the_handle_cache(written, tmp_path
 
 def test_image_paths_recorded_relative_to_elsewhere_are_resolved(written, tmp_path):
     root, truth = written
-    ep = truth["humanoid_everyday/pick_up_the_cup/episode_0"]
+    ep = copy.deepcopy(truth["humanoid_everyday/pick_up_the_cup/episode_0"])
     for frame in ep.frames:                       # absolute path from the recording machine
         frame["image"] = "/home/op/data/pick_up_the_cup/episode_0/" + frame["image"]
     sample.store_task(tmp_path, "abs_paths", [ep], "zip")
     video = he.read(he.discover(str(tmp_path))[0]).videos["observation.images.egocentric"]
     assert video.frames[0] == "abs_paths/episode_0/color/frame_000000.jpg"
+
+
+def test_29d_sol_q_and_robot_type_inside_states(written, tmp_path):
+    root, truth = written
+    ep = copy.deepcopy(truth["humanoid_everyday/pick_up_the_cup/episode_1"])
+    for frame in ep.frames:
+        frame["states"]["robot_type"] = frame.pop("robot_type")
+        frame["actions"]["sol_q"] = [0.0] * 15 + frame["actions"]["sol_q"]      # legs + waist first
+        del frame["actions"]["left_angles"]
+    sample.store_task(tmp_path, "t", [ep], "dir")
+    got = he.read(he.discover(str(tmp_path))[0])
+    assert got.meta.embodiment == "g1_dex3" and got.meta.derived["action.arms"] == "actions.sol_q[15:29]"
+    np.testing.assert_allclose(got.column("action")[:, 14:28], ep.truth["sol_q"], atol=1e-5)
