@@ -1,0 +1,357 @@
+"""EgoDex reader: `<split>/<task>/<n>.hdf5` + `<n>.mp4` -> `Episode` of human-hand poses.
+
+On disk (Apple's release, see shared/reference/egodex_amo.md): `/camera/intrinsic` (3, 3),
+`/transforms/<joint>` (N, 4, 4) world poses (ARKit origin) for `camera` and 68 joints,
+optional `/confidences/<joint>` (N,), and root attributes (bytes or str, any may be missing).
+
+Per frame we emit, all in the *current* frame's camera frame (inv(T_camera[t]) @ T_joint[t],
+OpenCV axes as in Apple's own projection code):
+- `observation.state` == `action`: the absolute 48-D human representation (HUMAN_ACTION_48);
+- `human.<side>_hand.keypoints` (25 x xyz) and `.confidence` (25), topology from joint *names*;
+- `human.camera.pose`: camera-to-world 4x4, row-major.
+The MP4 is only probed (container metadata), never decoded here.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schemas import HUMAN_ACTION_48, Episode, EpisodeError, EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef
+from schemas.embodiments import HUMAN_HAND_KEYPOINTS, HUMAN_HAND_TIPS, SIDES, human_hand_joints
+from schemas.episode import build_frames
+from schemas.validation import FPS_TOLERANCE, MIN_FRAMES, check_finite, check_rigid
+
+SOURCE = "egodex"
+FPS = 30.0
+CAMERA = "egocentric"
+DEFAULT_INTRINSIC = ((736.6339, 0.0, 960.0), (0.0, 736.6339, 540.0), (0.0, 0.0, 1.0))
+NATIVE_SHAPE = (1080, 1920, 3)
+
+CAMERA_POSE_NAMES = tuple(f"T_world_camera.r{r}c{c}" for r in range(4) for c in range(4))
+HAND_JOINTS = {side: human_hand_joints(side) for side in SIDES}
+REQUIRED_TRANSFORMS = ("camera",) + HAND_JOINTS["left"] + HAND_JOINTS["right"]
+
+FEATURES: dict[str, FeatureSpec] = {
+    "observation.state": FeatureSpec("observation.state", "float32", (48,), HUMAN_ACTION_48.dims),
+    "action": FeatureSpec("action", "float32", (48,), HUMAN_ACTION_48.dims),
+    **{f"human.{s}_hand.keypoints": FeatureSpec(f"human.{s}_hand.keypoints", "float32", (75,),
+                                                HUMAN_HAND_KEYPOINTS[s].dims) for s in SIDES},
+    **{f"human.{s}_hand.confidence": FeatureSpec(f"human.{s}_hand.confidence", "float32", (25,), HAND_JOINTS[s])
+       for s in SIDES},
+    "human.camera.pose": FeatureSpec("human.camera.pose", "float32", (16,), CAMERA_POSE_NAMES),
+    f"observation.images.{CAMERA}": FeatureSpec(f"observation.images.{CAMERA}", "video", NATIVE_SHAPE),
+}
+"""Video shape is the native EgoDex 1080p; the actual size of an episode is in its VideoRef."""
+
+
+# ------------------------------------------------------------------------------------------ discover
+def discover(root: str) -> list[SourceRef]:
+    """All episodes under `root` (`<split>/<task>/<n>.hdf5`), sorted by source_id.
+
+    An HDF5 without its MP4, and an MP4 without its HDF5, are still listed so `read` can reject
+    them with a reason (nothing is silently dropped). If `root` is itself a split folder
+    (`<task>/<n>.hdf5`), its name is used as the split.
+    """
+    base = Path(root)
+    found = [ep for split_dir in _subdirs(base) for ep in _scan_split(split_dir, split_dir.name)]
+    if not found:
+        found = _scan_split(base, base.name)
+    refs = []
+    for split, task, stem, files in found:
+        hdf5, mp4 = files.get(".hdf5"), files.get(".mp4")
+        uri = str(hdf5) if hdf5 else str(mp4)
+        extra = (("video", str(mp4) if mp4 else ""), ("hdf5", str(hdf5) if hdf5 else ""),
+                 ("split", split), ("task", task), ("episode", stem))
+        refs.append(SourceRef(f"{SOURCE}/{split}/{task}/{stem}", SOURCE, uri, "", extra))
+    return sorted(refs)
+
+
+def _scan_split(split_dir: Path, split: str) -> list[tuple[str, str, str, dict[str, Path]]]:
+    out = []
+    for task_dir in _subdirs(split_dir):
+        pairs: dict[str, dict[str, Path]] = {}
+        with os.scandir(task_dir) as it:
+            for entry in it:
+                stem, ext = os.path.splitext(entry.name)
+                if ext in (".hdf5", ".mp4") and entry.is_file() and not entry.name.startswith("."):
+                    pairs.setdefault(stem, {})[ext] = Path(entry.path)
+        out.extend((split, task_dir.name, stem, files) for stem, files in pairs.items())
+    return out
+
+
+def _subdirs(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX")))
+
+
+# ------------------------------------------------------------------------------------------ read
+def read(ref: SourceRef, **options: Any) -> Episode:
+    """One EgoDex episode; raises `EpisodeError` for anything unusable (see module doc)."""
+    hdf5 = ref.get("hdf5") or (ref.uri if ref.uri.endswith(".hdf5") else "")
+    if not hdf5:
+        raise EpisodeError(RejectReason.UNREADABLE, f"{ref.uri}: video without its .hdf5 pose file", path=ref.uri)
+    raw = _read_hdf5(hdf5)
+    n = raw["transforms"].shape[1]
+    if n < MIN_FRAMES:
+        raise EpisodeError(RejectReason.EMPTY_EPISODE, f"{hdf5}: {n} pose frames (< {MIN_FRAMES})", frames=n)
+    _validate_transforms(raw["transforms"], hdf5)
+
+    video = _probe_video(ref.get("video"), hdf5)
+    if abs(video.fps - FPS) > FPS_TOLERANCE * FPS:
+        raise EpisodeError(RejectReason.FPS_MISMATCH, f"{video.uri}: {video.fps:g} fps, expected {FPS:g}",
+                           fps=video.fps)
+    if video.frame_count != n:
+        raise EpisodeError(RejectReason.FRAME_COUNT_MISMATCH,
+                           f"{hdf5}: {n} pose frames but the video has {video.frame_count}",
+                           poses=n, video=video.frame_count)
+
+    columns = human_columns(raw["transforms"])
+    derived: dict[str, str] = {}
+    for side in SIDES:
+        conf = raw["confidences"][side]
+        if conf is None:
+            conf = np.ones((n, 25), np.float32)
+            derived[f"human.{side}_hand.confidence"] = "no /confidences in the file: filled with 1.0"
+        columns[f"human.{side}_hand.confidence"] = conf
+    frames = build_frames(np.arange(n, dtype=np.float64) / FPS, {key: columns[key] for key in FEATURES
+                                                                 if FEATURES[key].dtype != "video"})
+    attrs = raw["attrs"]
+    task_name = ref.get("task") or Path(hdf5).parent.name
+    task, how = instruction(attrs, task_name)
+    if how:
+        derived["task"] = how
+    meta = EpisodeMeta(
+        source=SOURCE, source_id=ref.source_id, embodiment="human", fps=FPS, task=task, task_name=task_name,
+        task_category=ref.get("split"),
+        quality={f"{s}_hand_confidence_mean": float(np.mean(columns[f"human.{s}_hand.confidence"])) for s in SIDES},
+        derived=derived,
+        extra={"camera_intrinsic": raw["intrinsic"].tolist(), "video_width": video.width,
+               "video_height": video.height, "video_codec": video.codec, "split": ref.get("split"),
+               "episode": ref.get("episode"), "attrs": attrs,
+               "frame_convention": "camera frame of the current frame (OpenCV axes: x right, y down, z forward)"},
+    )
+    return Episode(meta, frames, dict(FEATURES), {video.key: video})
+
+
+def _read_hdf5(path: str) -> dict[str, Any]:
+    """Transforms stacked as (1 + 50, N, 4, 4) in REQUIRED_TRANSFORMS order, confidences, attrs.
+
+    Datasets are read with h5py's low-level API straight into one preallocated float32 block:
+    the high-level `Group[...]` path costs ~0.3 ms of Python per dataset, and an episode has ~100.
+    """
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise EpisodeError(RejectReason.UNREADABLE, f"{path}: no such file", path=path) from None
+    except OSError as exc:
+        raise EpisodeError(RejectReason.UNREADABLE, f"{path}: not a readable HDF5 file ({exc})", path=path) from None
+    with f:
+        for group in ("camera/intrinsic", "transforms"):
+            if group not in f:
+                raise EpisodeError(RejectReason.MISSING_KEY, f"{path}: missing /{group}", key=group)
+        ids = _open_datasets(f, "transforms", REQUIRED_TRANSFORMS)
+        missing = [name for name, dsid in zip(REQUIRED_TRANSFORMS, ids) if dsid is None]
+        if missing:
+            raise EpisodeError(RejectReason.MISSING_KEY, f"{path}: missing /transforms/{missing[0]}"
+                               + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""), key=missing[0])
+        n = ids[0].shape[0] if len(ids[0].shape) == 3 else -1
+        for name, dsid in zip(REQUIRED_TRANSFORMS, ids):
+            if dsid.shape != (n, 4, 4):
+                raise EpisodeError(RejectReason.SHAPE_MISMATCH,
+                                   f"{path}: /transforms/{name} has shape {dsid.shape}, expected ({n}, 4, 4)",
+                                   key=name, shape=list(dsid.shape))
+        transforms = np.empty((len(ids), n, 4, 4), np.float32)
+        if n > 0:
+            for k, dsid in enumerate(ids):
+                dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, transforms[k])
+        intrinsic = np.asarray(f["camera/intrinsic"][()], dtype=np.float64)
+        if intrinsic.shape != (3, 3):
+            raise EpisodeError(RejectReason.SHAPE_MISMATCH, f"{path}: /camera/intrinsic has shape {intrinsic.shape}")
+        check_finite("camera/intrinsic", intrinsic)
+        confidences = {side: _confidences(f, path, HAND_JOINTS[side], n) for side in SIDES}
+        attrs = {key: _attr(value) for key, value in sorted(f.attrs.items())}
+    return {"transforms": transforms, "intrinsic": intrinsic, "confidences": confidences, "attrs": attrs}
+
+
+def _open_datasets(f: Any, group: str, names: tuple[str, ...]) -> list[Any]:
+    """Low-level dataset ids (None where absent) for `group/<name>`."""
+    import h5py
+
+    ids = []
+    for name in names:
+        try:
+            ids.append(h5py.h5d.open(f.id, f"{group}/{name}".encode()))
+        except KeyError:
+            ids.append(None)
+    return ids
+
+
+def _confidences(f: Any, path: str, joints: tuple[str, ...], n: int) -> np.ndarray | None:
+    """(N, 25) or None when the file has no confidences for this hand (they are optional)."""
+    import h5py
+
+    if "confidences" not in f:
+        return None
+    ids = _open_datasets(f, "confidences", joints)
+    if any(dsid is None for dsid in ids):
+        return None
+    for joint, dsid in zip(joints, ids):
+        if int(np.prod(dsid.shape)) != n:
+            raise EpisodeError(RejectReason.SHAPE_MISMATCH,
+                               f"{path}: /confidences/{joint} has shape {dsid.shape}, expected ({n},)")
+    conf = np.empty((len(joints), n), np.float32)
+    if n > 0:
+        for k, dsid in enumerate(ids):
+            dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, conf[k].reshape(dsid.shape))
+    conf = np.ascontiguousarray(conf.T)
+    check_finite("confidences", conf)
+    return conf
+
+
+def _attr(value: Any) -> Any:
+    """HDF5 attribute -> plain JSON value (bytes decoded as UTF-8, arrays as lists)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        return [_attr(v) for v in value.reshape(-1).tolist()] if value.ndim else _attr(value.item())
+    if isinstance(value, np.generic):
+        return _attr(value.item())
+    return value
+
+
+def instruction(attrs: dict[str, Any], task_name: str) -> tuple[str, str]:
+    """(instruction, how-derived note or ""): Apple's rule — `llm_description`, or `llm_description2`
+    for reversible tasks whose `which_llm_description` is not '1'; else fall back, and say so."""
+    def text(key: str) -> str:
+        value = attrs.get(key)
+        return value.strip() if isinstance(value, str) else ""
+
+    primary = text("llm_description")
+    if text("llm_type") == "reversible" and str(attrs.get("which_llm_description", "1")).strip() != "1":
+        primary = text("llm_description2") or primary
+    if primary:
+        return primary, ""
+    for key in ("description", "task"):
+        if text(key):
+            return text(key), f"no llm_description: taken from the '{key}' attribute"
+    return task_name.replace("_", " ").strip().capitalize(), "no description attributes: task folder name"
+
+
+def _validate_transforms(transforms: np.ndarray, path: str) -> None:
+    """Finite and rigid (schemas.validation.check_rigid), naming the failing joint and frame."""
+    joints, n = transforms.shape[:2]
+    flat = transforms.reshape(joints * n, 4, 4)
+    try:
+        check_finite("transforms", flat)
+        check_rigid("transforms", flat)
+    except EpisodeError as err:
+        bad = ~np.isfinite(flat)
+        where = int(np.argwhere(bad)[0][0]) if bad.any() else int(err.details.get("frame", 0))
+        joint, frame = REQUIRED_TRANSFORMS[where // n], where % n
+        what = "has non-finite values" if err.reason is RejectReason.NON_FINITE else "is not a rigid transform"
+        raise EpisodeError(err.reason, f"{path}: /transforms/{joint} frame {frame} {what}", joint=joint,
+                           frame=frame) from None
+
+
+# ------------------------------------------------------------------------------------------ math
+def rigid_inverse(T: np.ndarray) -> np.ndarray:
+    """Inverse of (..., 4, 4) rigid transforms without a general matrix inverse."""
+    out = np.zeros_like(T)
+    rt = np.swapaxes(T[..., :3, :3], -1, -2)
+    out[..., :3, :3] = rt
+    out[..., :3, 3] = -np.einsum("...ij,...j->...i", rt, T[..., :3, 3])
+    out[..., 3, 3] = 1.0
+    return out
+
+
+def rot6d(R: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) -> (..., 6): first column then second column of the rotation matrix."""
+    return np.concatenate([R[..., :, 0], R[..., :, 1]], axis=-1)
+
+
+def human_columns(transforms: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-frame float32 columns from (1 + 50, N, 4, 4) world transforms (camera first, then the
+    25 left and 25 right hand joints in `human_hand_joints` order)."""
+    cam = transforms[0].astype(np.float64)
+    n = cam.shape[0]
+    in_cam = np.matmul(rigid_inverse(cam)[None], transforms[1:].astype(np.float64))   # (50, N, 4, 4)
+    cols: dict[str, np.ndarray] = {}
+    action = np.empty((n, HUMAN_ACTION_48.size), np.float64)
+    for k, side in enumerate(SIDES):
+        hand = in_cam[25 * k:25 * (k + 1)]                      # (25, N, 4, 4)
+        points = np.transpose(hand[:, :, :3, 3], (1, 0, 2))     # (N, 25, 3)
+        cols[f"human.{side}_hand.keypoints"] = points.reshape(n, 75).astype(np.float32)
+        part = action[:, HUMAN_ACTION_48.slice(f"{side}_hand")]
+        part[:, 0:3] = hand[0, :, :3, 3]
+        part[:, 3:9] = rot6d(hand[0, :, :3, :3])
+        part[:, 9:24] = points[:, HUMAN_HAND_TIPS, :].reshape(n, 15)
+    cols["observation.state"] = action.astype(np.float32)
+    cols["action"] = cols["observation.state"].copy()
+    cols["human.camera.pose"] = cam.reshape(n, 16).astype(np.float32)
+    return cols
+
+
+# ------------------------------------------------------------------------------------------ video
+def _probe_video(path: str, hdf5: str) -> VideoRef:
+    """Container metadata only: stream frame count, rate, size, codec. Never decodes the stream."""
+    import av
+
+    if not path or not os.path.exists(path):
+        expected = str(Path(hdf5).with_suffix(".mp4"))
+        raise EpisodeError(RejectReason.MISSING_VIDEO, f"{hdf5}: no video beside it ({Path(expected).name})",
+                           path=path or expected)
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: no video stream", path=path)
+            stream = container.streams.video[0]
+            frames = int(stream.frames or 0)
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+            fps = float(rate) if rate else 0.0
+            if frames <= 0 and stream.duration and stream.time_base and fps:
+                frames = int(round(float(stream.duration * stream.time_base) * fps))
+            width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+            codec = stream.codec_context.name
+    except EpisodeError:
+        raise
+    except (av.error.FFmpegError, OSError, ValueError) as exc:
+        raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: cannot open video ({exc})", path=path) from None
+    if frames <= 0 or width <= 0 or height <= 0:
+        raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: video stream has no frames", path=path)
+    truncated = mp4_truncation(path)
+    if truncated:
+        raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: {truncated}", path=path)
+    return VideoRef(camera=CAMERA, kind="video", uri=str(path), frame_count=frames, fps=fps, width=width,
+                    height=height, codec=codec)
+
+
+def mp4_truncation(path: str) -> str:
+    """"" if the file's top-level ISO-BMFF boxes fit in the file, else what is cut off.
+
+    A truncated MP4 whose index (`moov`) comes first still opens and reports its full frame count;
+    its `mdat` box then claims more bytes than the file has. Reading the box headers costs a few
+    seeks, so this check runs on every episode instead of decoding the stream.
+    """
+    size = os.path.getsize(path)
+    offset = 0
+    with open(path, "rb") as f:
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            box_size, kind = int.from_bytes(header[0:4], "big"), header[4:8].decode("latin-1")
+            if box_size == 1 and len(header) >= 16:
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:                     # box extends to the end of the file
+                return ""
+            if box_size < 8:
+                return f"corrupt MP4 box header at byte {offset}"
+            if offset + box_size > size:
+                return f"truncated: '{kind}' box needs {offset + box_size} bytes, file has {size}"
+            offset += box_size
+    return ""

@@ -1,0 +1,612 @@
+"""Humanoid Everyday reader: per-task zip archives (read in place) or extracted task folders.
+
+Layout (shared/reference/humanoid_everyday.md): `<task>.zip` or `[<category>/]<task>/`, holding
+`[<task>/]episode_<k>/data.json` (a JSON list, one dict per 30 Hz step) + the image / depth / lidar
+files it names. Archives may lack the root folder and may carry `__MACOSX/` junk; both are handled.
+
+What `read` produces (one feature set for G1 and H1; the embodiment is in the metadata):
+- `observation.state` (PSI0_STATE 36) = hands 14 + `arm_state` 14 + previous torso rpy 3 +
+  previous torso height 1 (from the derived lower-body command of the previous frame; rpy 0 and
+  height 0.75 at frame 0), padded to 36.
+- `action` (PSI0_ACTION 36) = hands 14 + arms 14 + lower-body command 8.
+  * arms: `actions.sol_q` (the IK solution sent to the arm controller; the last 14 when 29-D),
+    falling back to `left_angles + right_angles` when a file has no `sol_q`.
+  * hands: HE records no hand *command*, so the measured `hand_state` is used. G1 Dex3-1: as-is.
+    H1 Inspire (12 = right 6 + left 6, Unitree's DDS order): 0..1 closures (1 = open) -> joint
+    angles `lo + (1 - q) (hi - lo)` within
+    INSPIRE_HAND limits, then ordered thumb -> little (reversed hardware order) and zero-padded to
+    7 per hand, as the reference post-training converter orders them.
+  * lower body: HE has no lower-body command; it is DERIVED from IMU/odometry (see
+    `derive_lower_body`) and every derived dim is listed in `meta.derived`.
+- raw columns: `observation.arm_state`, `observation.leg_state` (15; H1's 13 zero-padded),
+  `observation.hand_state_raw` (14; H1's 12 zero-padded), `observation.imu.*`,
+  `observation.odometry.*`, `action.lower_body` (8).
+- camera: `VideoRef(kind="images")` over the JPEG/PNG members; the shard writer encodes them.
+- depth / lidar (`with_depth=True`): per-frame *references* in `meta.extra["depth"|"lidar"]`
+  (a dense float32 depth column would be ~1 MB/frame); load one frame with `load_depth` /
+  `load_lidar`.
+"""
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import os
+import posixpath
+import re
+import threading
+import zipfile
+from collections import OrderedDict
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schemas import LOWER_BODY_COMMAND, NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, EpisodeError, \
+    EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef
+from schemas.actions import PSI0_HANDS
+from schemas.embodiments import G1_ARMS, G1_LEGS_WAIST, H1_ARMS, H1_LEGS_WAIST, INSPIRE_HAND
+from schemas.episode import build_frames
+from schemas.validation import MIN_FRAMES, check_finite, check_timestamps
+
+SOURCE = "humanoid_everyday"
+FPS = 30.0
+CAMERA = "egocentric"
+EPISODE_RE = re.compile(r"episode_(\d+)")
+DESCRIPTION_FILES = ("task_description_dict.json", "task_descriptions.json")
+JUNK = ("__MACOSX",)
+
+# Depth camera intrinsics used by the public loader (fx, fy, cx, cy) and the colour camera per robot.
+DEPTH_INTRINSICS = (389.07278, 389.07278, 321.61887, 238.43630)
+COLOR_INTRINSICS = {"g1_dex3": (606.300, 606.292, 330.766, 252.646), "h1_inspire": (606.815, 606.335, 321.493, 247.556)}
+
+
+def _names(prefix: str, dims: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(f"{prefix}.{d}" for d in dims)
+
+
+FEATURES: dict[str, FeatureSpec] = {
+    spec.key: spec for spec in (
+        FeatureSpec("observation.state", "float32", (36,), PSI0_STATE.dims),
+        FeatureSpec("action", "float32", (36,), PSI0_ACTION.dims),
+        FeatureSpec("action.lower_body", "float32", (8,), LOWER_BODY_COMMAND.dims),
+        FeatureSpec("observation.arm_state", "float32", (14,), G1_ARMS.dims),
+        FeatureSpec("observation.leg_state", "float32", (15,), G1_LEGS_WAIST.dims),
+        FeatureSpec("observation.hand_state_raw", "float32", (14,), PSI0_HANDS.dims),
+        FeatureSpec("observation.imu.rpy", "float32", (3,), ("roll", "pitch", "yaw")),
+        FeatureSpec("observation.imu.quaternion", "float32", (4,), ("w", "x", "y", "z")),
+        FeatureSpec("observation.imu.accelerometer", "float32", (3,), ("x", "y", "z")),
+        FeatureSpec("observation.imu.gyroscope", "float32", (3,), ("x", "y", "z")),
+        FeatureSpec("observation.odometry.position", "float32", (3,), ("x", "y", "z")),
+        FeatureSpec("observation.odometry.velocity", "float32", (3,), ("x", "y", "z")),
+        FeatureSpec("observation.odometry.rpy", "float32", (3,), ("roll", "pitch", "yaw")),
+        FeatureSpec("observation.odometry.quat", "float32", (4,), ("w", "x", "y", "z")),
+        FeatureSpec(f"observation.images.{CAMERA}", "video", (480, 640, 3)),
+    )
+}
+"""Raw columns are named by the G1 layout; H1 episodes record their own names in meta.extra["names"]."""
+
+H1_HAND_NAMES = tuple(f"{side}.{j}" for side in ("right", "left") for j in INSPIRE_HAND.dims) + ("pad.0", "pad.1")
+H1_LEG_NAMES = H1_LEGS_WAIST.dims + ("pad.0", "pad.1")
+
+
+# ------------------------------------------------------------------------------------------ discover
+def task_key(name: str) -> str:
+    """Stable task key from a folder / archive name: `Push a button` -> `push_a_button`."""
+    return re.sub(r"[\s\-]+", "_", name.strip()).lower()
+
+
+def discover(root: str) -> list[SourceRef]:
+    """Every episode under `root` (zips at any depth, extracted `episode_<k>/` folders), sorted.
+
+    Broken archives and episode folders without `data.json` are listed too, so `read` rejects them
+    with a reason. The same task as both zip and folder yields two refs with the same source_id
+    (the pipeline's planner rejects the later one as DUPLICATE_ID).
+    """
+    base = Path(root)
+    descriptions = next((str(base / n) for n in DESCRIPTION_FILES if (base / n).is_file()), "")
+    refs: list[SourceRef] = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if d not in JUNK and not d.startswith("."))
+        here = Path(dirpath)
+        for name in sorted(filenames):
+            if name.lower().endswith(".zip") and not name.startswith("."):
+                category = here.name if here != base else ""
+                refs.extend(_zip_refs(here / name, category, descriptions))
+        if EPISODE_RE.fullmatch(here.name) and here != base:
+            task_dir = here.parent
+            rel = task_dir.relative_to(base).parts if task_dir != base else ()
+            category = rel[-2] if len(rel) >= 2 else ""
+            extra = (("kind", "dir"), ("task_dir", task_dir.name), ("category", category),
+                     ("descriptions", descriptions))
+            refs.append(SourceRef(f"{SOURCE}/{task_key(task_dir.name)}/{here.name}", SOURCE, str(here), "", extra))
+            dirnames[:] = []            # frames live below; nothing else to find there
+    return sorted(refs)
+
+
+def _zip_refs(path: Path, category: str, descriptions: str) -> list[SourceRef]:
+    task_dir = path.stem
+    common = (("task_dir", task_dir), ("category", category), ("descriptions", descriptions))
+    try:
+        names = sorted(open_zip(str(path))[1])
+    except (zipfile.BadZipFile, OSError) as exc:
+        return [SourceRef(f"{SOURCE}/{task_key(task_dir)}/{path.name}", SOURCE, str(path), "",
+                          (("kind", "zip"), ("error", f"not a readable zip archive ({exc})")) + common)]
+    episodes: set[str] = set()
+    for name in names:
+        parts = name.split("/")
+        if parts[0] in JUNK or any(p.startswith("._") for p in parts):
+            continue
+        for i, part in enumerate(parts[:-1]):
+            if EPISODE_RE.fullmatch(part):
+                episodes.add("/".join(parts[:i + 1]) + "/")
+                break
+    return [SourceRef(f"{SOURCE}/{task_key(task_dir)}/{member.rstrip('/').rsplit('/', 1)[-1]}", SOURCE, str(path),
+                      member, (("kind", "zip"),) + common) for member in sorted(episodes)]
+
+
+# ------------------------------------------------------------------------------------------ episode files
+_ZIPS: OrderedDict[tuple, tuple[zipfile.ZipFile, frozenset[str]]] = OrderedDict()
+_ZIPS_LOCK = threading.Lock()
+ZIP_CACHE_SIZE = 8
+
+
+def open_zip(path: str) -> tuple[zipfile.ZipFile, frozenset[str]]:
+    """A shared, open ZipFile and its member names, cached per process.
+
+    A task archive holds ~40 episodes x ~600 frames x 3 files: parsing its central directory costs
+    ~0.5 s, so it is parsed once per process, not once per episode. Keyed by (pid, path, size,
+    mtime) so a rewritten file or a forked worker never sees a stale handle. ZipFile reads are
+    thread-safe (one lock around seek+read); evicted handles close when garbage-collected.
+    """
+    st = os.stat(path)
+    key = (os.getpid(), os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    with _ZIPS_LOCK:
+        hit = _ZIPS.get(key)
+        if hit is not None:
+            _ZIPS.move_to_end(key)
+            return hit
+    zf = zipfile.ZipFile(path)
+    entry = (zf, frozenset(zf.namelist()))
+    with _ZIPS_LOCK:
+        _ZIPS[key] = entry
+        while len(_ZIPS) > ZIP_CACHE_SIZE:
+            _ZIPS.popitem(last=False)
+    return entry
+
+
+class EpisodeFiles:
+    """The files of one episode folder, in a zip (read in place) or on disk, by relative path."""
+
+    def __init__(self, ref: SourceRef):
+        self.ref = ref
+        self.in_zip = ref.get("kind") == "zip"
+        self._zip: zipfile.ZipFile | None = None
+        self._names: frozenset[str] = frozenset()
+        if self.in_zip:
+            if ref.get("error"):
+                raise EpisodeError(RejectReason.UNREADABLE, f"{ref.uri}: {ref.get('error')}", path=ref.uri)
+            try:
+                self._zip, self._names = open_zip(ref.uri)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise EpisodeError(RejectReason.UNREADABLE, f"{ref.uri}: not a readable zip ({exc})") from None
+
+    def close(self) -> None:
+        """Nothing to release: zip handles are shared through `open_zip`'s cache."""
+
+    def __enter__(self) -> "EpisodeFiles":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def path(self, rel: str) -> str:
+        """Member name inside the zip, or path relative to the episode dir (normalized)."""
+        rel = rel.replace("\\", "/")
+        return posixpath.normpath(self.ref.member + rel) if self.in_zip else posixpath.normpath(rel)
+
+    def resolve(self, rel: str) -> str | None:
+        """`rel` as stored in data.json, made relative to the episode folder: tried as given, then
+        with leading folders stripped (recorders sometimes wrote task-relative or absolute paths)."""
+        if self.exists(rel):
+            return rel
+        parts = [p for p in rel.replace("\\", "/").split("/") if p]
+        for i in range(1, len(parts)):
+            candidate = "/".join(parts[i:])
+            if self.exists(candidate):
+                return candidate
+        return None
+
+    def exists(self, rel: str) -> bool:
+        if self.in_zip:
+            return self.path(rel) in self._names
+        return os.path.isfile(os.path.join(self.ref.uri, self.path(rel)))
+
+    def read(self, rel: str) -> bytes:
+        if self.in_zip:
+            return self._zip.read(self.path(rel))
+        with open(os.path.join(self.ref.uri, self.path(rel)), "rb") as f:
+            return f.read()
+
+
+# ------------------------------------------------------------------------------------------ read
+def read(ref: SourceRef, with_depth: bool = False, **options: Any) -> Episode:
+    """One episode -> `Episode`; raises `EpisodeError` on bad input. data.json is parsed once."""
+    try:
+        return _read(ref, with_depth)
+    except EpisodeError as err:
+        where = _where(ref)
+        if err.message.startswith(where):
+            raise
+        raise EpisodeError(err.reason, f"{where}: {err.message}", **err.details) from None
+
+
+def _read(ref: SourceRef, with_depth: bool) -> Episode:
+    with EpisodeFiles(ref) as files:
+        if not files.exists("data.json"):
+            raise EpisodeError(RejectReason.MISSING_KEY, f"{_where(ref)}: episode has no data.json", key="data.json")
+        try:
+            data = json.loads(files.read("data.json"))
+        except (ValueError, UnicodeDecodeError, zipfile.BadZipFile, OSError) as exc:
+            raise EpisodeError(RejectReason.UNREADABLE, f"{_where(ref)}: data.json is not valid JSON ({exc})") from None
+        if not isinstance(data, list):
+            raise EpisodeError(RejectReason.UNREADABLE,
+                               f"{_where(ref)}: data.json is a {type(data).__name__}, not a list")
+        if len(data) < MIN_FRAMES:
+            raise EpisodeError(RejectReason.EMPTY_EPISODE, f"{_where(ref)}: {len(data)} frames (< {MIN_FRAMES})",
+                               frames=len(data))
+        raw = parse_frames(data, _where(ref))
+        video = _image_stream(files, data, ref)
+        depth = _sidecar_refs(files, data, ref, "depth") if with_depth else None
+        lidar = _sidecar_refs(files, data, ref, "lidar") if with_depth else None
+        if depth is not None:
+            depth["shape"] = list(_depth_shape(_read_member(depth, 0), video))
+    return _episode(ref, raw, video, depth, lidar)
+
+
+def _where(ref: SourceRef) -> str:
+    return f"{ref.uri}:{ref.member}" if ref.member else ref.uri
+
+
+def _field(data: list[dict], path: tuple[str, ...], where: str, dim: int | tuple[int, ...] | None = None,
+           optional: bool = False) -> np.ndarray | None:
+    """Stack one (nested) field over all frames as float64 (N, ...); None if optional and absent."""
+    try:
+        values = []
+        for frame in data:
+            v = frame
+            for key in path:
+                v = v[key]
+            values.append(v)
+    except (KeyError, TypeError, IndexError):
+        if optional:
+            return None
+        raise EpisodeError(RejectReason.MISSING_KEY, f"{where}: frame {len(values)} has no {'.'.join(path)}",
+                           key=".".join(path), frame=len(values)) from None
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise EpisodeError(RejectReason.SHAPE_MISMATCH, f"{where}: {'.'.join(path)} is ragged or not numeric",
+                           key=".".join(path)) from None
+    dims = (dim,) if isinstance(dim, int) else dim
+    if dims is not None and arr.shape[1:] not in [(d,) if isinstance(d, int) else d for d in dims]:
+        raise EpisodeError(RejectReason.SHAPE_MISMATCH,
+                           f"{where}: {'.'.join(path)} has shape {arr.shape[1:]}, expected one of {list(dims)}",
+                           key=".".join(path), shape=list(arr.shape))
+    check_finite(".".join(path), arr)
+    return arr
+
+
+def robot_embodiment(frame: dict) -> tuple[str, str]:
+    """(embodiment, raw robot_type): `robot_type` at the top or in `states`; absent means H1."""
+    states = frame.get("states") if isinstance(frame.get("states"), dict) else {}
+    raw = frame.get("robot_type") or states.get("robot_type") or ""
+    return ("g1_dex3" if "g1" in str(raw).lower() else "h1_inspire"), str(raw)
+
+
+def parse_frames(data: list[dict], where: str) -> dict[str, Any]:
+    """All numeric fields as arrays, validated for presence, shape and finiteness."""
+    embodiment, robot_type = robot_embodiment(data[0])
+    g1 = embodiment == "g1_dex3"
+    raw: dict[str, Any] = {"embodiment": embodiment, "robot_type": robot_type}
+    raw["time"] = _field(data, ("time",), where)
+    s = ("states",)
+    raw["arm_state"] = _field(data, s + ("arm_state",), where, 14)
+    raw["leg_state"] = _field(data, s + ("leg_state",), where, 15 if g1 else 13)
+    raw["hand_state"] = _field(data, s + ("hand_state",), where, 14 if g1 else 12)
+    raw["imu.rpy"] = _field(data, s + ("imu", "rpy"), where, 3)
+    for key, dim in (("quaternion", 4), ("accelerometer", 3), ("gyroscope", 3)):
+        raw[f"imu.{key}"] = _field(data, s + ("imu", key), where, dim, optional=True)
+    for key, dim in (("position", 3), ("velocity", 3), ("rpy", 3), ("quat", 4)):
+        raw[f"odometry.{key}"] = _field(data, s + ("odometry", key), where, dim, optional=True)
+    a = ("actions",)
+    sol_q = _field(data, a + ("sol_q",), where, (14, 29), optional=True)
+    if sol_q is not None:
+        suffix = "[15:29]" if sol_q.shape[1] == 29 else ""
+        raw["arm_command"], raw["arm_command_source"] = sol_q[:, -14:], f"actions.sol_q{suffix}"
+    else:
+        left = _field(data, a + ("left_angles",), where, 7)
+        right = _field(data, a + ("right_angles",), where, 7)
+        raw["arm_command"], raw["arm_command_source"] = np.concatenate([left, right], 1), "actions.left/right_angles"
+    return raw
+
+
+H1_HAND_SIDES = ("right", "left")
+"""Order of the two Inspire hands in H1 `hand_state` (12): Unitree's Inspire DDS layout puts the
+right hand at 0-5 and the left at 6-11 (`Inspire_{Right,Left}_Hand_JointIndex`), and the Psi0
+post-training transform reads HE H1 hands the same way (`raw[0:6]` right, `raw[6:12]` left)."""
+
+
+def inspire_to_psi0(hand12: np.ndarray) -> np.ndarray:
+    """H1 Inspire closures (N, 12: right 6 + left 6, hardware order pinky..thumb rotation,
+    1 = open) -> (N, 14) angles, left then right, each thumb -> little + one zero pad."""
+    lo, hi = INSPIRE_HAND.bounds()
+    out = np.zeros((len(hand12), 14))
+    for k, side in enumerate(("left", "right")):
+        start = 6 * H1_HAND_SIDES.index(side)
+        q = np.clip(hand12[:, start:start + 6], 0.0, 1.0)
+        angles = lo + (1.0 - q) * (hi - lo)
+        out[:, 7 * k:7 * k + 6] = angles[:, ::-1]
+    return out
+
+
+def derive_lower_body(raw: dict[str, Any], t: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
+    """The 8-DoF lower-body command (LOWER_BODY_COMMAND order) from IMU + odometry, clipped to its
+    bounds, and a one-line "how" per derived dim (HE records no lower-body command)."""
+    n = len(t)
+    rpy = raw["imu.rpy"]
+    yaw = np.unwrap(rpy[:, 2])
+    rel_yaw = yaw - yaw[0]
+    out = np.zeros((n, 8))
+    how = {
+        "torso_roll": "imu.rpy roll",
+        "torso_pitch": "imu.rpy pitch",
+        "torso_yaw": "imu.rpy yaw (unwrapped) minus the episode's first yaw",
+    }
+    out[:, 0], out[:, 1], out[:, 2] = rpy[:, 0], rpy[:, 1], rel_yaw
+    pos, vel = raw["odometry.position"], raw["odometry.velocity"]
+    if pos is not None:
+        out[:, 3] = pos[:, 2]
+        how["torso_height"] = "odometry.position z"
+    else:
+        out[:, 3] = NOMINAL_TORSO_HEIGHT
+        how["torso_height"] = f"no odometry: nominal {NOMINAL_TORSO_HEIGHT} m"
+    if vel is not None:
+        heading = np.unwrap(raw["odometry.rpy"][:, 2]) if raw["odometry.rpy"] is not None else yaw
+        c, s = np.cos(heading), np.sin(heading)
+        out[:, 4] = c * vel[:, 0] + s * vel[:, 1]
+        out[:, 5] = -s * vel[:, 0] + c * vel[:, 1]
+        src = "odometry.rpy yaw" if raw["odometry.rpy"] is not None else "imu yaw"
+        how["vx"] = f"odometry.velocity rotated into the body frame by {src}: forward component"
+        how["vy"] = f"odometry.velocity rotated into the body frame by {src}: lateral component"
+    else:
+        how["vx"] = how["vy"] = "no odometry: 0"
+    yaw_rate = np.gradient(yaw, t) if n > 1 else np.zeros(n)
+    low, high = LOWER_BODY_COMMAND.bounds()
+    yaw_rate = np.clip(yaw_rate, low[6], high[6])
+    out[:, 6] = yaw_rate
+    how["yaw_rate"] = "finite difference (np.gradient) of unwrapped imu yaw over time"
+    target = np.concatenate([[0.0], np.cumsum(0.5 * (yaw_rate[1:] + yaw_rate[:-1]) * np.diff(t))])
+    out[:, 7] = np.angle(np.exp(1j * target))
+    how["target_yaw"] = "trapezoidal integral of yaw_rate from 0 at the first frame, wrapped to [-pi, pi]"
+    out[:, 2] = np.angle(np.exp(1j * out[:, 2]))
+    how = {f"action.lower_body.{k}": v + " (clipped to LOWER_BODY_COMMAND bounds)" for k, v in how.items()}
+    return LOWER_BODY_COMMAND.clip(out.astype(np.float32)), how
+
+
+def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict | None, lidar: dict | None) -> Episode:
+    t = raw["time"] - raw["time"][0]
+    check_timestamps(t, FPS)
+    n = len(t)
+    g1 = raw["embodiment"] == "g1_dex3"
+    hands = raw["hand_state"] if g1 else inspire_to_psi0(raw["hand_state"])
+    lower, derived = derive_lower_body(raw, t)
+    prev = np.empty((n, 4), np.float32)
+    prev[0] = (0.0, 0.0, 0.0, NOMINAL_TORSO_HEIGHT)
+    prev[1:] = lower[:-1, 0:4]
+    state = np.zeros((n, 36), np.float32)
+    state[:, 0:14], state[:, 14:28], state[:, 28:32] = hands, raw["arm_state"], prev
+    action = np.concatenate([hands, raw["arm_command"], lower], axis=1)
+    derived["action.hands"] = "no hand command in HE: measured states.hand_state" + (
+        "" if g1 else " (Inspire closures -> angles, thumb->little, padded to 7)")
+    derived["action.arms"] = raw["arm_command_source"]
+    derived["observation.state.torso"] = "previous frame's derived action.lower_body rpy/height (0, 0, 0, 0.75 at t=0)"
+
+    def opt(key: str, dim: int) -> np.ndarray:
+        value = raw[key]
+        if value is None:
+            derived[f"observation.{key}"] = "absent in data.json: zeros"
+            return np.zeros((n, dim))
+        return value
+
+    columns = {
+        "observation.state": state, "action": action, "action.lower_body": lower,
+        "observation.arm_state": raw["arm_state"],
+        "observation.leg_state": _pad(raw["leg_state"], 15),
+        "observation.hand_state_raw": _pad(raw["hand_state"], 14),
+        "observation.imu.rpy": raw["imu.rpy"],
+        "observation.imu.quaternion": opt("imu.quaternion", 4),
+        "observation.imu.accelerometer": opt("imu.accelerometer", 3),
+        "observation.imu.gyroscope": opt("imu.gyroscope", 3),
+        "observation.odometry.position": opt("odometry.position", 3),
+        "observation.odometry.velocity": opt("odometry.velocity", 3),
+        "observation.odometry.rpy": opt("odometry.rpy", 3),
+        "observation.odometry.quat": opt("odometry.quat", 4),
+    }
+    frames = build_frames(t, columns)
+    task_dir = ref.get("task_dir")
+    task, how = task_text(task_dir, ref.get("descriptions"))
+    if how:
+        derived["task"] = how
+    extra: dict[str, Any] = {
+        "robot_type": raw["robot_type"], "time_start": float(raw["time"][0]),
+        "archive": os.path.basename(ref.uri) if ref.get("kind") == "zip" else "",
+        "color_intrinsics": COLOR_INTRINSICS[raw["embodiment"]],
+    }
+    if not g1:
+        extra["names"] = {"observation.leg_state": H1_LEG_NAMES, "observation.hand_state_raw": H1_HAND_NAMES,
+                          "observation.arm_state": H1_ARMS.dims, "action.arms": H1_ARMS.dims}
+    if depth is not None:
+        extra["depth"] = depth
+    if lidar is not None:
+        extra["lidar"] = lidar
+    meta = EpisodeMeta(source=SOURCE, source_id=ref.source_id, embodiment=raw["embodiment"], fps=FPS, task=task,
+                       task_name=task_key(task_dir), task_category=ref.get("category"), derived=derived, extra=extra)
+    return Episode(meta, frames, dict(FEATURES), {video.key: video})
+
+
+def _pad(x: np.ndarray, size: int) -> np.ndarray:
+    return np.pad(x, ((0, 0), (0, size - x.shape[1])))
+
+
+@lru_cache(maxsize=8)
+def _descriptions(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+        return {task_key(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def task_text(task_dir: str, descriptions: str = "") -> tuple[str, str]:
+    """(instruction, how): the dataset's task_description_dict entry, else the folder/zip name
+    with underscores as spaces in sentence case."""
+    if descriptions:
+        text = _descriptions(descriptions).get(task_key(task_dir))
+        if text:
+            return text, ""
+    words = re.sub(r"[_\s]+", " ", task_dir).strip()
+    return (words[:1].upper() + words[1:]), "task folder / archive name (underscores -> spaces, sentence case)"
+
+
+# ------------------------------------------------------------------------------------------ images / sidecars
+def _rel_paths(data: list[dict], key: str, where: str) -> list[str]:
+    try:
+        paths = [frame[key] for frame in data]
+    except (KeyError, TypeError):
+        raise EpisodeError(RejectReason.MISSING_VIDEO if key == "image" else RejectReason.MISSING_KEY,
+                           f"{where}: a frame has no '{key}' path", key=key) from None
+    if not all(isinstance(p, str) and p for p in paths):
+        raise EpisodeError(RejectReason.MISSING_VIDEO, f"{where}: empty '{key}' path", key=key)
+    return paths
+
+
+def _image_stream(files: EpisodeFiles, data: list[dict], ref: SourceRef) -> VideoRef:
+    where = _where(ref)
+    stored = _rel_paths(data, "image", where)
+    resolved = [files.resolve(r) for r in stored]
+    missing = [s for s, r in zip(stored, resolved) if r is None]
+    if missing:
+        raise EpisodeError(RejectReason.MISSING_VIDEO, f"{where}: {len(missing)} of {len(stored)} image files missing "
+                           f"(first {missing[0]})", missing=len(missing), first=missing[0])
+    from PIL import Image, UnidentifiedImageError
+
+    rels = [r for r in resolved if r is not None]
+    try:
+        with Image.open(io.BytesIO(files.read(rels[0]))) as img:
+            width, height, fmt = img.width, img.height, img.format
+    except (UnidentifiedImageError, OSError) as exc:
+        raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{where}: {rels[0]} is not an image ({exc})") from None
+    return VideoRef(camera=CAMERA, kind="images", uri=ref.uri, frame_count=len(rels), fps=FPS, width=width,
+                    height=height, codec=(fmt or "").lower() or None, frames=tuple(files.path(r) for r in rels),
+                    member_of_zip=files.in_zip)
+
+
+_PCD_TS = re.compile(r"(\d+)\.(\d{1,5})(\.pcd)$")
+
+
+def _sidecar_refs(files: EpisodeFiles, data: list[dict], ref: SourceRef, key: str) -> dict[str, Any]:
+    """Per-frame file references for depth (`.lzma` raw uint16) or lidar (`.pcd`)."""
+    where = _where(ref)
+    rels = _rel_paths(data, key, where)
+    resolved = []
+    for stored in rels:
+        rel = files.resolve(stored)
+        if rel is None and key == "lidar":
+            # Lidar names carry a timestamp whose decimals were written unpadded; try 6 digits.
+            rel = files.resolve(_PCD_TS.sub(lambda m: f"{m.group(1)}.{m.group(2).ljust(6, '0')}{m.group(3)}", stored))
+        if rel is None:
+            raise EpisodeError(RejectReason.MISSING_KEY, f"{where}: {key} file {stored} missing", key=key)
+        resolved.append(files.path(rel) if files.in_zip else os.path.join(ref.uri, files.path(rel)))
+    info: dict[str, Any] = {"uri": ref.uri, "member_of_zip": files.in_zip, "frames": resolved}
+    if key == "depth":
+        info.update(encoding="lzma raw uint16 (or .npy)", units="mm", intrinsics=DEPTH_INTRINSICS)
+    else:
+        info.update(encoding="pcd", units="m")
+    return info
+
+
+def _depth_shape(blob: bytes, video: VideoRef) -> tuple[int, int]:
+    raw = lzma.decompress(blob)
+    if raw[:6] == b"\x93NUMPY":
+        return tuple(np.load(io.BytesIO(raw)).shape[:2])   # type: ignore[return-value]
+    pixels = len(raw) // 2
+    for shape in ((480, 640), (video.height, video.width)):
+        if shape[0] * shape[1] == pixels:
+            return shape
+    raise EpisodeError(RejectReason.SHAPE_MISMATCH, f"depth frame has {pixels} pixels: not 480x640 nor the image size")
+
+
+def _read_member(info: dict[str, Any], i: int) -> bytes:
+    name = info["frames"][i]
+    if info["member_of_zip"]:
+        return open_zip(info["uri"])[0].read(name)
+    with open(name, "rb") as f:
+        return f.read()
+
+
+def load_depth(episode_or_info: Episode | dict[str, Any], i: int) -> np.ndarray:
+    """Depth frame `i` as uint16 (H, W) millimetres, from `meta.extra["depth"]` (read with_depth=True)."""
+    info = episode_or_info.meta.extra["depth"] if isinstance(episode_or_info, Episode) else episode_or_info
+    raw = lzma.decompress(_read_member(info, i))
+    if raw[:6] == b"\x93NUMPY":
+        return np.load(io.BytesIO(raw)).astype(np.uint16)
+    h, w = info["shape"]
+    return np.frombuffer(raw, dtype="<u2").reshape(h, w)
+
+
+def load_lidar(episode_or_info: Episode | dict[str, Any], i: int) -> np.ndarray:
+    """Lidar frame `i` as float32 (M, 3) xyz, all-zero rows dropped (as the public converter does)."""
+    info = episode_or_info.meta.extra["lidar"] if isinstance(episode_or_info, Episode) else episode_or_info
+    pts = parse_pcd(_read_member(info, i))
+    return pts[~np.all(pts == 0, axis=1)]
+
+
+_PCD_TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4",
+              ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4"}
+
+
+def parse_pcd(blob: bytes) -> np.ndarray:
+    """xyz (M, 3) float32 from a PCD v0.7 file with DATA ascii or binary."""
+    header: dict[str, list[str]] = {}
+    pos = 0
+    while True:
+        end = blob.index(b"\n", pos)
+        line = blob[pos:end].decode("ascii", errors="replace").strip()
+        pos = end + 1
+        if not line or line.startswith("#"):
+            continue
+        key, *values = line.split()
+        header[key.upper()] = values
+        if key.upper() == "DATA":
+            break
+    fields = header["FIELDS"]
+    sizes = [int(s) for s in header["SIZE"]]
+    types = header["TYPE"]
+    counts = [int(c) for c in header.get("COUNT", ["1"] * len(fields))]
+    points = int(header["POINTS"][0])
+    kind = header["DATA"][0].lower()
+    if kind == "ascii":
+        table = np.loadtxt(io.BytesIO(blob[pos:]), dtype=np.float64, ndmin=2)
+        cols = np.cumsum([0] + counts)
+        xyz = np.stack([table[:, cols[fields.index(a)]] for a in "xyz"], 1)
+    elif kind == "binary":
+        dtype = np.dtype([(f, _PCD_TYPES[(t, s)], (c,)) if c > 1 else (f, _PCD_TYPES[(t, s)])
+                          for f, s, t, c in zip(fields, sizes, types, counts)])
+        rec = np.frombuffer(blob, dtype=dtype, count=points, offset=pos)
+        xyz = np.stack([rec[a] for a in "xyz"], 1)
+    else:
+        raise ValueError(f"PCD DATA {kind} not supported")
+    return xyz.astype(np.float32)
