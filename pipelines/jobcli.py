@@ -41,6 +41,8 @@ def parser(description: str, script: str, defaults: dict[str, Any]) -> argparse.
     ap.add_argument("--token-vocab", type=int, default=2048)
     ap.add_argument("--retarget", action=argparse.BooleanOptionalAction, default=defaults.get("retarget", False),
                     help="add retargeted robot joints (action.robot) and residuals")
+    ap.add_argument("--hand-qa", action=argparse.BooleanOptionalAction, default=defaults.get("hand_qa", False),
+                    help="EgoDex: check hand poses against MediaPipe detections on sampled frames; reject on disagreement")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap
 
@@ -59,7 +61,7 @@ def main(source: str, description: str, script: str, argv: list[str] | None = No
     formats = ("lerobot", "zarr") if args.format == "both" else (args.format,)
     config = JobConfig(source=source, input=args.input, output=args.output, formats=formats,
                        episodes_per_shard=args.episodes_per_shard, video_width=width, video_height=height,
-                       video_codec=args.codec, video_crf=args.crf, retarget=args.retarget, tokenize=args.tokenize,
+                       video_codec=args.codec, video_crf=args.crf, retarget=args.retarget, hand_qa=args.hand_qa, tokenize=args.tokenize,
                        token_column=defaults.get("token_column", "action"), token_horizon=args.token_horizon,
                        token_vocab=args.token_vocab)
     from pipelines.runners import run

@@ -45,6 +45,7 @@ class JobConfig:
     video_crf: int = 30
     video_gop: int = 2
     retarget: bool = False
+    hand_qa: bool = False                   # MediaPipe agreement check of EgoDex hand poses vs video
     tokenize: bool = False
     token_column: str | None = "action"     # None: EgoDex 48-D delta chunks from keypoints
     token_horizon: int = 16
@@ -113,8 +114,10 @@ Transform = Callable[[Episode], Episode]
 
 
 def build_transforms(config: JobConfig, tokenizer: Any | None) -> list[Transform]:
-    """Per-episode transforms after validation, in order: retarget, then FAST tokens."""
+    """Per-episode transforms after validation, in order: hand QA, retarget, then FAST tokens."""
     steps: list[Transform] = []
+    if config.hand_qa:
+        steps.append(_egodex_hand_qa)
     if config.retarget:
         from converters.retarget import retarget_episode
         steps.append(retarget_episode)
@@ -122,6 +125,15 @@ def build_transforms(config: JobConfig, tokenizer: Any | None) -> list[Transform
         from converters.tokenize.columns import tokenize_episode
         steps.append(lambda ep: tokenize_episode(ep, tokenizer, column=config.token_column))
     return steps
+
+
+def _egodex_hand_qa(episode: Episode) -> Episode:
+    """Hand QA with the episode's own intrinsics, at the resolution its video really has."""
+    from converters.handqa import hand_qa_episode
+    extra = episode.meta.extra
+    k = np.asarray(extra["camera_intrinsic"], np.float64) if "camera_intrinsic" in extra else None
+    size = (int(extra.get("video_width", 1920)), int(extra.get("video_height", 1080)))
+    return hand_qa_episode(episode, intrinsics=k, native_size=size)
 
 
 def load(ref: SourceRef, config: JobConfig, transforms: list[Transform]) -> Episode | Rejected:

@@ -73,7 +73,11 @@ class FeatureStats:
             ok = self.cdf(mid) >= q
             hi = np.where(ok, mid, hi)
             lo = np.where(ok, lo, mid)
-        return hi
+        # The merged CDF only steps at grid values, so the answer is one: snap the bisection onto it.
+        points = np.sort(np.concatenate([grid for _, grid in self.grids]), axis=0)
+        snapped = np.array([points[max(np.searchsorted(points[:, d], hi[d], "right") - 1, 0), d]
+                            for d in range(points.shape[1])])
+        return np.where(self.cdf(snapped) >= q, snapped, hi)
 
     def to_lerobot(self) -> dict[str, list]:
         out: dict[str, list] = {"min": self.min.tolist(), "max": self.max.tolist(), "mean": self.mean.tolist(),
