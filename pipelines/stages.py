@@ -161,8 +161,21 @@ def run_shard(shard: ShardPlan, config: JobConfig, transforms: list[Transform]) 
     if is_committed(Path(config.output), shard.shard_id, shard_config.formats):
         return None
     fault_point("shard-start")
-    episodes: Iterator[Episode | Rejected] = (_with_fault(load(ref, config, transforms)) for ref in shard.refs)
+    episodes = (_with_fault(item) for item in _prefetched(shard.refs, config, transforms))
     return write_shard(episodes, config.output, shard.shard_id, shard_config)
+
+
+def _prefetched(refs: tuple[SourceRef, ...], config: JobConfig, transforms: list[Transform]) -> Iterator[Episode | Rejected]:
+    """`load` the next episode in a background thread while the writer encodes the current one's video
+    (HDF5/JSON parsing, validation and transforms hide behind the codec). Order is preserved."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as pool:
+        pending = [pool.submit(load, ref, config, transforms) for ref in refs[:1]]
+        for i in range(len(refs)):
+            if i + 1 < len(refs):
+                pending.append(pool.submit(load, refs[i + 1], config, transforms))
+            yield pending.pop(0).result()
 
 
 def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> Any | None:

@@ -150,7 +150,7 @@ def _write_videos(ep: Episode, index: int, lerobot_stage: Path | None, zarr_sink
                 written.append(encoder)
             rgb: list[np.ndarray] = []
             count = 0
-            for frame in iter_frames(ref, cfg.width, cfg.height, cfg.pix_fmt):
+            for frame in iter_frames(ref, cfg.width, cfg.height, cfg.pix_fmt, threaded=cfg.decode_thread):
                 if encoder is not None:
                     encoder.add(frame)
                 if zarr_sink is not None:
