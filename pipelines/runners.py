@@ -69,17 +69,18 @@ class ShardWorker:
 
 
 def _ray_init(address: str | None, num_cpus: int | None) -> None:
+    """Three ways to run: inside `ray job submit` (RAY_ADDRESS set, working dir already shipped), an
+    explicit `--address` (ship this checkout as the job's working dir), or a fresh local instance."""
     import ray
     if ray.is_initialized():
         return
-    in_job = bool(os.environ.get("RAY_JOB_ID") or os.environ.get("RAY_ADDRESS"))
-    if address or in_job:
-        # A cluster: a submitted job already ships its --working-dir; otherwise ship the checkout.
-        runtime_env = None if os.environ.get("RAY_JOB_ID") else {
-            "working_dir": str(REPO_ROOT), "excludes": [".venv", "out", ".git", "sample", "runs", "recordings"]}
-        ray.init(address=address or os.environ.get("RAY_ADDRESS"), runtime_env=runtime_env, log_to_driver=False)
+    if address:
+        ray.init(address=address, log_to_driver=False, runtime_env={
+            "working_dir": str(REPO_ROOT), "excludes": [".venv", "out", ".git", "sample", "runs", "recordings"]})
+    elif os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
 
 
