@@ -24,8 +24,8 @@ output is byte-identical to an uninterrupted run. Every input ends in a shard or
 def parser(description: str, script: str, defaults: dict[str, Any]) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=script, description=description, epilog=EPILOG.format(script=script),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--input", required=True, help="source root (local path or fsspec URL)")
-    ap.add_argument("--output", required=True, help="output root: shards/, catalog.json, tokenizer/")
+    ap.add_argument("--input", required=True, help="source root: a local or mounted path (object-store URLs: not yet; mount with s3fs/gcsfuse)")
+    ap.add_argument("--output", required=True, help="output root (local or mounted path): shards/, catalog.json, tokenizer/")
     ap.add_argument("--format", choices=("lerobot", "zarr", "both"), default="both", help="shard format(s)")
     ap.add_argument("--runner", choices=("local", "ray", "beam"), default="local")
     ap.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
