@@ -123,7 +123,7 @@ class Store:
                     stage=str(fate.get("stage", "")), reason=str(fate.get("reason", "")),
                     message=str(fate.get("message", ""))))
             idx = RootIndex(path, mtime, catalog, rows)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except Exception as e:  # any malformed catalog becomes an error panel
             idx = RootIndex(path, mtime, None, [], {"kind": "bad_catalog", "root": str(path),
                                                    "message": f"{type(e).__name__}: {e}"})
         self._index[i] = idx
