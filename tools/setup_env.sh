@@ -39,7 +39,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 # psi0 itself: editable, so the checkout is what runs (cheap; always refreshed).
-"$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e . >/dev/null
+"$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1
 
 # One cv2: mediapipe asks for opencv-contrib-python, LeRobot pins opencv-python-headless<4.13.
 # Both ship the same `cv2` package and overwrite each other's files. We keep only LeRobot's

@@ -1,0 +1,110 @@
+"""Mergeable per-feature statistics in LeRobot's stats format.
+
+Each shard computes, per feature dimension: count, mean, M2 (for std, merged with Chan's parallel
+formula), min, max and a *quantile grid*: its exact quantiles at G evenly spaced probabilities.
+Merging never re-reads data: the merged CDF at v is the count-weighted mean of each part's grid
+CDF, and a merged quantile is found by bisection on v. Each part's grid CDF is within 1/(G-1) of
+its true CDF in rank, so the merged quantiles are too: with G = 401, rank error <= 0.25 %,
+whatever the distribution (heavy tails and constant dims included) and however many parts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+
+QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
+QUANTILE_KEYS = ("q01", "q10", "q50", "q90", "q99")
+GRID_POINTS = 401
+
+
+@dataclass
+class FeatureStats:
+    """Statistics of one (T, D) feature; `grids` has one quantile-grid row per part merged in."""
+
+    count: int
+    mean: np.ndarray      # (D,) float64
+    m2: np.ndarray        # (D,) sum of squared deviations
+    min: np.ndarray
+    max: np.ndarray
+    grids: list[tuple[int, np.ndarray]]   # (count, (G, D) quantiles at linspace(0, 1, G))
+
+    @classmethod
+    def from_values(cls, values: np.ndarray, grid_points: int = GRID_POINTS) -> "FeatureStats":
+        x = np.asarray(values, np.float64)
+        if x.ndim == 1:
+            x = x[:, None]
+        if len(x) == 0:
+            raise ValueError("no values")
+        mean = x.mean(axis=0)
+        grid = np.quantile(x, np.linspace(0.0, 1.0, grid_points), axis=0, method="linear")
+        return cls(len(x), mean, ((x - mean) ** 2).sum(axis=0), x.min(axis=0), x.max(axis=0), [(len(x), grid)])
+
+    def merge(self, other: "FeatureStats") -> "FeatureStats":
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.count / n)
+        m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / n)
+        return FeatureStats(n, mean, m2, np.minimum(self.min, other.min), np.maximum(self.max, other.max),
+                            self.grids + other.grids)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / self.count)
+
+    def cdf(self, v: np.ndarray) -> np.ndarray:
+        """Estimated P(X <= v) per dim for v of shape (D,)."""
+        total = np.zeros_like(v, dtype=np.float64)
+        for count, grid in self.grids:
+            g = len(grid)
+            below = (grid <= v[None, :]).sum(axis=0)          # grid points <= v, per dim
+            total += count * np.clip((below - 1) / (g - 1), 0.0, 1.0) * (below > 0)
+        return total / self.count
+
+    def quantile(self, q: float, iters: int = 60) -> np.ndarray:
+        """Smallest v with cdf(v) >= q, per dim (exact quantile when there is one part)."""
+        if len(self.grids) == 1:
+            grid = self.grids[0][1]
+            return np.array([np.interp(q, np.linspace(0, 1, len(grid)), grid[:, d]) for d in range(grid.shape[1])])
+        lo, hi = self.min.copy(), self.max.copy()
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            ok = self.cdf(mid) >= q
+            hi = np.where(ok, mid, hi)
+            lo = np.where(ok, lo, mid)
+        # The merged CDF only steps at grid values, so the answer is one: snap the bisection onto it.
+        points = np.sort(np.concatenate([grid for _, grid in self.grids]), axis=0)
+        snapped = np.array([points[max(np.searchsorted(points[:, d], hi[d], "right") - 1, 0), d]
+                            for d in range(points.shape[1])])
+        return np.where(self.cdf(snapped) >= q, snapped, hi)
+
+    def to_lerobot(self) -> dict[str, list]:
+        out: dict[str, list] = {"min": self.min.tolist(), "max": self.max.tolist(), "mean": self.mean.tolist(),
+                                "std": self.std.tolist(), "count": [int(self.count)]}
+        for key, q in zip(QUANTILE_KEYS, QUANTILES):
+            out[key] = self.quantile(q).tolist()
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """Lossless, mergeable form (stored per shard)."""
+        return {"count": self.count, "mean": self.mean.tolist(), "m2": self.m2.tolist(), "min": self.min.tolist(),
+                "max": self.max.tolist(), "grids": [[c, g.astype(np.float32).tolist()] for c, g in self.grids]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FeatureStats":
+        return cls(int(data["count"]), np.asarray(data["mean"]), np.asarray(data["m2"]), np.asarray(data["min"]),
+                   np.asarray(data["max"]), [(int(c), np.asarray(g, np.float64)) for c, g in data["grids"]])
+
+
+def merge_all(parts: Iterable[dict[str, FeatureStats]]) -> dict[str, FeatureStats]:
+    """Merge per-part {feature: stats} dicts (order-independent up to float rounding)."""
+    merged: dict[str, FeatureStats] = {}
+    for part in parts:
+        for key, stats in part.items():
+            merged[key] = stats if key not in merged else merged[key].merge(stats)
+    return merged
+
+
+def compute(columns: dict[str, np.ndarray]) -> dict[str, FeatureStats]:
+    return {key: FeatureStats.from_values(values) for key, values in columns.items() if len(values)}

@@ -1,0 +1,49 @@
+"""`psi0 inspect OUT...` — what an output root holds: shards, episodes, frames, hours, tasks, rejects."""
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from shards.catalog import load_catalog
+
+
+def summarize(out_root: str | Path) -> dict[str, Any]:
+    catalog = load_catalog(out_root)
+    fps = float(catalog.config.get("fps", 30.0)) if catalog.config else 30.0
+    ingested = [v for v in catalog.inputs.values() if v["status"] == "ingested"]
+    rejected = [v for v in catalog.inputs.values() if v["status"] == "rejected"]
+    frames = sum(v["frames"] for v in ingested)
+    return {
+        "root": str(out_root),
+        "shards": sorted({(s.shard_id, s.format) for s in catalog.shards}),
+        "episodes": len(ingested), "frames": frames, "hours": frames / fps / 3600,
+        "tasks": Counter(v.get("task", "") for v in ingested),
+        "rejects": Counter(v["reason"] for v in rejected), "inputs": len(catalog.inputs),
+        "tokenizer": bool(catalog.tokenizer),
+    }
+
+
+def render(summary: dict[str, Any]) -> str:
+    fmts = Counter(fmt for _, fmt in summary["shards"])
+    lines = [f"{summary['root']}",
+             f"  shards    {len({sid for sid, _ in summary['shards']})} ({', '.join(f'{n} {f}' for f, n in sorted(fmts.items()))})",
+             f"  inputs    {summary['inputs']} = {summary['episodes']} ingested + {sum(summary['rejects'].values())} rejected",
+             f"  frames    {summary['frames']}  ({summary['hours'] * 60:.1f} min)",
+             f"  tasks     {len(summary['tasks'])}"]
+    lines += [f"    {n:5d}  {task}" for task, n in summary["tasks"].most_common(10)]
+    if summary["rejects"]:
+        lines.append("  rejects by reason")
+        lines += [f"    {n:5d}  {reason}" for reason, n in summary["rejects"].most_common()]
+    lines.append(f"  tokenizer {'yes' if summary['tokenizer'] else 'no'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="psi0 inspect", description=__doc__)
+    ap.add_argument("roots", nargs="+", help="output roots (folders holding catalog.json)")
+    args = ap.parse_args(argv)
+    for root in args.roots:
+        print(render(summarize(root)))
+    return 0

@@ -1,0 +1,55 @@
+import json
+
+import numpy as np
+import pytest
+
+from schemas.stats import QUANTILE_KEYS, QUANTILES, FeatureStats, merge_all
+
+DISTRIBUTIONS = {
+    "normal": lambda rng, n: rng.normal(size=(n, 3)),
+    "heavy_tailed": lambda rng, n: rng.standard_cauchy(size=(n, 2)),
+    "lognormal": lambda rng, n: rng.lognormal(sigma=2.0, size=(n, 2)),
+    "bimodal": lambda rng, n: np.where(rng.random((n, 2)) < 0.3, rng.normal(-5, 0.1, (n, 2)), rng.normal(3, 1, (n, 2))),
+    "discrete": lambda rng, n: rng.integers(0, 4, size=(n, 2)).astype(float),
+    "constant": lambda rng, n: np.full((n, 2), 0.75),
+}
+
+
+def _rank_error(values: np.ndarray, estimate: np.ndarray, q: float) -> float:
+    """How far `estimate` is from being a q-quantile, in rank (0 when it is one)."""
+    below = (values < estimate).mean(axis=0)
+    at_or_below = (values <= estimate).mean(axis=0)
+    return float(np.maximum(0, np.maximum(below - q, q - at_or_below)).max())
+
+
+@pytest.mark.parametrize("name", sorted(DISTRIBUTIONS))
+def test_merged_quantiles_within_half_percent_rank_of_exact(name):
+    rng = np.random.default_rng(0)
+    values = DISTRIBUTIONS[name](rng, 60_000)
+    parts = np.array_split(values, 23)                     # uneven parts, like shards
+    merged = merge_all({"x": FeatureStats.from_values(p)} for p in parts)["x"]
+    stats = merged.to_lerobot()
+    for key, q in zip(QUANTILE_KEYS, QUANTILES):
+        assert _rank_error(values, np.asarray(stats[key]), q) <= 0.005, (name, key)
+    np.testing.assert_allclose(stats["mean"], values.mean(axis=0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(stats["std"], values.std(axis=0), rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(stats["min"], values.min(axis=0))
+    np.testing.assert_array_equal(stats["max"], values.max(axis=0))
+    assert stats["count"] == [len(values)]
+
+
+def test_merge_order_does_not_matter_and_serialization_round_trips():
+    rng = np.random.default_rng(1)
+    parts = [FeatureStats.from_values(rng.normal(size=(n, 4))) for n in (10, 500, 3000, 7)]
+    a = merge_all({"x": p} for p in parts)["x"].to_lerobot()
+    b = merge_all({"x": p} for p in reversed(parts))["x"].to_lerobot()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-9)
+    restored = FeatureStats.from_json(json.loads(json.dumps(parts[2].to_json())))
+    np.testing.assert_allclose(restored.to_lerobot()["q50"], parts[2].to_lerobot()["q50"], rtol=1e-6)
+
+
+def test_single_part_quantiles_are_exact():
+    x = np.random.default_rng(2).normal(size=(1000, 2))
+    stats = FeatureStats.from_values(x).to_lerobot()
+    np.testing.assert_allclose(stats["q50"], np.quantile(x, 0.5, axis=0), rtol=1e-6)
