@@ -47,12 +47,13 @@ def create_app(roots: list[str | Path]) -> FastAPI:
             for s in (cat.shards if cat else []):
                 entry = {"root": i, **s.to_json(), "fps": None, "error": None}
                 entry.pop("inputs")
-                try:
-                    fps = float(store.shard_info(i, s.shard_id).get("fps") or 0)
-                    entry["fps"] = fps
-                    hours += s.frames / fps / 3600 if fps else 0.0
-                except ShardError as e:
-                    entry["error"] = e.to_json()["error"]
+                if s.format == "lerobot":  # a Zarr twin holds the same frames: count hours once
+                    try:
+                        fps = float(store.shard_info(i, s.shard_id).get("fps") or 0)
+                        entry["fps"] = fps
+                        hours += s.frames / fps / 3600 if fps else 0.0
+                    except ShardError as e:
+                        entry["error"] = e.to_json()["error"]
                 shards.append(entry)
         stats: dict[str, Any] = {}
         for i in range(len(store.roots)):
@@ -144,6 +145,8 @@ def _feature_names(store: Store) -> dict[str, list[str]]:
     for i in range(len(store.roots)):
         cat = store.root(i).catalog
         for s in (cat.shards if cat else []):
+            if s.format != "lerobot":
+                continue
             try:
                 info = store.shard_info(i, s.shard_id)
             except ShardError:

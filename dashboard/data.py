@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from schemas.catalog import Catalog
+from schemas.catalog import Catalog, ShardRecord
 
 
 class ShardError(Exception):
@@ -133,11 +133,18 @@ class Store:
         return [r for i in range(len(self.roots)) for r in self.root(i).rows]
 
     # ---- shards ---------------------------------------------------------------------------------
-    def shard_dir(self, i: int, shard_id: str) -> Path:
+    def shard_record(self, i: int, shard_id: str) -> ShardRecord:
+        """The LeRobot copy of a shard (a shard may also exist as a Zarr store with the same id)."""
         idx = self.root(i)
-        rec = next((s for s in (idx.catalog.shards if idx.catalog else []) if s.shard_id == shard_id), None)
+        recs = [s for s in (idx.catalog.shards if idx.catalog else []) if s.shard_id == shard_id]
+        rec = next((s for s in recs if s.format == "lerobot"), None)
         if rec is None:
-            raise ShardError("unknown_shard", f"shard {shard_id!r} is not in the catalog", shard=shard_id)
+            kind = "unsupported_format" if recs else "unknown_shard"
+            raise ShardError(kind, f"shard {shard_id!r} has no LeRobot copy in the catalog", shard=shard_id)
+        return rec
+
+    def shard_dir(self, i: int, shard_id: str) -> Path:
+        rec = self.shard_record(i, shard_id)
         try:
             return safe_path(self.roots[i], rec.path)
         except PermissionError:
@@ -200,16 +207,23 @@ class Store:
             if chunk is None or file is None:
                 continue
             rel = info.get("video_path", "").format(video_key=key, chunk_index=chunk, file_index=file)
-            shard_rel = str(Path(next(s.path for s in self.root(row.root).catalog.shards
-                                      if s.shard_id == row.shard)) / rel)
+            shard_rel = str(Path(self.shard_record(row.root, row.shard).path) / rel)
             videos.append({"key": key, "url": f"/files/{row.root}/{shard_rel}",
                            "from_timestamp": ep.get(f"videos/{key}/from_timestamp", 0.0),
                            "to_timestamp": ep.get(f"videos/{key}/to_timestamp")})
         meta = {k: _finite(v) for k, v in ep.items()
-                if not k.startswith(("stats/", "videos/", "data/", "meta/")) and not isinstance(v, (dict,))}
+                if not k.startswith(("stats/", "videos/", "data/", "meta/", "psi0/meta"))
+                and not isinstance(v, (dict,))}
+        psi0_meta: dict[str, Any] = {}
+        if isinstance(ep.get("psi0/meta"), str):  # EpisodeMeta as canonical JSON (shards.writer)
+            try:
+                psi0_meta = json.loads(ep["psi0/meta"])
+            except ValueError:
+                psi0_meta = {"error": "psi0/meta is not valid JSON"}
         return {"row": row.to_json(), "fps": fps, "length": int(ep.get("length", 0)),
                 "timestamp": data.get("timestamp", []), "groups": groups, "tokens": tokens,
-                "videos": videos, "meta": meta,
+                "videos": videos, "meta": meta, "quality": psi0_meta.get("quality", {}),
+                "episode_meta": psi0_meta,
                 "input": self.root(row.root).catalog.inputs.get(row.source_id, {})}
 
 
