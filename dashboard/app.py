@@ -47,7 +47,7 @@ def create_app(roots: list[str | Path]) -> FastAPI:
             for s in (cat.shards if cat else []):
                 entry = {"root": i, **s.to_json(), "fps": None, "error": None}
                 entry.pop("inputs")
-                if s.format == "lerobot":  # a Zarr twin holds the same frames: count hours once
+                if s.format == "lerobot" and s.episodes:  # a Zarr twin holds the same frames: count hours once
                     try:
                         fps = float(store.shard_info(i, s.shard_id).get("fps") or 0)
                         entry["fps"] = fps

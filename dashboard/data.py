@@ -39,11 +39,25 @@ def safe_path(root: Path, rel: str) -> Path:
 
 
 def body_part(name: str) -> str:
-    """Group key of a dimension name: everything before its last `_`/`.` segment."""
+    """Group key of a dimension name: everything before its last `_`/`.` segment ("all" if none)."""
     for sep in (".", "_"):
         if sep in name:
             return name.rsplit(sep, 1)[0]
-    return name
+    return "all"
+
+
+def _merge_singletons(parts: dict[str, dict[str, list]]) -> dict[str, dict[str, list]]:
+    """Fold one-dimension groups into "other" so e.g. `left_knee` is not a plot of its own."""
+    single = [k for k, v in parts.items() if len(v) == 1]
+    if len(single) < 2 or len(single) == len(parts) == 1:
+        return parts
+    out = {k: v for k, v in parts.items() if k not in single}
+    other = {n: s for k in single for n, s in parts[k].items()}
+    if out:
+        out["other"] = other
+    else:
+        out = {"all": other}
+    return out
 
 
 def _finite(x: Any) -> Any:
@@ -198,7 +212,7 @@ class Store:
             for k, name in enumerate(names):
                 series = [(_finite(v[k]) if isinstance(v, list) else _finite(v)) for v in col]
                 parts.setdefault(body_part(str(name)), {})[str(name)] = series
-            groups[key] = parts
+            groups[key] = _merge_singletons(parts)
         videos = []
         for key, spec in features.items():
             if spec.get("dtype") != "video":

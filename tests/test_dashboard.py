@@ -71,7 +71,7 @@ def test_episode_detail_matches_shard(client, out):
 
 
 def test_body_part_grouping():
-    assert body_part("left_arm_j0") == "left_arm" and body_part("head.yaw") == "head" and body_part("x") == "x"
+    assert body_part("left_arm_j0") == "left_arm" and body_part("head.yaw") == "head" and body_part("x") == "all"
 
 
 def test_rejects_view(client):
