@@ -56,7 +56,8 @@ def test_episode_list_filters_and_pages(client):
 def test_episode_detail_matches_shard(client, out):
     e = client.get("/api/episode", params={"id": "0:demo/ep001"}).json()
     assert e["length"] == 20 and e["fps"] == 10 and len(e["timestamp"]) == 20
-    assert list(e["groups"]["action"]) == ["left_arm", "right_arm", "left_hand", "right_hand", "torso"]
+    assert list(e["groups"]["action"]) == ["left_arm", "right_arm", "other"]
+    assert list(e["groups"]["action"]["other"]) == ["left_hand_g", "right_hand_g", "torso_yaw"]
     t = pq.read_table(out / "shards/demo-000/data/chunk-000/file-000.parquet",
                       filters=[("episode_index", "=", 1)])
     truth = [row[2] for row in t.column("action").to_pylist()]

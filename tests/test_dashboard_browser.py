@@ -116,7 +116,7 @@ def test_episode_video_plays_with_plots(server, driver, tmp_path):
                                                                               video)))
     assert t2 != t1 and 2.0 <= t2 <= 4.0
     plots = driver.find_elements(By.CSS_SELECTOR, "canvas.plot")
-    assert len(plots) == 5 + 2  # action: 5 body parts, state: left_arm, right_arm
+    assert len(plots) == 3 + 2  # action: left_arm, right_arm, other; state: left_arm, right_arm
     for cv in plots:
         ink, total = driver.execute_script(CANVAS_INK, cv)
         assert ink > 200 and ink < total, "plot canvas empty"
