@@ -139,6 +139,7 @@ async function episode(id) {
         <div class="muted" id="vtime">t = 0.00 s · frame 0 / ${e.length}</div>
         <div class="muted">${e.videos.map((x) => `<code>${esc(x.key)}</code> ${fmt(x.from_timestamp, 2)}–${fmt(x.to_timestamp, 2)} s`).join("<br>")}</div>` : `<p class="muted">no video</p>`}</div>
       <div class="panel" style="margin-top:12px"><h3>Episode</h3>${kv({shard: r.shard, episode_index: r.episode_index, frames: e.length, fps: e.fps, ...e.meta})}
+        ${Object.keys(e.quality || {}).length ? `<h3 style="margin-top:12px">Quality</h3>${kv(e.quality)}` : ""}
         ${tokens ? `<h3 style="margin-top:12px">Tokens</h3>${tokens}` : ""}
         <h3 style="margin-top:12px">Catalog entry</h3>${kv(e.input)}</div>
     </div><div class="panel" id="plots">${plotHtml || `<p class="muted">no numeric features</p>`}</div></div>`;
