@@ -194,3 +194,31 @@ def test_export_rerun(out, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "psi0", "dashboard", "export-rerun", str(out), "--episode",
                           "demo/bad001", "--out", str(rrd)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "rejected" in bad.stderr
+
+
+def test_real_ingest_job_output(tmp_path):
+    """The dashboard over what the psi0 pipeline really writes: LeRobot + Zarr twins, psi0/meta, tokens."""
+    from converters.samples import faults
+    from converters.samples import humanoid_everyday as he_sample
+    from pipelines.runners import run
+    from pipelines.stages import JobConfig
+
+    src, out = tmp_path / "src", tmp_path / "out"
+    he_sample.write_sample(src, 0)
+    faults.write_all(src, "humanoid_everyday")
+    catalog = run(JobConfig(source="humanoid_everyday", input=str(src), output=str(out), formats=("lerobot", "zarr"),
+                            episodes_per_shard=4, video_width=96, video_height=64, tokenize=True,
+                            token_column="action", token_horizon=4, video_codec="libx264"), "local")
+    c = TestClient(create_app([out]))
+    o = c.get("/api/overview").json()
+    assert o["episodes"] == catalog.counts()["ingested"] and o["rejected"] == catalog.counts()["rejected"]
+    assert all(s["error"] is None for s in o["shards"]), o["shards"]
+    lerobot_frames = sum(s.frames for s in catalog.shards if s.format == "lerobot")
+    assert o["hours"] == pytest.approx(lerobot_frames / 30 / 3600)       # Zarr twins not double counted
+    row = c.get("/api/episodes", params={"status": "ingested", "limit": 1}).json()["items"][0]
+    e = c.get("/api/episode", params={"id": row["id"]}).json()
+    assert e["episode_meta"]["source_id"] == row["source_id"] and e["episode_meta"]["embodiment"]
+    assert "action.tokens" in e["tokens"] and len(e["tokens"]["action.tokens"]) == e["length"]
+    assert {"left_arm", "right_arm"} <= set(e["groups"]["action"])
+    v = c.get(e["videos"][0]["url"], headers={"Range": "bytes=0-15"})
+    assert v.status_code == 206 and v.content[4:8] == b"ftyp"
