@@ -1,0 +1,67 @@
+"""`psi0 dashboard` — serve the read-only dashboard, or export one episode to Rerun.
+
+  psi0 dashboard OUT [OUT ...] [--port 8050] [--host 127.0.0.1]
+  psi0 dashboard export-rerun OUT --episode SOURCE_ID --out episode.rrd
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("psi0.dashboard")
+
+
+def _serve(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="psi0 dashboard", description=(
+        "Read-only web dashboard over psi0 output roots (catalog.json + shards/). Shows sources, "
+        "shards, hours, rejects by reason, per-dimension stats, an episode browser with video synced "
+        "to action/state plots, and every rejected input. Example: psi0 dashboard out/ --port 8050. "
+        "Also: `psi0 dashboard export-rerun OUT --episode ID --out f.rrd`."))
+    p.add_argument("roots", nargs="+", type=Path, help="output roots, each holding catalog.json")
+    p.add_argument("--port", type=int, default=8050)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="interface to bind (default 127.0.0.1: local only; the app has no auth)")
+    a = p.parse_args(argv)
+    for r in a.roots:
+        if not (r / "catalog.json").is_file():
+            print(f"psi0 dashboard: {r} has no catalog.json (serving it anyway; its panel shows the error)",
+                  file=sys.stderr)
+    import uvicorn
+
+    from dashboard.app import create_app
+
+    print(f"psi0 dashboard on http://{a.host}:{a.port}/  ({', '.join(map(str, a.roots))})", flush=True)
+    uvicorn.run(create_app(a.roots), host=a.host, port=a.port, log_level="warning")
+    return 0
+
+
+def _export(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="psi0 dashboard export-rerun", description=(
+        "Write one ingested episode to a Rerun .rrd file (scalars per named dimension + camera frames); "
+        "open it with `rerun f.rrd`."))
+    p.add_argument("root", type=Path, help="output root holding catalog.json")
+    p.add_argument("--episode", required=True, help="source id of the episode (as in catalog.json inputs)")
+    p.add_argument("--out", type=Path, required=True, help="the .rrd file to write")
+    a = p.parse_args(argv)
+    from dashboard.export_rerun import export_episode
+
+    try:
+        counts = export_episode(a.root, a.episode, a.out)
+    except (KeyError, ValueError) as e:
+        print(f"psi0 dashboard export-rerun: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {a.out}: {counts['scalars']} scalars, {counts['images']} images")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "export-rerun":
+        return _export(argv[1:])
+    return _serve(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
