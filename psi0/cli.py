@@ -11,6 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("shards.inspect", "summarize an output root: shards, episodes, hours, tasks, rejects"),
     "validate": ("shards.validate", "re-open every shard with LeRobot's and zarr's readers, check vs catalog"),
     "tokenizer": ("converters.tokenize.cli", "fit / inspect the FAST action tokenizer"),
+    "dashboard": ("dashboard.cli", "read-only web dashboard over shards, catalogs and rejects"),
 }
 
 USAGE = "usage: psi0 <command> [options]\n\ncommands:\n" + "\n".join(

@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("args", [
     ["-m", "psi0", "--help"], ["-m", "psi0", "sample", "--help"], ["-m", "psi0", "inspect", "--help"],
-    ["-m", "psi0", "validate", "--help"], ["-m", "psi0", "tokenizer", "--help"],
+    ["-m", "psi0", "validate", "--help"], ["-m", "psi0", "tokenizer", "--help"], ["-m", "psi0", "dashboard", "--help"],
     ["pipelines/egodex_tokenize.py", "--help"], ["pipelines/humanoid_everyday.py", "--help"],
 ])
 def test_help_teaches(args):
