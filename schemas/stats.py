@@ -62,22 +62,24 @@ class FeatureStats:
             total += count * np.clip((below - 1) / (g - 1), 0.0, 1.0) * (below > 0)
         return total / self.count
 
-    def quantile(self, q: float, iters: int = 60) -> np.ndarray:
-        """Smallest v with cdf(v) >= q, per dim (exact quantile when there is one part)."""
+    def quantile(self, q: float) -> np.ndarray:
+        """Smallest v with cdf(v) >= q, per dim (exact quantile when there is one part).
+
+        The merged CDF only steps at grid values, so the answer is one of them: binary search over the
+        sorted union of all parts' grid values, for every dim at once."""
         if len(self.grids) == 1:
             grid = self.grids[0][1]
             return np.array([np.interp(q, np.linspace(0, 1, len(grid)), grid[:, d]) for d in range(grid.shape[1])])
-        lo, hi = self.min.copy(), self.max.copy()
-        for _ in range(iters):
-            mid = (lo + hi) / 2
-            ok = self.cdf(mid) >= q
-            hi = np.where(ok, mid, hi)
-            lo = np.where(ok, lo, mid)
-        # The merged CDF only steps at grid values, so the answer is one: snap the bisection onto it.
         points = np.sort(np.concatenate([grid for _, grid in self.grids]), axis=0)
-        snapped = np.array([points[max(np.searchsorted(points[:, d], hi[d], "right") - 1, 0), d]
-                            for d in range(points.shape[1])])
-        return np.where(self.cdf(snapped) >= q, snapped, hi)
+        dims = np.arange(points.shape[1])
+        lo = np.zeros(points.shape[1], dtype=np.int64)
+        hi = np.full(points.shape[1], len(points) - 1, dtype=np.int64)
+        while (lo < hi).any():
+            mid = (lo + hi) // 2
+            ok = self.cdf(points[mid, dims]) >= q
+            hi = np.where(ok, mid, hi)
+            lo = np.where(ok, lo, mid + 1)
+        return points[hi, dims]
 
     def to_lerobot(self) -> dict[str, list]:
         out: dict[str, list] = {"min": self.min.tolist(), "max": self.max.tolist(), "mean": self.mean.tolist(),
