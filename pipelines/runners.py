@@ -87,7 +87,17 @@ def _ray_init(address: str | None, num_cpus: int | None) -> None:
 def run_ray(config: JobConfig, address: str | None = None, workers: int | None = None,
             cpus_per_worker: float = 1.0) -> Any:
     import ray
+    started_here = not ray.is_initialized()
     _ray_init(address, workers)
+    try:
+        return _run_ray(config, workers, cpus_per_worker)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _run_ray(config: JobConfig, workers: int | None, cpus_per_worker: float) -> Any:
+    import ray
     the_plan, tokenizer = prepare(config)
     if not the_plan.shards:
         return finalize(config, the_plan, tokenizer)

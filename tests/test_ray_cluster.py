@@ -4,9 +4,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -33,11 +36,20 @@ def test_ray_job_submit_against_a_local_head(tmp_path):
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     # A throw-away cluster bound to 127.0.0.1: no token auth (production clusters: `ray get-auth-token`).
     env["RAY_AUTH_MODE"] = "disabled"
-    start = subprocess.run([str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--port", str(port),
-                            "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
-                            "--dashboard-port", str(dash), "--disable-usage-stats"],
-                           capture_output=True, text=True, timeout=180, env=env)
-    assert start.returncode == 0, start.stderr[-2000:]
+    # Our own head, in its own process group: stopped by signalling that group, never `ray stop`
+    # (which would kill every Ray process on the machine).
+    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", "2", "--port", str(port),
+                             "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
+                             "--dashboard-port", str(dash), "--disable-usage-stats", "--temp-dir", tempfile.mkdtemp(prefix="ray", dir="/tmp")],
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "head.log", "w"), env=env, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        probe = subprocess.run([str(BIN / "ray"), "job", "list", "--address", f"http://127.0.0.1:{dash}"],
+                               capture_output=True, env=env, timeout=60)
+        if probe.returncode == 0:
+            break
+        assert head.poll() is None, "ray start --head exited"
+        time.sleep(2)
     try:
         submit = subprocess.run(
             [str(BIN / "ray"), "job", "submit", "--address", f"http://127.0.0.1:{dash}", "--working-dir", ".", "--",
@@ -51,7 +63,11 @@ def test_ray_job_submit_against_a_local_head(tmp_path):
         assert catalog["counts"] == {"inputs": 3, "ingested": 3, "rejected": 0}
         assert len({s["shard_id"] for s in catalog["shards"]}) == 2
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120, env=env)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
 
 
 @pytest.mark.slow
