@@ -16,7 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.catalog import Ingested, ShardRecord
-from schemas.episode import Episode, EpisodeError, FeatureSpec, Rejected, RejectReason, canonical_json
+from schemas.episode import (Episode, EpisodeError, FeatureSpec, Rejected, RejectReason, canonical_json,
+                             column_to_numpy)
 from schemas.names import SHARD_FILE
 from schemas.stats import FeatureStats, merge_all
 from shards import commit as commit_mod
@@ -215,8 +216,6 @@ def _stats(acc: _Accumulator) -> dict[str, FeatureStats]:
     if not acc.tables:
         return {}
     table = pa.concat_tables(acc.tables)
-    from schemas.episode import column_to_numpy
-
     parts = {}
     for name in table.column_names:
         if name in ("episode_index", "index", "task_index"):
