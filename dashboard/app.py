@@ -4,6 +4,8 @@ Read-only by construction (GET/HEAD only), binds wherever the caller says (the C
 127.0.0.1), serves video straight from shard files with HTTP Range, never imports torch."""
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -14,7 +16,16 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
-from dashboard.data import Row, ShardError, Store, safe_path
+import numpy as np
+
+from dashboard import tokens as tok_mod
+from dashboard.data import TOKENS, TOKENS_LEN, Row, ShardError, Store, safe_path
+from dashboard.histograms import DEFAULT_BINS, from_grids, from_quantiles, merged_grids, wanted
+from dashboard.zarr_shard import VideoCache
+from schemas import HUMAN_ACTION_48_DELTA
+from schemas.names import SHARD_FILE, TOKENIZER_DIR
+
+DELTA_KEYS = ("human.left_hand.keypoints", "human.right_hand.keypoints", "human.camera.pose")
 
 STATIC = Path(__file__).parent / "static"
 MEDIA_TYPES = {".mp4": "video/mp4"}
@@ -25,6 +36,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 def create_app(roots: list[str | Path]) -> FastAPI:
     """App over `roots` (each an output root with catalog.json)."""
     store = Store([Path(r) for r in roots])
+    videos = VideoCache()
     app = FastAPI(title="psi0 dashboard", docs_url="/api/docs", redoc_url=None)
     app.state.store = store
 
@@ -44,10 +56,14 @@ def create_app(roots: list[str | Path]) -> FastAPI:
         shards, hours = [], 0.0
         for i in range(len(store.roots)):
             cat = store.root(i).catalog
-            for s in (cat.shards if cat else []):
+            recs = cat.shards if cat else []
+            lerobot_ids = {s.shard_id for s in recs if s.format == "lerobot"}
+            for s in recs:
                 entry = {"root": i, **s.to_json(), "fps": None, "error": None}
                 entry.pop("inputs")
-                if s.format == "lerobot" and s.episodes:  # a Zarr twin holds the same frames: count hours once
+                # a Zarr twin holds the same frames as its LeRobot copy: count hours once
+                counted = s.format == "lerobot" or s.shard_id not in lerobot_ids
+                if counted and s.episodes:
                     try:
                         fps = float(store.shard_info(i, s.shard_id).get("fps") or 0)
                         entry["fps"] = fps
@@ -68,13 +84,27 @@ def create_app(roots: list[str | Path]) -> FastAPI:
             "frames": sum(r.frames for r in ing), "hours": hours,
             "tasks": dict(Counter(r.task for r in ing if r.task).most_common()),
             "rejects_by_reason": dict(Counter(r.reason for r in rows if r.status == "rejected").most_common()),
-            "stats": stats, "names": names,
+            "stats": stats, "names": names, "quality_keys": _quality_keys(store),
+            "tokenizer": [store.root(i).catalog.tokenizer is not None if store.root(i).catalog else False
+                          for i in range(len(store.roots))],
         }
+
+    @app.get("/api/histograms")
+    def histograms_(bins: int = Query(DEFAULT_BINS, ge=2, le=256)) -> dict[str, Any]:
+        """Per-dimension histograms of every numeric feature, from the shards' quantile grids."""
+        out: dict[str, Any] = {}
+        for i in range(len(store.roots)):
+            prefix = "" if len(store.roots) == 1 else f"{i}:"
+            out.update({prefix + k: v for k, v in _root_histograms(store, i, bins).items()})
+        return out
 
     @app.get("/api/episodes")
     def episodes(source: str | None = None, task: str | None = None, status: str | None = None,
-                 q: str | None = None, offset: int = Query(0, ge=0),
+                 q: str | None = None, score: str | None = None, min_score: float | None = None,
+                 sort: str | None = Query(None, pattern="^-?score$"), offset: int = Query(0, ge=0),
                  limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
+        """Filtered, paginated inputs. `score` names a quality key (e.g. `hand_qa.detection_rate`):
+        `min_score` keeps episodes with score >= it, `sort=score` / `-score` orders by it (missing last)."""
         rows = store.all_rows()
         if source:
             rows = [r for r in rows if r.source == source]
@@ -85,8 +115,19 @@ def create_app(roots: list[str | Path]) -> FastAPI:
         if q:
             ql = q.lower()
             rows = [r for r in rows if ql in r.source_id.lower() or ql in r.task.lower()]
-        return {"total": len(rows), "offset": offset, "limit": limit,
-                "items": [r.to_json() for r in rows[offset:offset + limit]]}
+        scores: dict[str, float] = {}
+        if score:
+            for r in rows:
+                v = store.qualities(r.root).get(r.source_id, {}).get(score) if r.status == "ingested" else None
+                if v is not None:
+                    scores[r.id] = v
+            if min_score is not None:
+                rows = [r for r in rows if scores.get(r.id, -math.inf) >= min_score]
+            if sort:
+                sign = -1.0 if sort.startswith("-") else 1.0
+                rows = sorted(rows, key=lambda r: (r.id not in scores, sign * scores.get(r.id, 0.0)))
+        items = [{**r.to_json(), "score": scores.get(r.id)} for r in rows[offset:offset + limit]]
+        return {"total": len(rows), "offset": offset, "limit": limit, "score": score, "items": items}
 
     def _row(id_: str) -> Row:
         root, _, sid = id_.partition(":")
@@ -104,6 +145,57 @@ def create_app(roots: list[str | Path]) -> FastAPI:
     @app.get("/api/episode")
     def episode(id: str) -> dict[str, Any]:
         return store.episode(_row(id))
+
+    @app.get("/api/tokens")
+    def tokens(id: str, frame: int = Query(0, ge=0)) -> dict[str, Any]:
+        """The FAST tokens of the chunk starting at `frame`, decoded with the root's tokenizer, and the
+        true chunk they encode."""
+        row = _row(id)
+        if row.status != "ingested":
+            raise HTTPException(404, "rejected input has no tokens")
+        idx = store.root(row.root)
+        if not idx.catalog or not idx.catalog.tokenizer:
+            raise HTTPException(404, "this root has no tokenizer")
+        raw = store.load_episode(row)
+        data = raw["data"]
+        if TOKENS not in data or TOKENS_LEN not in data:
+            raise HTTPException(404, "episode has no action.tokens")
+        frame = min(frame, raw["length"] - 1)
+        tok = _tokenizer(store, row.root)
+        cfg = idx.catalog.config
+        column = cfg.get("token_column", "action")      # None: EgoDex delta chunks from keypoints
+        h = tok.config.horizon
+        truth, names = None, []
+        if column and column in data:
+            truth = tok_mod.frame_chunk(np.asarray(data[column], np.float64), frame, h)
+            names = raw["features"].get(column, {}).get("names") or []
+        elif column is None and all(k in data for k in DELTA_KEYS):
+            truth = tok_mod.egodex_delta_chunk(*(np.asarray(data[k], np.float64) for k in DELTA_KEYS), frame, h,
+                                               raw["fps"])
+            names = list(HUMAN_ACTION_48_DELTA.dims)
+        if truth is not None and truth.shape != (h, tok.config.dims):
+            truth = None
+        lens = data[TOKENS_LEN][frame]
+        view = tok_mod.chunk_view(tok, data[TOKENS][frame], int(lens[0] if isinstance(lens, list) else lens), truth,
+                                  names if len(names) == tok.config.dims else [])
+        return {"frame": frame, "column": column or "egodex delta (HUMAN_ACTION_48_DELTA)", **view}
+
+    @app.api_route("/zarrvideo/{root}/{shard}/{episode}/{key}.mp4", methods=["GET", "HEAD"])
+    def zarr_video(root: int, shard: str, episode: int, key: str, request: Request) -> Response:
+        """An H.264 MP4 of one camera of one episode of a Zarr-only shard, encoded on first request."""
+        if not 0 <= root < len(store.roots):
+            raise HTTPException(404, "no such root")
+        try:
+            rec = store.shard_record(root, shard)
+        except ShardError:
+            raise HTTPException(404, "no such shard")
+        if rec.format != "zarr":
+            raise HTTPException(404, "not a zarr shard")
+        try:
+            blob = videos.get(store.shard_dir(root, shard), episode, key)
+        except (KeyError, IndexError) as e:
+            raise HTTPException(404, str(e))
+        return _ranged_bytes(blob, "video/mp4", request)
 
     @app.get("/api/rejects")
     def rejects(reason: str | None = None, offset: int = Query(0, ge=0),
@@ -140,13 +232,11 @@ def create_app(roots: list[str | Path]) -> FastAPI:
 
 
 def _feature_names(store: Store) -> dict[str, list[str]]:
-    """Dimension names per feature, from the first readable shard that declares them."""
+    """Dimension names per feature, from the first readable shard (LeRobot or Zarr) that declares them."""
     out: dict[str, list[str]] = {}
     for i in range(len(store.roots)):
         cat = store.root(i).catalog
         for s in (cat.shards if cat else []):
-            if s.format != "lerobot":
-                continue
             try:
                 info = store.shard_info(i, s.shard_id)
             except ShardError:
@@ -158,22 +248,101 @@ def _feature_names(store: Store) -> dict[str, list[str]]:
     return out
 
 
-def _ranged(path: Path, media: str, request: Request) -> Response:
-    size = path.stat().st_size
-    header = request.headers.get("range")
+def _quality_keys(store: Store) -> list[str]:
+    keys: set[str] = set()
+    for i in range(len(store.roots)):
+        for q in store.qualities(i).values():
+            keys.update(q)
+    return sorted(keys)
+
+
+def _tokenizer(store: Store, i: int) -> Any:
+    idx = store.root(i)
+    if idx.tokenizer is None:
+        rel = str((idx.catalog.tokenizer or {}).get("path") or TOKENIZER_DIR)
+        try:
+            path = safe_path(store.roots[i], rel)
+        except PermissionError:
+            raise ShardError("bad_tokenizer_path", "the catalog's tokenizer path points outside its root")
+        try:
+            idx.tokenizer = tok_mod.load_tokenizer(path)
+        except Exception as e:  # noqa: BLE001 - missing/corrupt tokenizer files -> error panel
+            raise ShardError("bad_tokenizer", f"cannot load tokenizer from {rel}: {type(e).__name__}: {e}")
+    return idx.tokenizer
+
+
+def _root_histograms(store: Store, i: int, bins: int) -> dict[str, Any]:
+    idx = store.root(i)
+    if bins in idx.histograms:
+        return idx.histograms[bins]
+    parts, seen = [], set()
+    for rec in (idx.catalog.shards if idx.catalog else []):
+        if rec.shard_id in seen:      # twins share stats
+            continue
+        try:
+            data = json.loads((safe_path(store.roots[i], rec.path) / SHARD_FILE).read_text())
+            parts.append(data["stats"])
+            seen.add(rec.shard_id)
+        except Exception:  # noqa: BLE001 - no grid for this shard: fall back below
+            parts = None
+            break
+    out: dict[str, Any] = {}
+    if parts:
+        try:
+            out = {k: from_grids(v, bins) for k, v in sorted(merged_grids(parts).items())}
+        except Exception:  # noqa: BLE001 - malformed grids: fall back to the catalog's quantiles
+            out = {}
+    if not out and idx.catalog:
+        for k, st in idx.catalog.stats.items():
+            h = from_quantiles(st, bins) if wanted(k) else None
+            if h is not None:
+                out[k] = h
+    idx.histograms[bins] = out
+    return out
+
+
+def _ranged_bytes(blob: bytes, media: str, request: Request) -> Response:
+    size = len(blob)
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-cache"}
+    span = _parse_range(request.headers.get("range"), size)
+    if span is None:
+        return Response(blob if request.method != "HEAD" else b"", media_type=media,
+                        headers={**headers, "Content-Length": str(size)})
+    if span == "bad":
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    start, end = span
+    headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)})
+    body = b"" if request.method == "HEAD" else blob[start:end + 1]
+    return Response(body, status_code=206, media_type=media, headers=headers)
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """None (no Range), "bad" (unsatisfiable / malformed: 416) or the inclusive (start, end)."""
     if not header:
-        return FileResponse(path, media_type=media, headers=headers)
+        return None
     m = _RANGE.match(header.strip())
     if not m or (not m.group(1) and not m.group(2)):
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        return "bad"
     if m.group(1):
         start = int(m.group(1))
         end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
     else:
         start, end = max(size - int(m.group(2)), 0), size - 1
     if start >= size or start > end:
+        return "bad"
+    return start, end
+
+
+def _ranged(path: Path, media: str, request: Request) -> Response:
+    size = path.stat().st_size
+    header = request.headers.get("range")
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-cache"}
+    if not header:
+        return FileResponse(path, media_type=media, headers=headers)
+    span = _parse_range(header, size)
+    if span is None or span == "bad":
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    start, end = span
     length = end - start + 1
     headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(length)})
     if request.method == "HEAD":

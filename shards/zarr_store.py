@@ -2,12 +2,14 @@
 
 `data/<key>` arrays are frames concatenated over episodes (vectors (T, D) float32, token ids int32,
 camera frames (T, H, W, 3) uint8 at the shard's video size); `meta/episode_ends` is the cumulative
-int64 end index of each episode. Chunks hold `frames_per_chunk` frames (≈1–4 MB for images);
+int64 end index of each episode; attrs `episodes[i].meta` is episode i's EpisodeMeta (quality scores,
+intrinsics). Chunks hold `frames_per_chunk` frames (≈1–4 MB for images);
 zarr v3 sharding packs 8 chunks per object to keep file counts low. One writer per store, so
 shard-aligned concurrent writes never happen.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +67,8 @@ class ZarrSink:
         root.attrs.update({
             "format": "psi0.zarr/1", "fps": acc.fps, "source": acc.source, "tasks": acc.tasks,
             "episodes": [{"source_id": r["psi0/source_id"], "task": r["tasks"][0], "length": r["length"],
-                          "embodiment": r["psi0/embodiment"]} for r in acc.episode_rows],
+                          "embodiment": r["psi0/embodiment"], "meta": json.loads(r["psi0/meta"])}
+                         for r in acc.episode_rows],
             "features": {k: {"dtype": s.dtype, "shape": list(s.shape), "names": list(s.names) if s.names else None}
                          for k, s in sorted(acc.features.items())},
             "stats": stats,

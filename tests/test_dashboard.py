@@ -218,7 +218,7 @@ def test_real_ingest_job_output(tmp_path):
     row = c.get("/api/episodes", params={"status": "ingested", "limit": 1}).json()["items"][0]
     e = c.get("/api/episode", params={"id": row["id"]}).json()
     assert e["episode_meta"]["source_id"] == row["source_id"] and e["episode_meta"]["embodiment"]
-    assert "action.tokens" in e["tokens"] and len(e["tokens"]["action.tokens"]) == e["length"]
+    assert e["tokens"]["column"] == "action.tokens" and len(e["tokens"]["lengths"]) == e["length"]
     assert {"left_arm", "right_arm"} <= set(e["groups"]["action"])
     v = c.get(e["videos"][0]["url"], headers={"Range": "bytes=0-15"})
     assert v.status_code == 206 and v.content[4:8] == b"ftyp"
