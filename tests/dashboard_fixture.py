@@ -1,5 +1,9 @@
-"""Builds a tiny real output root for dashboard tests: LeRobot v3 shards written by LeRobot's own
-writer plus a catalog.json written with schemas.Catalog (one ingested source, two rejects)."""
+"""Tiny real output roots for dashboard tests.
+
+`build_output_root`: a LeRobot v3 shard written by LeRobot's own writer (two cameras) plus a catalog.json
+written with schemas.Catalog (one ingested source, two rejects).
+`build_egodex_roots`: what the psi0 pipeline really writes for the EgoDex sample: a LeRobot root with
+MediaPipe hand QA and FAST tokens, and a Zarr-only root (`--format zarr`) with retargeting and tokens."""
 from __future__ import annotations
 
 import os
@@ -27,6 +31,8 @@ def build_output_root(out: Path, episodes: int = 2, frames: int = 20, vcodec: st
     features = {
         "observation.images.head": {"dtype": "video", "shape": (SIZE, SIZE, 3),
                                     "names": ["height", "width", "channels"]},
+        "observation.images.wrist": {"dtype": "video", "shape": (SIZE, SIZE, 3),
+                                     "names": ["height", "width", "channels"]},
         "observation.state": {"dtype": "float32", "shape": (len(STATE_NAMES),), "names": STATE_NAMES},
         "action": {"dtype": "float32", "shape": (len(ACTION_NAMES),), "names": ACTION_NAMES},
     }
@@ -50,8 +56,8 @@ def build_output_root(out: Path, episodes: int = 2, frames: int = 20, vcodec: st
             img[:, :, 2] += np.uint8(30 * e)
             action = np.sin(t[i] * (np.arange(len(ACTION_NAMES)) + 1) + e).astype(np.float32)
             state = np.cos(t[i] * (np.arange(len(STATE_NAMES)) + 1) + e).astype(np.float32)
-            ds.add_frame({"observation.images.head": img, "observation.state": state, "action": action,
-                          "task": task})
+            ds.add_frame({"observation.images.head": img, "observation.images.wrist": 255 - img,
+                          "observation.state": state, "action": action, "task": task})
         ds.save_episode()
         sid = f"demo/ep{e:03d}"
         inputs.append(sid)
@@ -72,3 +78,22 @@ def build_output_root(out: Path, episodes: int = 2, frames: int = 20, vcodec: st
     }
     (out / "catalog.json").write_text(catalog.dumps())
     return out
+
+
+def build_egodex_roots(base: Path) -> tuple[Path, Path]:
+    """(lerobot_root, zarr_root) from the EgoDex sample (3 episodes of 1 s at 96x64): the LeRobot root with
+    MediaPipe hand QA + FAST tokens, the Zarr-only root with retargeting + FAST tokens."""
+    import torch
+
+    from converters.samples import egodex as sample
+    from pipelines.runners import run
+    from pipelines.stages import JobConfig
+
+    torch.set_num_threads(1)   # retargeting's small torch ops: 8x slower when threads fight over 2 busy cores
+    src = base / "egodex-src"
+    sample.write_sample(src, 0, episodes_per_task=1, seconds=1.0)
+    common = dict(source="egodex", input=str(src), video_width=96, video_height=64, video_codec="libx264",
+                  tokenize=True, token_column=None, token_horizon=4)
+    run(JobConfig(output=str(base / "egodex-lerobot"), formats=("lerobot",), hand_qa=True, **common), "local")
+    run(JobConfig(output=str(base / "egodex-zarr"), formats=("zarr",), retarget=True, **common), "local")
+    return base / "egodex-lerobot", base / "egodex-zarr"
