@@ -80,9 +80,15 @@ def build_output_root(out: Path, episodes: int = 2, frames: int = 20, vcodec: st
     return out
 
 
+_BUILT: dict[str, tuple[Path, Path]] = {}
+
+
 def build_egodex_roots(base: Path) -> tuple[Path, Path]:
     """(lerobot_root, zarr_root) from the EgoDex sample (3 episodes of 1 s at 96x64): the LeRobot root with
-    MediaPipe hand QA + FAST tokens, the Zarr-only root with retargeting + FAST tokens."""
+    MediaPipe hand QA + FAST tokens, the Zarr-only root with retargeting + FAST tokens. Built once per test
+    process (the API and browser test modules share it; the roots are only read)."""
+    if "roots" in _BUILT:
+        return _BUILT["roots"]
     import torch
 
     from converters.samples import egodex as sample
@@ -96,4 +102,5 @@ def build_egodex_roots(base: Path) -> tuple[Path, Path]:
                   tokenize=True, token_column=None, token_horizon=4)
     run(JobConfig(output=str(base / "egodex-lerobot"), formats=("lerobot",), hand_qa=True, **common), "local")
     run(JobConfig(output=str(base / "egodex-zarr"), formats=("zarr",), retarget=True, **common), "local")
-    return base / "egodex-lerobot", base / "egodex-zarr"
+    _BUILT["roots"] = (base / "egodex-lerobot", base / "egodex-zarr")
+    return _BUILT["roots"]

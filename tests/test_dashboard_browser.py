@@ -1,8 +1,11 @@
 """End to end in headless Chromium: the dashboard served by `psi0 dashboard` over a LeRobot-written
-shard; the overview draws its charts, the episode video plays and the plots render. Screenshots are
-saved under the test's tmp_path."""
+shard (two cameras) and over pipeline-written EgoDex roots (LeRobot with hand QA, Zarr-only with
+retargeting): charts and histograms draw, videos play (in sync across cameras), the hand-keypoint overlay,
+the FAST token chunk plot and the residual plots render, the quality filter filters. Screenshots are
+saved under the test's tmp_path. The EgoDex tests are marked slow (their fixture runs two pipeline jobs)."""
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -13,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard_fixture import build_output_root
+from dashboard_fixture import build_egodex_roots, build_output_root
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -33,9 +36,18 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    out = build_output_root(tmp_path_factory.mktemp("dashb") / "out")
+    yield from _serve([build_output_root(tmp_path_factory.mktemp("dashb") / "out")])
+
+
+@pytest.fixture(scope="module")
+def eserver(tmp_path_factory):
+    """Pipeline-written EgoDex roots: 0 = LeRobot (hand QA, tokens), 1 = Zarr-only (retargeting, tokens)."""
+    yield from _serve(list(build_egodex_roots(tmp_path_factory.mktemp("dashe"))))
+
+
+def _serve(roots):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "psi0", "dashboard", str(out), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "psi0", "dashboard", *map(str, roots), "--port", str(port)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -92,6 +104,9 @@ def test_overview_renders(server, driver, tmp_path):
     assert "non_finite" in driver.find_element(By.TAG_NAME, "main").text
     qbars = driver.find_elements(By.CSS_SELECTOR, "canvas.qbar")
     assert len(qbars) == 7 and driver.execute_script(CANVAS_INK, qbars[0])[0] > 20
+    hists = driver.find_elements(By.CSS_SELECTOR, "canvas.hist")
+    assert len(hists) == 7
+    _wait(lambda: driver.execute_script(CANVAS_INK, hists[3])[0] > 20)     # drawn once /api/histograms answers
     driver.save_screenshot(str(tmp_path / "overview.png"))
     driver.get(server + "/#/rejects")
     _wait(lambda: "NaN in action" in driver.find_element(By.TAG_NAME, "main").text)
@@ -117,9 +132,102 @@ def test_episode_video_plays_with_plots(server, driver, tmp_path):
     assert t2 != t1 and 2.0 <= t2 <= 4.0
     plots = driver.find_elements(By.CSS_SELECTOR, "canvas.plot")
     assert len(plots) == 3 + 2  # action: left_arm, right_arm, other; state: left_arm, right_arm
+    # the second camera follows the first: playing, and within a frame or two of it
+    cams = driver.find_elements(By.CSS_SELECTOR, "video.camvideo")
+    assert len(cams) == 2
+    _wait(lambda: driver.execute_script("return !arguments[0].paused && arguments[0].currentTime > 2.0", cams[1]))
+    gaps = [driver.execute_script("return Math.abs(arguments[0].currentTime - arguments[1].currentTime)", *cams)
+            for _ in range(5) if time.sleep(0.1) is None]
+    assert min(gaps) < 0.25, gaps
     for cv in plots:
         ink, total = driver.execute_script(CANVAS_INK, cv)
         assert ink > 200 and ink < total, "plot canvas empty"
     assert "frame" in driver.find_element(By.ID, "vtime").text
     time.sleep(0.5)
     driver.save_screenshot(str(tmp_path / "episode.png"))
+
+
+def _settled(fn, timeout=15.0):
+    """fn() once the page stops swapping the elements it touches (StaleElementReference retried)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    end = time.time() + timeout
+    while True:
+        try:
+            return fn()
+        except (StaleElementReferenceException, NoSuchElementException):
+            if time.time() > end:
+                raise
+            time.sleep(0.1)
+
+
+def _ink(driver, el) -> int:
+    return driver.execute_script(CANVAS_INK, el)[0]
+
+
+@pytest.mark.slow
+def test_egodex_episode_overlay_tokens_qa(eserver, driver, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    driver.get(eserver + "/#/episodes?status=ingested&source=egodex")
+    rows = _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#eplist tr[data-id^='0:']"))
+    rows[0].click()
+    overlay = _wait(lambda: driver.find_elements(By.ID, "overlay"))[0]
+    _wait(lambda: _ink(driver, overlay) > 30)                       # projected hands drawn over the video
+    assert "MediaPipe hand QA" in driver.find_element(By.ID, "handqa").text
+    tok = driver.find_element(By.ID, "tokplot")
+    _wait(lambda: _ink(driver, tok) > 200)
+    assert "4×48" in driver.find_element(By.ID, "tokinfo").text
+    assert len(driver.find_element(By.ID, "tokids").text.split()) > 10
+    video = driver.find_element(By.ID, "video")
+    _wait(lambda: driver.execute_script("return arguments[0].currentTime > 0.2", video))
+    first = driver.find_element(By.ID, "tokids").text
+    _wait(lambda: driver.find_element(By.ID, "tokids").text != first)  # follows playback to later chunks
+    driver.find_element(By.ID, "ovtoggle").click()
+    _wait(lambda: _ink(driver, overlay) == 0)
+    driver.save_screenshot(str(tmp_path / "egodex_episode.png"))
+
+
+@pytest.mark.slow
+def test_zarr_only_episode_plays_with_residuals(eserver, driver, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    driver.get(eserver + "/#/episodes?status=ingested&source=egodex")
+    rows = _wait(lambda: driver.find_elements(By.CSS_SELECTOR, "#eplist tr[data-id^='1:']"))
+    rows[0].click()
+    video = _wait(lambda: driver.find_elements(By.ID, "video"))[0]
+    assert "/zarrvideo/" in video.get_attribute("src")
+    t1 = _wait(lambda: driver.execute_script("return arguments[0].currentTime > 0 && arguments[0].currentTime", video))
+    _wait(lambda: driver.execute_script("return arguments[0].currentTime", video) != t1)
+    assert not driver.execute_script("return arguments[0].error && arguments[0].error.code", video)
+    resid = driver.find_elements(By.CSS_SELECTOR, "#residuals canvas.plot")
+    assert len(resid) == 3 and all(_ink(driver, cv) > 200 for cv in resid)
+    assert all(_ink(driver, cv) > 200 for cv in driver.find_elements(By.CSS_SELECTOR, "#plots canvas.plot")[:4])
+    _wait(lambda: _ink(driver, driver.find_element(By.ID, "tokplot")) > 200)
+    assert "zarr" in driver.find_element(By.TAG_NAME, "h2").text
+    driver.save_screenshot(str(tmp_path / "zarr_episode.png"))
+
+
+@pytest.mark.slow
+def test_quality_filter(eserver, driver, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    key = "retarget.left_arm.position_m.p95"
+    scores = json.load(urllib.request.urlopen(eserver + "/api/episodes?score=" + key))["items"]
+    vals = sorted(i["score"] for i in scores if i["score"] is not None)
+    assert len(vals) == 3
+    driver.get(eserver + "/#/episodes")
+    # the list re-renders after every change: act on fresh elements, retrying over stale ones
+    _settled(lambda: Select(driver.find_element(By.ID, "f-score")).select_by_visible_text(key))
+    _wait(lambda: _settled(lambda: key in driver.find_element(By.TAG_NAME, "main").text and
+                           Select(driver.find_element(By.ID, "f-score")).first_selected_option.text == key))
+    _settled(lambda: Select(driver.find_element(By.ID, "f-sort")).select_by_value("-score"))
+    _wait(lambda: _settled(lambda: Select(driver.find_element(By.ID, "f-sort")).first_selected_option
+                           .get_attribute("value") == "-score"))
+    _settled(lambda: driver.find_element(By.ID, "f-min").send_keys(repr(vals[1]) + "\n"))
+    shown = _wait(lambda: _settled(lambda: (lambda c: c if len(c) == 2 else None)(
+        [float(td.text) for td in driver.find_elements(By.CSS_SELECTOR, "#eplist td.score")])))
+    assert shown == sorted(shown, reverse=True) and shown[-1] >= round(vals[1], 3) - 1e-3
+    assert "(2)" in driver.find_element(By.TAG_NAME, "h2").text
+    driver.save_screenshot(str(tmp_path / "quality_filter.png"))

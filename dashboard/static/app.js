@@ -235,7 +235,11 @@ async function episode(id) {
   if (!video) return;
   const spans = e.videos.map((v) => [v.from_timestamp || 0, v.to_timestamp ?? Infinity]);
   const [t0, t1] = spans[0];
-  videos.forEach((v, k) => v.addEventListener("loadedmetadata", () => { v.currentTime = spans[k][0]; if (k === 0) video.play().catch(() => {}); }, {once: true}));
+  // an episode that is its whole file loops natively; one inside a longer file is rewound by tick()
+  videos.forEach((v, k) => v.addEventListener("loadedmetadata", () => {
+    v.loop = spans[k][0] <= 1e-3 && spans[k][1] >= v.duration - 0.5 / (e.fps || 30);
+    v.currentTime = spans[k][0]; if (k === 0) video.play().catch(() => {});
+  }, {once: true}));
   // followers mirror the first camera's play state and are re-seeked when they drift by > half a frame
   const follow = () => videos.slice(1).forEach((v, j) => {
     const want = video.currentTime - t0 + spans[j + 1][0];
@@ -244,7 +248,8 @@ async function episode(id) {
   });
   let raf = 0;
   const tick = () => {
-    if (video.currentTime >= t1 - 1e-3) video.currentTime = t0; // loop inside this episode's span
+    // loop inside this episode's span (a per-episode file simply ends: rewind and play on)
+    if (!video.loop && video.currentTime >= t1 - 1e-3) video.currentTime = t0;
     setT(Math.max(0, video.currentTime - t0)); follow(); raf = requestAnimationFrame(tick);
   };
   raf = requestAnimationFrame(tick);
