@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dashboard import zarr_shard
 from dashboard.data import Store, safe_path
 
 
@@ -25,7 +26,7 @@ def export_episode(root: Path, episode_id: str, out: Path) -> dict[str, int]:
     rec = rr.new_recording("psi0_dashboard", recording_id=f"{sid}")
     ts = ep["timestamp"]
     scalars = 0
-    for feat, parts in ep["groups"].items():
+    for feat, parts in {**ep["groups"], **ep.get("residuals", {})}.items():
         for part, series in parts.items():
             for name, values in series.items():
                 for k, v in enumerate(values):
@@ -35,7 +36,16 @@ def export_episode(root: Path, episode_id: str, out: Path) -> dict[str, int]:
                     rec.log(f"{feat}/{part}/{name}", rr.Scalars(float(v)))
                     scalars += 1
     images = 0
-    for v in ep["videos"]:
+    if ep["format"] == "zarr":   # camera frames are arrays in the store: log them as they are
+        group = zarr_shard.open_store(store.shard_dir(0, row.shard))
+        start, end = zarr_shard.episode_span(group, row.episode_index)
+        fps = ep["fps"] or 30.0
+        for v in ep["videos"]:
+            for k, img in enumerate(np.asarray(group["data"][v["key"]][start:end])):
+                rec.set_time("time", duration=k / fps)
+                rec.log(f"camera/{v['key']}", rr.Image(img))
+                images += 1
+    for v in (ep["videos"] if ep["format"] != "zarr" else []):
         rel = v["url"].split("/", 3)[3]  # /files/<root>/<rel>
         path = safe_path(store.roots[0], rel)
         t0, t1 = float(v["from_timestamp"] or 0.0), float(v["to_timestamp"] or np.inf)

@@ -395,3 +395,18 @@ def test_no_torch_for_tokens_zarr_and_histograms(egodex):
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_export_rerun_zarr_only(egodex, tmp_path):
+    rrd = tmp_path / "z.rrd"
+    row = _ingested(TestClient(create_app([egodex[1]])), 0)
+    r = subprocess.run([sys.executable, "-m", "psi0", "dashboard", "export-rerun", str(egodex[1]), "--episode",
+                        row["source_id"], "--out", str(rrd)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{row['frames']} images" in r.stdout
+    import rerun.dataframe as rdf
+
+    cols = rdf.load_recording(str(rrd)).view(index="time", contents="/**").select().read_all().column_names
+    assert "/retarget.residual/tip_m/left_hand.tip_m:Scalars:scalars" in cols
+    assert any(c.startswith("/camera/observation.images.egocentric") for c in cols)
