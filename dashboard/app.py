@@ -195,6 +195,10 @@ def create_app(roots: list[str | Path]) -> FastAPI:
             blob = videos.get(store.shard_dir(root, shard), episode, key)
         except (KeyError, IndexError) as e:
             raise HTTPException(404, str(e))
+        except ShardError:
+            raise
+        except Exception as e:  # noqa: BLE001 - unreadable chunks: an error panel, not a 500
+            raise ShardError("corrupt_shard", f"{type(e).__name__}: {e}", shard=shard)
         return _ranged_bytes(blob, "video/mp4", request)
 
     @app.get("/api/rejects")

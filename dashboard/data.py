@@ -173,7 +173,8 @@ class Store:
         """The copy of a shard the dashboard reads: LeRobot if there is one, else the Zarr store."""
         idx = self.root(i)
         recs = [s for s in (idx.catalog.shards if idx.catalog else []) if s.shard_id == shard_id]
-        rec = next((s for s in recs if s.format == "lerobot"), None) or next((s for s in recs if s.format == "zarr"), None)
+        readable = [s for s in recs if s.format in ("lerobot", "zarr")]
+        rec = min(readable, key=lambda s: s.format != "lerobot", default=None)
         if rec is None:
             kind = "unsupported_format" if recs else "unknown_shard"
             raise ShardError(kind, f"shard {shard_id!r} has no LeRobot or Zarr copy in the catalog", shard=shard_id)

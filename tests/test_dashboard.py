@@ -289,7 +289,8 @@ def test_residuals_hand_qa_and_overlay(eclient, egodex):
                       filters=[("episode_index", "=", row["episode_index"])])
     ov, extra = e["overlay"], e["episode_meta"]["extra"]
     assert (ov["width"], ov["height"]) == (96, 64) and e["videos"][0]["width"] == 96
-    k = scaled_intrinsics(np.asarray(extra["camera_intrinsic"]), (extra["video_width"], extra["video_height"]), (96, 64))
+    native = (extra["video_width"], extra["video_height"])
+    k = scaled_intrinsics(np.asarray(extra["camera_intrinsic"]), native, (96, 64))
     kp = np.asarray(t.column("human.left_hand.keypoints").to_pylist()[7]).reshape(25, 3)
     assert np.asarray(ov["hands"]["left"][7], float).reshape(25, 2) == pytest.approx(project(kp, k), abs=0.06)
     assert len(ov["hands"]["right"]) == e["length"] and len(ov["edges"]) == 24
@@ -314,7 +315,8 @@ def test_token_decode_vs_truth(eclient, egodex):
     g = zarr.open_group(str(egodex[1] / "shards/egodex-00000.zarr"), mode="r")
     ends = [0] + list(g["meta/episode_ends"][...])
     s0, s1 = ends[row["episode_index"]], ends[row["episode_index"] + 1]
-    kps = {s: np.asarray(g[f"data/human.{s}_hand.keypoints"][s0:s1], np.float64).reshape(-1, 25, 3) for s in ("left", "right")}
+    kps = {s: np.asarray(g[f"data/human.{s}_hand.keypoints"][s0:s1], np.float64).reshape(-1, 25, 3)
+           for s in ("left", "right")}
     cam = np.asarray(g["data/human.camera.pose"][s0:s1], np.float64).reshape(-1, 4, 4)
     _, ref = delta_chunks(kps, cam, HumanActionConfig(source_rate=30.0, rate=10.0, chunk=4), every_frame=True)
     truth = np.array([[np.nan if v is None else v for v in r] for r in c["truth"]])
@@ -410,3 +412,22 @@ def test_export_rerun_zarr_only(egodex, tmp_path):
     cols = rdf.load_recording(str(rrd)).view(index="time", contents="/**").select().read_all().column_names
     assert "/retarget.residual/tip_m/left_hand.tip_m:Scalars:scalars" in cols
     assert any(c.startswith("/camera/observation.images.egocentric") for c in cols)
+
+
+@pytest.mark.slow
+def test_corrupt_zarr_shard_is_an_error_panel(egodex, tmp_path):
+    bad = tmp_path / "badz"
+    shutil.copytree(egodex[1], bad)
+    store = bad / "shards/egodex-00000.zarr"
+    for f in (store / "data").rglob("*"):       # every chunk / shard file of every array
+        if f.is_file() and "c" in f.relative_to(store).parts:
+            f.write_bytes(b"garbage")
+    c = TestClient(create_app([bad]))
+    row = _ingested(c, 0)
+    r = c.get("/api/episode", params={"id": row["id"]})
+    assert r.status_code == 422 and r.json()["error"]["kind"] == "corrupt_shard"
+    v = c.get(f"/zarrvideo/0/egodex-00000/{row['episode_index']}/observation.images.egocentric.mp4")
+    assert v.status_code == 422 and v.json()["error"]["shard"] == "egodex-00000"
+    (store / "zarr.json").write_text("{not json")
+    o = TestClient(create_app([bad])).get("/api/overview")
+    assert o.status_code == 200 and o.json()["shards"][0]["error"]["kind"] == "corrupt_shard"
