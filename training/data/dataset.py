@@ -48,6 +48,7 @@ class ChunkDataset(Dataset):
         self._pid = -1
         self._columns: OrderedDict[int, ShardColumns] = OrderedDict()
         self._videos: VideoCache | None = None
+        self._zarr_chunks: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
 
     # --- normalization -------------------------------------------------------------------------
     def _build_norm(self, source: str) -> None:
@@ -101,7 +102,7 @@ class ChunkDataset(Dataset):
     # --- per-process caches --------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_pid=-1, _columns=OrderedDict(), _videos=None)
+        state.update(_pid=-1, _columns=OrderedDict(), _videos=None, _zarr_chunks=OrderedDict())
         return state
 
     def _ensure_process(self) -> None:
@@ -109,6 +110,7 @@ class ChunkDataset(Dataset):
             self._pid = os.getpid()
             self._columns = OrderedDict()
             self._videos = VideoCache(self.cfg.cache_videos)
+            self._zarr_chunks: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
 
     def columns(self, shard: int) -> ShardColumns:
         self._ensure_process()
@@ -190,13 +192,30 @@ class ChunkDataset(Dataset):
                 assert self._videos is not None
                 out.append(to_chw(self._videos.reader(path).frame(from_ts + float(ts)), cfg.image_size))
             elif cols.fmt == "zarr" and cols.zarr_group is not None and cam in cols.zarr_group:
-                out.append(resize_hwc(np.asarray(cols.zarr_group[cam][row]), cfg.image_size))
+                out.append(resize_hwc(self._zarr_frame(cols, cam, row), cfg.image_size))
             else:
                 out.append(None)
         shape = next((o.shape for o in out if o is not None),
                      (3, *(cfg.image_size or (1, 1))))
         mask = np.array([o is not None for o in out], bool)
         return np.stack([o if o is not None else np.zeros(shape, np.uint8) for o in out]), mask
+
+
+    def _zarr_frame(self, cols: ShardColumns, cam: str, row: int) -> np.ndarray:
+        """One frame; the whole (compressed-together) chunk is kept, so neighbours cost nothing."""
+        array = cols.zarr_group[cam]
+        rows = int(array.chunks[0])
+        key = (str(cols.path), cam, row // rows)
+        block = self._zarr_chunks.get(key)
+        if block is None:
+            start = key[2] * rows
+            block = np.asarray(array[start:start + rows])
+            self._zarr_chunks[key] = block
+            while len(self._zarr_chunks) > 4:
+                self._zarr_chunks.popitem(last=False)
+        else:
+            self._zarr_chunks.move_to_end(key)
+        return block[row % rows]
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
