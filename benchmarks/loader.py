@@ -37,9 +37,9 @@ def build_shard(work: Path, seconds: float) -> Path:
     if (shard / "shard.json").is_file():
         return shard
     egodex_sample.write_sample(work / "in", episodes_per_task=2, seconds=seconds)
-    run_local(JobConfig(source="egodex", input=str(work / "in"), output=str(work / "egodex"), formats=("lerobot", "zarr"),
-                        episodes_per_shard=64, video_width=224, video_height=224, tokenize=True, token_column=None,
-                        token_horizon=1))
+    run_local(JobConfig(source="egodex", input=str(work / "in"), output=str(work / "egodex"),
+                        formats=("lerobot", "zarr"), episodes_per_shard=64, video_width=224, video_height=224,
+                        tokenize=True, token_column=None, token_horizon=1))
     return shard
 
 
@@ -76,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     ours = ChunkDataset(index, DataConfig(horizon=args.horizon, image_size=None, format="lerobot"))
     n = len(ours)
     assert n == len(lerobot), (n, len(lerobot))
-    print(f"shard {shard}: {n} frames ({n / fps:.1f} s) of {size[1]}x{size[0]} {info['features'][cam]['info']['video.codec']}, "
-          f"{info['total_episodes']} episodes; horizon {args.horizon}; {args.samples} random samples x {args.rounds} rounds")
+    codec = info["features"][cam]["info"]["video.codec"]
+    print(f"shard {shard}: {n} frames ({n / fps:.1f} s) of {size[1]}x{size[0]} {codec}, {info['total_episodes']} "
+          f"episodes; horizon {args.horizon}; {args.samples} random samples x {args.rounds} rounds")
     zarr_path = shard.with_name(shard.name + ".zarr")
-    ours_zarr = ChunkDataset(open_shards([zarr_path]), DataConfig(horizon=args.horizon, image_size=None, format="zarr")) \
-        if zarr_path.exists() else None
+    ours_zarr = None
+    if zarr_path.exists():
+        zarr_cfg = DataConfig(horizon=args.horizon, image_size=None, format="zarr")
+        ours_zarr = ChunkDataset(open_shards([zarr_path]), zarr_cfg)
     ours_resized = ChunkDataset(index, DataConfig(horizon=args.horizon, image_size=(240, 320)))
     rng = np.random.default_rng(args.seed)
     rates: dict[str, list[float]] = {"lerobot": [], "psi0": [], "psi0_240x320": [], "psi0_zarr": []}

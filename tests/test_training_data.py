@@ -262,5 +262,9 @@ def test_collate_and_extra_action_keys(index):
     batch = collate([he, ego])
     assert batch["actions"].shape == (2, 4, 48) and batch["source"] == ["humanoid_everyday", "egodex"]
     assert batch["episode_index"].dtype == torch.int64 and isinstance(batch["task"], list)
+    two = ChunkDataset(index, DataConfig(horizon=4, image_size=(16, 16), cameras=(CAM, "observation.images.wrist")))
+    s = two[3]
+    assert s["images"].shape == (2, 3, 16, 16) and s["image_mask"].tolist() == [True, False]
+    assert s["images"][0].any() and not s["images"][1].any()              # absent camera: zeros, masked
     with pytest.raises(ValueError, match="none of the sources"):
         ChunkDataset(index, DataConfig(action_keys=("action", "action.typo")))

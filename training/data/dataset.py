@@ -34,8 +34,8 @@ class ChunkDataset(Dataset):
         self.locations = [s.path(cfg.format) for s in self.shards]       # (fmt, path) actually read
         fallback = [s.shard_id for s, (fmt, _) in zip(self.shards, self.locations) if fmt != cfg.format]
         if fallback:
-            log.info("%d shard(s) have no %s twin; reading their other format (e.g. %s)", len(fallback), cfg.format,
-                     fallback[0])
+            log.info("%d shard(s) have no %s twin; reading their other format (e.g. %s)", len(fallback),
+                     cfg.format, fallback[0])
         self.offsets = np.concatenate([[0], np.cumsum([s.frames for s in self.shards])]).astype(np.int64)
         self._action_keys: dict[str, tuple[str, ...]] = {}
         self._action_norm: dict[str, Affine] = {}
@@ -70,7 +70,8 @@ class ChunkDataset(Dataset):
             raise ValueError(f"{source}: {cfg.state_key} has {len(state['min'])} dims > pad_dim {cfg.pad_dim}")
         self._action_keys[source] = tuple(keys)
         self._action_norm[source] = norm
-        self._state_norm[source] = None if state is None else Affine.from_stats(state, cfg.normalization, len(state["min"]))
+        self._state_norm[source] = (None if state is None
+                                    else Affine.from_stats(state, cfg.normalization, len(state["min"])))
 
     def action_dim(self, source: str) -> int:
         return len(self._action_norm[source].center)
@@ -167,7 +168,8 @@ class ChunkDataset(Dataset):
         tokens = np.zeros(cfg.max_tokens, np.int64)
         n_tok = 0
         if cols.tokens is not None:
-            n_tok = min(int(cols.tokens_len[row]) if cols.tokens_len is not None else cols.tokens.shape[1], cfg.max_tokens)
+            n_real = int(cols.tokens_len[row]) if cols.tokens_len is not None else cols.tokens.shape[1]
+            n_tok = min(n_real, cfg.max_tokens)
             tokens[:n_tok] = cols.tokens[row, :n_tok]
         images, image_mask = self._images(cols, row)
         ep = int(cols.episode_index[row])

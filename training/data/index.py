@@ -7,7 +7,6 @@ dataset, per process.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -18,7 +17,6 @@ from schemas.catalog import Catalog
 from schemas.names import CATALOG_FILE, SHARD_FILE
 from schemas.stats import FeatureStats, merge_all
 
-log = logging.getLogger("psi0.training.data")
 STAT_KEYS = ("min", "max", "mean", "std", "q01", "q99")
 
 
@@ -94,7 +92,7 @@ def open_shards(paths: Iterable[str | Path], weights: dict[str, float] | None = 
 
 
 def _twin_key(entry: ShardEntry) -> str:
-    fmt, path = sorted(entry.paths.items())[0]
+    _, path = sorted(entry.paths.items())[0]
     path = path.resolve()
     return str(path.with_name(path.name[:-5]) if path.name.endswith(".zarr") else path)
 
@@ -189,7 +187,8 @@ def _source_stats(index: ShardIndex, source: str, feature: str) -> dict[str, np.
         lerobot_style.append(_native_stats(entry, feature))
     if lerobot_style:
         if len(entries) != 1:
-            raise ValueError(f"source {source!r}: shards without {SHARD_FILE} have no mergeable stats; open them one per source")
+            raise ValueError(f"source {source!r}: shards without {SHARD_FILE} have no mergeable stats; "
+                             "open them one per source")
         return lerobot_style[0]
     if not parts:
         return None

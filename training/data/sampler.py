@@ -18,7 +18,6 @@ import numpy as np
 from torch.utils.data import Sampler
 
 BLOCK = 4096
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def _mix(x: np.ndarray, key: np.uint64) -> np.ndarray:

@@ -45,7 +45,8 @@ class FrameReader:
             return last
         ahead = last is not None and target > last.pts and (target - last.pts) <= self._gop * self.frame_pts + tol
         if not ahead or self._decoder is None:
-            self.container.seek(int(max(self.start_pts, target - tol)), stream=self.stream, backward=True, any_frame=False)
+            self.container.seek(int(max(self.start_pts, target - tol)), stream=self.stream, backward=True,
+                                any_frame=False)
             self._decoder = self.container.decode(self.stream)
             self._last = None
         for frame in self._decoder:
