@@ -114,7 +114,7 @@ def _entries(path: Path, catalogs: dict[Path, Catalog]) -> list[ShardEntry]:
 def _catalog_entries(root: Path, catalogs: dict[Path, Catalog]) -> list[ShardEntry]:
     root = root.resolve()
     catalog = Catalog.from_json(json.loads((root / CATALOG_FILE).read_text()))
-    catalogs[root] = catalog
+    catalogs[root] = Catalog(shards=catalog.shards, stats=catalog.stats)   # drop per-input fates: not needed here
     out = []
     for rec in catalog.shards:
         shard_path = root / rec.path
