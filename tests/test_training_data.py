@@ -101,6 +101,7 @@ def test_sample_values_equal_parquet_rows(index):
             assert s["state_mask"].sum() == ds_
             n = min(int(raw["action.tokens_len"][row]), 40)
             assert s["tokens_len"] == n and s["tokens"].dtype == torch.int64 and s["tokens"].shape == (40,)
+            assert s["tokens_full_len"] == int(raw["action.tokens_len"][row])
             np.testing.assert_array_equal(s["tokens"][:n].numpy(), raw["action.tokens"][row, :n])
             assert not s["tokens"][n:].any()
             assert s["images"].shape == (1, 3, 32, 40) and s["images"].dtype == torch.uint8

@@ -67,7 +67,7 @@ def _lerobot(path: Path, action_keys, state_key, tokens_key, tokens_len_key, cam
     wanted = [k for k in (*action_keys, state_key, tokens_key, tokens_len_key, *FRAME_KEYS, TIMESTAMP)
               if k in features or k == TIMESTAMP]
     files = sorted((path / "data").rglob("*.parquet"))
-    table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in files])
+    table = pa.concat_tables([pq.read_table(f, columns=wanted, memory_map=True) for f in files])
     col = {k: column_to_numpy(table.column(k)) for k in wanted}
     episodes = pa.concat_tables([pq.read_table(f) for f in sorted((path / "meta" / "episodes").rglob("*.parquet"))])
     ep = {k: episodes.column(k).to_pylist() for k in episodes.column_names}

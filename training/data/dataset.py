@@ -166,7 +166,7 @@ class ChunkDataset(Dataset):
             state[:ds] = cols.state[row] if norm is None else norm.apply(cols.state[row])
             state_mask[:ds] = True
         tokens = np.zeros(cfg.max_tokens, np.int64)
-        n_tok = 0
+        n_tok = n_real = 0
         if cols.tokens is not None:
             n_real = int(cols.tokens_len[row]) if cols.tokens_len is not None else cols.tokens.shape[1]
             n_tok = min(n_real, cfg.max_tokens)
@@ -180,6 +180,7 @@ class ChunkDataset(Dataset):
             "actions": torch.from_numpy(actions), "action_pad": torch.from_numpy(pad),
             "action_mask": torch.from_numpy(action_mask),
             "tokens": torch.from_numpy(tokens), "tokens_len": torch.tensor(n_tok, dtype=torch.int64),
+            "tokens_full_len": torch.tensor(n_real, dtype=torch.int64),     # > tokens_len: truncated chunk
             "source": source, "embodiment": cols.embodiment[cols.episode_row[ep]],
             "episode_index": ep, "frame_index": int(cols.frame_index[row]),
         }
