@@ -15,9 +15,12 @@ log = logging.getLogger("psi0.dashboard")
 
 def _serve(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="psi0 dashboard", description=(
-        "Read-only web dashboard over psi0 output roots (catalog.json + shards/). Shows sources, "
-        "shards, hours, rejects by reason, per-dimension stats, an episode browser with video synced "
-        "to action/state plots, and every rejected input. Example: psi0 dashboard out/ --port 8050. "
+        "Read-only web dashboard over psi0 output roots (catalog.json + LeRobot and/or Zarr shards). "
+        "Shows sources, shards, hours, rejects by reason, per-dimension stats and histograms; an episode "
+        "browser filterable by quality score (e.g. hand_qa.detection_rate); episode pages with every camera "
+        "playing in sync with action/state plots, the FAST tokens of the current chunk decoded against the "
+        "true actions, retargeting residuals, the MediaPipe QA score and (EgoDex) projected hand keypoints "
+        "over the video; and every rejected input. Example: psi0 dashboard out/ --port 8050. "
         "Also: `psi0 dashboard export-rerun OUT --episode ID --out f.rrd`."))
     p.add_argument("roots", nargs="+", type=Path, help="output roots, each holding catalog.json")
     p.add_argument("--port", type=int, default=8050)
