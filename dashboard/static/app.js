@@ -175,7 +175,7 @@ async function episode(id) {
   try { e = await api("/api/episode?id=" + encodeURIComponent(id)); }
   catch (err) { $main.innerHTML = `<h2>${esc(id)}</h2>` + errorPanel(err); return; }
   const r = e.row;
-  const kv = (o) => `<table class="kv">${Object.entries(o).map(([k, v]) => `<tr><td>${esc(k)}</td><td class="mono">${esc(typeof v === "object" ? JSON.stringify(v) : (typeof v === "number" ? fmt(v, 4) : v))}</td></tr>`).join("")}</table>`;
+  const kv = (o) => `<table class="kv">${Object.entries(o).map(([k, v]) => `<tr><td>${esc(k)}</td><td class="mono">${esc(typeof v === "object" ? JSON.stringify(v) : (typeof v === "number" && !Number.isInteger(v) ? fmt(v, 4) : v))}</td></tr>`).join("")}</table>`;
   if (e.rejected) { $main.innerHTML = `<h2>${esc(r.source_id)} <span class="pill rejected">rejected</span></h2><div class="panel">${kv(r)}</div>`; return; }
   const plots = [];
   const plotBox = (feat, part, series, cls) => {
