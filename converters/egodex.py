@@ -330,7 +330,7 @@ def _probe_video(path: str, hdf5: str) -> VideoRef:
 
     remote = storage.info(path) if path and storage.is_url(path) else None
     if not path or not (remote if storage.is_url(path) else os.path.exists(path)):
-        expected = str(Path(hdf5).with_suffix(".mp4"))
+        expected = os.path.splitext(hdf5)[0] + ".mp4" if storage.is_url(hdf5) else str(Path(hdf5).with_suffix(".mp4"))
         raise EpisodeError(RejectReason.MISSING_VIDEO, f"{hdf5}: no video beside it ({Path(expected).name})",
                            path=path or expected)
     try:
@@ -350,7 +350,8 @@ def _probe_video(path: str, hdf5: str) -> VideoRef:
     except EpisodeError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: cannot open video ({exc})", path=path) from None
+        text = str(exc).replace("'<none>'", repr(path)) if remote else str(exc)   # PyAV names file objects <none>
+        raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: cannot open video ({text})", path=path) from None
     if frames <= 0 or width <= 0 or height <= 0:
         raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: video stream has no frames", path=path)
     if remote:
