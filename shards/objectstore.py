@@ -7,10 +7,12 @@ S3 has no atomic directory rename, so a shard is published in an order that make
 2. whatever an earlier, interrupted attempt left under `shards/<name>/` is deleted, marker first;
 3. every file except `shard.json` is uploaded; then `shard.json` — the commit — last.
 
-Readers (`committed_shard`, `committed_shards`) trust a shard only when its marker exists *and* the
-sha256 content hash it records matches the bytes now under the prefix (recomputed by streaming them),
-so a half-uploaded or later-tampered shard is treated as absent and redone on rerun. `catalog.json`
-is one PUT (atomic), written after every shard.
+Readers (`committed_shard`, `committed_shards`) trust a shard only when its marker exists *and* its
+content still matches: on S3 the marker carries (object metadata) a fingerprint of the data objects'
+listing — key, size, ETag — taken right after they were uploaded, so one LIST + one HEAD proves nothing
+was rewritten, lost or added since; elsewhere, or with verify="content", the sha256 content hash in
+shard.json is recomputed from the bytes. A half-uploaded or later-changed shard is treated as absent
+and redone on rerun. `catalog.json` is one PUT (atomic), written after every shard.
 
 Endpoint and credentials: standard AWS environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) or
 fsspec configuration (`FSSPEC_S3='{"endpoint_url": ...}'`).
@@ -103,10 +105,11 @@ def remove_tree(url: str) -> None:
     fs.invalidate_cache(path)
 
 
-def upload_tree(local: Path, url: str, last: str | None = None,
-                after_data: Callable[[], None] | None = None) -> list[str]:
-    """Upload every file under `local` to `url/<relative path>`, the file named `last` after all others.
-    `after_data` runs between the two (crash tests kill the process there). Returns the relative paths."""
+def upload_tree(local: Path, url: str, last: str | None = None, after_data: Callable[[], None] | None = None,
+                last_metadata: Callable[[], dict[str, str]] | None = None) -> list[str]:
+    """Upload every file under `local` to `url/<relative path>`, the file named `last` after all others
+    (with object metadata `last_metadata()` where the store keeps it). `after_data` runs between the two
+    (crash tests kill the process there). Returns the relative paths."""
     fs, path = filesystem(url)
     rels = sorted((p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()),
                   key=lambda r: r.split("/"))
@@ -116,7 +119,11 @@ def upload_tree(local: Path, url: str, last: str | None = None,
     if after_data is not None:
         after_data()
     if last is not None and last in rels:
-        fs.put_file(str(local / last), posixpath.join(path, last))
+        metadata = last_metadata() if last_metadata is not None else None
+        if metadata and _keeps_metadata(fs):
+            fs.pipe_file(posixpath.join(path, last), (local / last).read_bytes(), Metadata=metadata)
+        else:
+            fs.put_file(str(local / last), posixpath.join(path, last))
     fs.invalidate_cache(path)
     return rels
 
@@ -135,10 +142,44 @@ def download_tree(url: str, local: Path) -> list[str]:
 
 
 # ---------------------------------------------------------------- shards
+LISTING_KEY = "psi0-listing"
+"""Marker object metadata: sha256 of the shard's object listing (key, size, ETag) taken right after its
+data was uploaded. A later check compares one LIST + one HEAD against it instead of reading every byte
+back; any rewritten, missing or extra object changes the listing."""
+
+
+def _keeps_metadata(fs: Any) -> bool:
+    return "s3" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
+
+
+def listing_fingerprint(url: str, exclude: tuple[str, ...] = (SHARD_FILE,)) -> str | None:
+    """sha256 over the sorted (relative key, size, ETag) of the objects under `url/`; None when the
+    store gives no ETags."""
+    fs, path = filesystem(url)
+    fs.invalidate_cache(path)
+    base = path.rstrip("/") + "/"
+    rows = []
+    for key, info in sorted(fs.find(path, withdirs=False, detail=True).items()):
+        rel = key[len(base):]
+        if rel in exclude:
+            continue
+        tag = info.get("ETag") or info.get("etag") or info.get("md5Hash")
+        if not tag:
+            return None
+        rows.append([rel, int(info.get("size") or 0), str(tag).strip('"')])
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
 def publish_shard(local_shard: Path, url: str, after_data: Callable[[], None] | None = None) -> None:
-    """Replace whatever is at `url` with the committed local shard `local_shard`, marker last."""
+    """Replace whatever is at `url` with the committed local shard `local_shard`, marker last (carrying
+    the fingerprint of the data objects as uploaded, where the store keeps object metadata)."""
     remove_tree(url)
-    upload_tree(local_shard, url, last=SHARD_FILE, after_data=after_data)
+
+    def marker_metadata() -> dict[str, str]:
+        fingerprint = listing_fingerprint(url)
+        return {LISTING_KEY: fingerprint} if fingerprint else {}
+
+    upload_tree(local_shard, url, last=SHARD_FILE, after_data=after_data, last_metadata=marker_metadata)
 
 
 def remote_content_hash(url: str, exclude: tuple[str, ...] = (SHARD_FILE,)) -> str:
@@ -181,17 +222,32 @@ def _batches(rels: list[str], sizes: dict[str, int]) -> list[list[str]]:
     return out
 
 
-def committed_shard(url: str) -> dict[str, Any] | None:
-    """The parsed `shard.json` at `url` if the shard there is complete and intact, else None."""
+def committed_shard(url: str, verify: str = "auto") -> dict[str, Any] | None:
+    """The parsed `shard.json` at `url` if the shard there is complete and intact, else None.
+
+    verify="content": recompute the sha256 content hash from the bytes under `url/` and compare it with
+    the one in shard.json. "auto" (default): where the marker carries the listing fingerprint written at
+    publish time, compare that instead (one LIST + one HEAD, no bytes read back); else as "content"."""
     fs, path = filesystem(url)
     fs.invalidate_cache(path)
+    marker = posixpath.join(path, SHARD_FILE)
     try:
-        data = json.loads(fs.cat_file(posixpath.join(path, SHARD_FILE)))
+        data = json.loads(fs.cat_file(marker))
     except FileNotFoundError:
         return None
     except ValueError:
         log.warning("%s: unreadable %s; treating the shard as absent", url, SHARD_FILE)
         return None
+    if verify == "auto" and _keeps_metadata(fs):
+        try:
+            recorded = fs.metadata(marker).get(LISTING_KEY)
+        except (FileNotFoundError, OSError):
+            return None
+        if recorded:
+            if listing_fingerprint(url) == recorded:
+                return data
+            log.warning("%s: objects changed since the shard was committed; treating it as absent", url)
+            return None
     expected = data.get("record", {}).get("content_hash")
     actual = remote_content_hash(url)
     if actual != expected:
@@ -201,7 +257,7 @@ def committed_shard(url: str) -> dict[str, Any] | None:
     return data
 
 
-def committed_shards(out_url: str) -> dict[str, dict[str, Any]]:
+def committed_shards(out_url: str, verify: str = "auto") -> dict[str, dict[str, Any]]:
     """{shard dir name: parsed shard.json} for every complete, intact shard under `out_url/shards/`."""
     fs, path = filesystem(join(out_url, SHARDS_DIR))
     fs.invalidate_cache(path)
@@ -214,5 +270,5 @@ def committed_shards(out_url: str) -> dict[str, dict[str, Any]]:
     names = sorted({r.split("/", 1)[0] for r in rels if r.count("/") == 1 and r.endswith("/" + SHARD_FILE)})
     root = join(out_url, SHARDS_DIR)
     with ThreadPoolExecutor(max_workers=VERIFY_THREADS, thread_name_prefix="verify") as pool:
-        found = list(pool.map(lambda name: committed_shard(join(root, name)), names))
+        found = list(pool.map(lambda name: committed_shard(join(root, name), verify), names))
     return {name: data for name, data in zip(names, found) if data is not None}

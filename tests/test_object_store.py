@@ -133,9 +133,11 @@ def test_s3_to_s3_job_equals_local_run(s3, tmp_path, source):
         fates = [v for k, v in catalog.inputs.items() if k.split("#")[0] == source_id and v["status"] == "rejected"]
         assert fates and fates[0]["reason"] == reason.value, (source_id, fates)
     # the marker's content hash is the hash of what is on S3
-    committed = objectstore.committed_shards(remote_out)
+    committed = objectstore.committed_shards(remote_out)                # listing fingerprint (fast path)
     assert len(committed) == len(catalog.shards)
+    assert objectstore.committed_shards(remote_out, verify="content") == committed    # bytes read back
     for name, data in committed.items():
+        assert objectstore.LISTING_KEY in fs.metadata(f"{remote_out[5:]}/shards/{name}/{SHARD_FILE}")
         assert objectstore.remote_content_hash(f"{remote_out}/shards/{name}") == data["record"]["content_hash"]
 
 
@@ -183,6 +185,8 @@ def test_killed_s3_job_resumes_to_identical_output(s3, tmp_path):
     victim = f"{out[5:]}/shards/egodex-00001/meta/info.json"
     fs.pipe_file(victim, fs.cat_file(victim) + b" ")
     assert "egodex-00001" not in objectstore.committed_shards(out)
+    assert objectstore.committed_shard(f"{out}/shards/egodex-00001", verify="content") is None
+    assert objectstore.committed_shard(f"{out}/shards/egodex-00001.zarr", verify="content") is not None
     run(_config("egodex", remote_src, out), "local")
     assert _s3_tree(fs, out) == reference
     catalog = json.loads(reference["catalog.json"])
