@@ -191,3 +191,21 @@ def test_killed_s3_job_resumes_to_identical_output(s3, tmp_path):
     assert _s3_tree(fs, out) == reference
     catalog = json.loads(reference["catalog.json"])
     assert catalog["counts"]["rejected"] == 1
+
+
+def test_storage_options_reach_fsspec_config_and_bad_ones_are_refused(monkeypatch):
+    import fsspec.config
+
+    from pipelines.jobcli import configure_storage
+
+    monkeypatch.delenv("FSSPEC_S3", raising=False)
+    monkeypatch.setattr(fsspec.config, "conf", {})
+    got = configure_storage(["s3://b/in", "/local/out"], ["endpoint_url=http://127.0.0.1:9", "anon=true",
+                                                          'client_kwargs={"region_name": "eu-west-1"}'])
+    want = {"endpoint_url": "http://127.0.0.1:9", "anon": True, "client_kwargs": {"region_name": "eu-west-1"}}
+    assert got == {"s3": want} and fsspec.config.conf["s3"] == want
+    assert json.loads(os.environ["FSSPEC_S3"]) == want          # what Ray / Beam workers inherit
+    for argv in (["--storage-option", "novalue"], ["--storage-option", "anon=true"]):   # 2nd: no URL given
+        bad = subprocess.run([sys.executable, "pipelines/egodex_tokenize.py", "--input", "/x", "--output", "/y", *argv],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "--storage-option" in bad.stderr, bad.stderr
