@@ -335,8 +335,8 @@ def _probe_video(path: str, hdf5: str) -> VideoRef:
                            path=path or expected)
     try:
         # Remote: PyAV reads the container header through a file object (a few range requests).
-        with (storage.open_remote(path, block_size=storage.PROBE_BLOCK_SIZE) if remote else nullcontext(path)) as source, \
-                av.open(source, metadata_errors="ignore") as container:
+        opened = storage.open_remote(path, block_size=storage.PROBE_BLOCK_SIZE) if remote else nullcontext(path)
+        with opened as source, av.open(source, metadata_errors="ignore") as container:
             if not container.streams.video:
                 raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: no video stream", path=path)
             stream = container.streams.video[0]

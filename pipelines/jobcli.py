@@ -26,7 +26,8 @@ output is byte-identical to an uninterrupted run. Every input ends in a shard or
 def parser(description: str, script: str, defaults: dict[str, Any]) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=script, description=description, epilog=EPILOG.format(script=script),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--input", required=True, help="source root: a local path or an object-store URL (s3://bucket/prefix)")
+    ap.add_argument("--input", required=True,
+                    help="source root: a local path or an object-store URL (s3://bucket/prefix), read in place")
     ap.add_argument("--output", required=True,
                     help="output root, local path or URL: shards/, catalog.json, tokenizer/ (URL: shards are staged "
                          "in $TMPDIR, then uploaded with shard.json last)")

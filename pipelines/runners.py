@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.stages import (JobConfig, Plan, ShardPlan, build_transforms, finalize, load_tokenizer, prepare, run_shard,
-                              tokenizer_location)
+from pipelines.stages import (JobConfig, Plan, ShardPlan, build_transforms, finalize, load_tokenizer, prepare,
+                              run_shard, tokenizer_location)
 
 log = logging.getLogger("psi0.pipelines")
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -22,8 +22,8 @@ import numpy as np
 from schemas.episode import Episode, EpisodeError, Rejected, RejectReason, SourceRef
 from schemas.names import SHARDS_DIR, TOKENIZER_DIR
 from schemas.validation import validate_episode
-from shards.catalog import finalize as finalize_catalog
 from shards import objectstore
+from shards.catalog import finalize as finalize_catalog
 from shards.commit import clean_staging
 from shards.video import VideoConfig
 from shards.writer import ShardConfig, ShardResult, is_committed, shard_dir_name, write_shard

@@ -62,8 +62,9 @@ _END = object()
 def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterator[av.VideoFrame]:
     # Object-store videos stream through a file object (sequential range reads): measured on loopback S3 as
     # fast as staging the file to local disk first, without the disk space or the extra copy.
-    remote = objectstore.open_input(ref.uri) if objectstore.is_url(ref.uri) else None
+    remote = None
     try:
+        remote = objectstore.open_input(ref.uri) if objectstore.is_url(ref.uri) else None
         container = av.open(remote if remote is not None else ref.uri)
     except Exception as exc:  # noqa: BLE001 - any open failure is a bad input
         if remote is not None:
