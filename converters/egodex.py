@@ -13,7 +13,10 @@ The MP4 is only probed (container metadata), never decoded here.
 """
 from __future__ import annotations
 
+import io
 import os
+import posixpath
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ from schemas import HUMAN_ACTION_48, Episode, EpisodeError, EpisodeMeta, Feature
 from schemas.embodiments import HUMAN_HAND_KEYPOINTS, HUMAN_HAND_TIPS, SIDES, human_hand_joints
 from schemas.episode import build_frames
 from schemas.validation import FPS_TOLERANCE, MIN_FRAMES, check_finite, check_rigid
+
+from converters import storage
 
 SOURCE = "egodex"
 FPS = 30.0
@@ -55,10 +60,13 @@ def discover(root: str) -> list[SourceRef]:
     them with a reason (nothing is silently dropped). If `root` is itself a split folder
     (`<task>/<n>.hdf5`), its name is used as the split.
     """
-    base = Path(root)
-    found = [ep for split_dir in _subdirs(base) for ep in _scan_split(split_dir, split_dir.name)]
-    if not found:
-        found = _scan_split(base, base.name)
+    if storage.is_url(root):
+        found = _scan_remote(root)
+    else:
+        base = Path(root)
+        found = [ep for split_dir in _subdirs(base) for ep in _scan_split(split_dir, split_dir.name)]
+        if not found:
+            found = _scan_split(base, base.name)
     refs = []
     for split, task, stem, files in found:
         hdf5, mp4 = files.get(".hdf5"), files.get(".mp4")
@@ -80,6 +88,22 @@ def _scan_split(split_dir: Path, split: str) -> list[tuple[str, str, str, dict[s
                     pairs.setdefault(stem, {})[ext] = Path(entry.path)
         out.extend((split, task_dir.name, stem, files) for stem, files in pairs.items())
     return out
+
+
+def _scan_remote(root: str) -> list[tuple[str, str, str, dict[str, str]]]:
+    """`_scan_split` over an object-store listing (one recursive LIST instead of a directory walk)."""
+    by_depth: dict[int, dict[tuple[str, str, str], dict[str, str]]] = {2: {}, 3: {}}
+    for url in storage.list_files(root):
+        parts = storage.relative(url, root).split("/")
+        if len(parts) not in by_depth or any(p.startswith((".", "__MACOSX")) for p in parts):
+            continue
+        stem, ext = os.path.splitext(parts[-1])
+        if ext not in (".hdf5", ".mp4"):
+            continue
+        split, task = (parts[0], parts[1]) if len(parts) == 3 else (posixpath.basename(root.rstrip("/")), parts[0])
+        by_depth[len(parts)].setdefault((split, task, stem), {})[ext] = url
+    found = by_depth[3] or by_depth[2]      # as locally: `<split>/<task>/<n>`, else `root` is the split
+    return [(split, task, stem, files) for (split, task, stem), files in found.items()]
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -146,7 +170,9 @@ def _read_hdf5(path: str) -> dict[str, Any]:
     import h5py
 
     try:
-        f = h5py.File(path, "r")
+        # Remote: one GET into memory (pose files are a few MB; h5py's many small reads through a
+        # file object would each be a round trip).
+        f = h5py.File(io.BytesIO(storage.read_bytes(path)) if storage.is_url(path) else path, "r")
     except FileNotFoundError:
         raise EpisodeError(RejectReason.UNREADABLE, f"{path}: no such file", path=path) from None
     except OSError as exc:
@@ -302,12 +328,15 @@ def _probe_video(path: str, hdf5: str) -> VideoRef:
     """Container metadata only: stream frame count, rate, size, codec. Never decodes the stream."""
     import av
 
-    if not path or not os.path.exists(path):
-        expected = str(Path(hdf5).with_suffix(".mp4"))
+    remote = storage.info(path) if path and storage.is_url(path) else None
+    if not path or not (remote if storage.is_url(path) else os.path.exists(path)):
+        expected = os.path.splitext(hdf5)[0] + ".mp4" if storage.is_url(hdf5) else str(Path(hdf5).with_suffix(".mp4"))
         raise EpisodeError(RejectReason.MISSING_VIDEO, f"{hdf5}: no video beside it ({Path(expected).name})",
                            path=path or expected)
     try:
-        with av.open(path, metadata_errors="ignore") as container:
+        # Remote: PyAV reads the container header through a file object (a few range requests).
+        opened = storage.open_remote(path, block_size=storage.PROBE_BLOCK_SIZE) if remote else nullcontext(path)
+        with opened as source, av.open(source, metadata_errors="ignore") as container:
             if not container.streams.video:
                 raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: no video stream", path=path)
             stream = container.streams.video[0]
@@ -321,10 +350,15 @@ def _probe_video(path: str, hdf5: str) -> VideoRef:
     except EpisodeError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: cannot open video ({exc})", path=path) from None
+        text = str(exc).replace("'<none>'", repr(path)) if remote else str(exc)   # PyAV names file objects <none>
+        raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: cannot open video ({text})", path=path) from None
     if frames <= 0 or width <= 0 or height <= 0:
         raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: video stream has no frames", path=path)
-    truncated = mp4_truncation(path)
+    if remote:
+        with storage.open_remote(path, cache="none") as fh:
+            truncated = mp4_box_truncation(fh, int(remote["size"]))
+    else:
+        truncated = mp4_truncation(path)
     if truncated:
         raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: {truncated}", path=path)
     return VideoRef(camera=CAMERA, kind="video", uri=str(path), frame_count=frames, fps=fps, width=width,
@@ -338,20 +372,25 @@ def mp4_truncation(path: str) -> str:
     its `mdat` box then claims more bytes than the file has. Reading the box headers costs a few
     seeks, so this check runs on every episode instead of decoding the stream.
     """
-    size = os.path.getsize(path)
-    offset = 0
     with open(path, "rb") as f:
-        while offset + 8 <= size:
-            f.seek(offset)
-            header = f.read(16)
-            box_size, kind = int.from_bytes(header[0:4], "big"), header[4:8].decode("latin-1")
-            if box_size == 1 and len(header) >= 16:
-                box_size = int.from_bytes(header[8:16], "big")
-            elif box_size == 0:                     # box extends to the end of the file
-                return ""
-            if box_size < 8:
-                return f"corrupt MP4 box header at byte {offset}"
-            if offset + box_size > size:
-                return f"truncated: '{kind}' box needs {offset + box_size} bytes, file has {size}"
-            offset += box_size
+        return mp4_box_truncation(f, os.path.getsize(path))
+
+
+def mp4_box_truncation(f: Any, size: int) -> str:
+    """`mp4_truncation` over an open binary file object of `size` bytes (local or remote)."""
+    offset = 0
+    while offset + 8 <= size:
+        f.seek(offset)
+        header = f.read(16)
+        box_size, kind = int.from_bytes(header[0:4], "big"), header[4:8].decode("latin-1")
+        if box_size == 1 and len(header) >= 16:
+            box_size = int.from_bytes(header[8:16], "big")
+        elif box_size == 0:                     # box extends to the end of the file
+            return ""
+        if box_size < 8:
+            return f"corrupt MP4 box header at byte {offset}"
+        if offset + box_size > size:
+            return f"truncated: '{kind}' box needs {offset + box_size} bytes, file has {size}"
+        offset += box_size
     return ""
+

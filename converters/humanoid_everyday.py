@@ -50,6 +50,8 @@ from schemas.embodiments import G1_ARMS, G1_LEGS_WAIST, H1_ARMS, H1_LEGS_WAIST, 
 from schemas.episode import build_frames
 from schemas.validation import MIN_FRAMES, check_finite, check_timestamps
 
+from converters import storage
+
 SOURCE = "humanoid_everyday"
 FPS = 30.0
 CAMERA = "egocentric"
@@ -104,6 +106,8 @@ def discover(root: str) -> list[SourceRef]:
     with a reason. The same task as both zip and folder yields two refs with the same source_id
     (the pipeline's planner rejects the later one as DUPLICATE_ID).
     """
+    if storage.is_url(root):
+        return _discover_remote(root)
     base = Path(root)
     descriptions = next((str(base / n) for n in DESCRIPTION_FILES if (base / n).is_file()), "")
     refs: list[SourceRef] = []
@@ -125,13 +129,47 @@ def discover(root: str) -> list[SourceRef]:
     return sorted(refs)
 
 
-def _zip_refs(path: Path, category: str, descriptions: str) -> list[SourceRef]:
-    task_dir = path.stem
+def _discover_remote(root: str) -> list[SourceRef]:
+    """`discover` over one recursive object-store listing, with the directory walk's rules: junk and
+    dot folders skipped, nothing looked for below an `episode_<k>/` folder."""
+    files = storage.list_files(root)
+    names = {storage.relative(url, root): url for url in files}
+    descriptions = next((names[n] for n in DESCRIPTION_FILES if n in names), "")
+    refs: list[SourceRef] = []
+    episode_dirs: set[tuple[str, ...]] = set()
+    for rel, url in sorted(names.items()):
+        parts = rel.split("/")
+        dirs, name = parts[:-1], parts[-1]
+        episode = None
+        for i, folder in enumerate(dirs):
+            if folder in JUNK or folder.startswith("."):
+                break
+            if EPISODE_RE.fullmatch(folder):
+                episode = tuple(dirs[:i + 1])
+                break
+        else:
+            if name.lower().endswith(".zip") and not name.startswith("."):
+                refs.extend(_zip_refs(url, dirs[-1] if dirs else "", descriptions))
+        if episode is not None:
+            episode_dirs.add(episode)
+    for episode in sorted(episode_dirs):
+        task_dir = episode[-2] if len(episode) >= 2 else posixpath.basename(root.rstrip("/"))
+        rel = episode[:-1]
+        category = rel[-2] if len(rel) >= 2 else ""
+        extra = (("kind", "dir"), ("task_dir", task_dir), ("category", category), ("descriptions", descriptions))
+        refs.append(SourceRef(f"{SOURCE}/{task_key(task_dir)}/{episode[-1]}", SOURCE,
+                              storage.join(root, *episode), "", extra))
+    return sorted(refs)
+
+
+def _zip_refs(path: Path | str, category: str, descriptions: str) -> list[SourceRef]:
+    path_name = os.path.basename(str(path))
+    task_dir = os.path.splitext(path_name)[0]
     common = (("task_dir", task_dir), ("category", category), ("descriptions", descriptions))
     try:
         names = sorted(open_zip(str(path))[1])
     except (zipfile.BadZipFile, OSError) as exc:
-        return [SourceRef(f"{SOURCE}/{task_key(task_dir)}/{path.name}", SOURCE, str(path), "",
+        return [SourceRef(f"{SOURCE}/{task_key(task_dir)}/{path_name}", SOURCE, str(path), "",
                           (("kind", "zip"), ("error", f"not a readable zip archive ({exc})")) + common)]
     episodes: set[str] = set()
     for name in names:
@@ -160,14 +198,28 @@ def open_zip(path: str) -> tuple[zipfile.ZipFile, frozenset[str]]:
     mtime) so a rewritten file or a forked worker never sees a stale handle. ZipFile reads are
     thread-safe (one lock around seek+read); evicted handles close when garbage-collected.
     """
-    st = os.stat(path)
-    key = (os.getpid(), os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if storage.is_url(path):        # read in place: range requests through a block-caching file object
+        found = storage.info(path)
+        if found is None:
+            raise FileNotFoundError(path)
+        key = (os.getpid(), path, found.get("size"), found.get("ETag") or found.get("LastModified"))
+    else:
+        st = os.stat(path)
+        key = (os.getpid(), os.path.abspath(path), st.st_size, st.st_mtime_ns)
     with _ZIPS_LOCK:
         hit = _ZIPS.get(key)
         if hit is not None:
             _ZIPS.move_to_end(key)
             return hit
-    zf = zipfile.ZipFile(path)
+    if storage.is_url(path):
+        handle = storage.open_remote(path, cache="blockcache")
+        try:
+            zf = zipfile.ZipFile(handle)
+        except BaseException:
+            handle.close()
+            raise
+    else:
+        zf = zipfile.ZipFile(path)
     entry = (zf, frozenset(zf.namelist()))
     with _ZIPS_LOCK:
         _ZIPS[key] = entry
@@ -184,6 +236,9 @@ class EpisodeFiles:
         self.in_zip = ref.get("kind") == "zip"
         self._zip: zipfile.ZipFile | None = None
         self._names: frozenset[str] = frozenset()
+        self.remote = storage.is_url(ref.uri)
+        if self.remote and not self.in_zip:     # one LIST per episode folder instead of a HEAD per file
+            self._names = frozenset(storage.relative(url, ref.uri) for url in storage.list_files(ref.uri))
         if self.in_zip:
             if ref.get("error"):
                 raise EpisodeError(RejectReason.UNREADABLE, f"{ref.uri}: {ref.get('error')}", path=ref.uri)
@@ -219,13 +274,15 @@ class EpisodeFiles:
         return None
 
     def exists(self, rel: str) -> bool:
-        if self.in_zip:
+        if self.in_zip or self.remote:
             return self.path(rel) in self._names
         return os.path.isfile(os.path.join(self.ref.uri, self.path(rel)))
 
     def read(self, rel: str) -> bytes:
         if self.in_zip:
             return self._zip.read(self.path(rel))
+        if self.remote:
+            return storage.read_bytes(storage.join(self.ref.uri, self.path(rel)))
         with open(os.path.join(self.ref.uri, self.path(rel)), "rb") as f:
             return f.read()
 
@@ -463,8 +520,11 @@ def _pad(x: np.ndarray, size: int) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _descriptions(path: str) -> dict[str, str]:
     try:
-        with open(path, encoding="utf-8") as f:
-            value = json.load(f)
+        if storage.is_url(path):
+            value = json.loads(storage.read_bytes(path))
+        else:
+            with open(path, encoding="utf-8") as f:
+                value = json.load(f)
         return {task_key(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -553,6 +613,8 @@ def _read_member(info: dict[str, Any], i: int) -> bytes:
     name = info["frames"][i]
     if info["member_of_zip"]:
         return open_zip(info["uri"])[0].read(name)
+    if storage.is_url(name):
+        return storage.read_bytes(name)
     with open(name, "rb") as f:
         return f.read()
 

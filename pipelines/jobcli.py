@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -24,8 +26,15 @@ output is byte-identical to an uninterrupted run. Every input ends in a shard or
 def parser(description: str, script: str, defaults: dict[str, Any]) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=script, description=description, epilog=EPILOG.format(script=script),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--input", required=True, help="source root: a local or mounted path (object-store URLs: not yet; mount with s3fs/gcsfuse)")
-    ap.add_argument("--output", required=True, help="output root (local or mounted path): shards/, catalog.json, tokenizer/")
+    ap.add_argument("--input", required=True,
+                    help="source root: a local path or an object-store URL (s3://bucket/prefix), read in place")
+    ap.add_argument("--output", required=True,
+                    help="output root, local path or URL: shards/, catalog.json, tokenizer/ (URL: shards are staged "
+                         "in $TMPDIR, then uploaded with shard.json last)")
+    ap.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="fsspec option for s3:// (or other) URLs, repeatable, e.g. endpoint_url=http://minio:9000, "
+                         "anon=true, client_kwargs='{\"region_name\": \"eu-west-1\"}'. Credentials: the standard "
+                         "AWS_* environment variables")
     ap.add_argument("--format", choices=("lerobot", "zarr", "both"), default="both", help="shard format(s)")
     ap.add_argument("--runner", choices=("local", "ray", "beam"), default="local")
     ap.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
@@ -55,7 +64,12 @@ def main(source: str, description: str, script: str, argv: list[str] | None = No
         cut = argv.index("--")
         argv, beam_args = argv[:cut], argv[cut + 1:]
     defaults = defaults or {}
-    args = parser(description, script, defaults).parse_args(argv)
+    ap = parser(description, script, defaults)
+    args = ap.parse_args(argv)
+    try:
+        configure_storage([args.input, args.output], args.storage_option)
+    except ValueError as exc:
+        ap.error(str(exc))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s")
     width, height = (int(v) for v in args.video_size.lower().split("x"))
     formats = ("lerobot", "zarr") if args.format == "both" else (args.format,)
@@ -70,3 +84,33 @@ def main(source: str, description: str, script: str, argv: list[str] | None = No
     print(f"{source}: {counts['inputs']} inputs -> {counts['ingested']} ingested, {counts['rejected']} rejected; "
           f"{len({s.shard_id for s in catalog.shards})} shard(s) in {args.output}/shards, catalog {args.output}/catalog.json")
     return 0
+
+
+def configure_storage(urls: list[str], options: list[str]) -> dict[str, dict[str, Any]]:
+    """`--storage-option KEY=VALUE` → fsspec configuration of each URL's protocol, in this process
+    (`fsspec.config.conf`) and for every worker it starts (`FSSPEC_<PROTOCOL>` JSON in the environment,
+    which fsspec reads at import). Values are JSON when they parse (true, 3, {...}), else strings."""
+    if not options:
+        return {}
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--storage-option {option!r}: expected KEY=VALUE")
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    protocols = sorted({url.split("://", 1)[0] for url in urls if "://" in url and not url.startswith("file://")})
+    if not protocols:
+        raise ValueError("--storage-option given but neither --input nor --output is a URL")
+    import fsspec.config
+
+    configured = {}
+    for protocol in protocols:
+        var = f"FSSPEC_{protocol.upper()}"
+        merged = {**json.loads(os.environ.get(var, "{}")), **parsed}
+        os.environ[var] = json.dumps(merged, sort_keys=True)
+        fsspec.config.conf.setdefault(protocol, {}).update(merged)
+        configured[protocol] = merged
+    return configured

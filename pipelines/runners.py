@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.stages import JobConfig, Plan, ShardPlan, build_transforms, finalize, prepare, run_shard
+from pipelines.stages import (JobConfig, Plan, ShardPlan, build_transforms, finalize, load_tokenizer, prepare,
+                              run_shard, tokenizer_location)
 
 log = logging.getLogger("psi0.pipelines")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,10 +53,7 @@ class ShardWorker:
 
     def __init__(self, config: JobConfig, tokenizer_dir: str | None):
         self.config = config
-        tokenizer = None
-        if tokenizer_dir:
-            from converters.tokenize.fast import FastTokenizer
-            tokenizer = FastTokenizer.load(tokenizer_dir)
+        tokenizer = load_tokenizer(tokenizer_dir) if tokenizer_dir else None
         self.transforms = build_transforms(config, tokenizer)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -74,14 +72,21 @@ def _ray_init(address: str | None, num_cpus: int | None) -> None:
     import ray
     if ray.is_initialized():
         return
+    storage = storage_env()          # object-store options (--storage-option) travel to every worker
     if address:
         ray.init(address=address, log_to_driver=False, runtime_env={
-            "working_dir": str(REPO_ROOT), "excludes": [".venv", "out", ".git", "sample", "runs", "recordings"]})
+            "working_dir": str(REPO_ROOT), "excludes": [".venv", "out", ".git", "sample", "runs", "recordings"],
+            **({"env_vars": storage} if storage else {})})
     elif os.environ.get("RAY_ADDRESS"):
-        ray.init(log_to_driver=False)
+        ray.init(log_to_driver=False, **({"runtime_env": {"env_vars": storage}} if storage else {}))
     else:
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
+                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT), **storage}})
+
+
+def storage_env() -> dict[str, str]:
+    """fsspec's own configuration variables (`FSSPEC_<PROTOCOL>=<json>`), set by `--storage-option`."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith("FSSPEC_")}
 
 
 def run_ray(config: JobConfig, address: str | None = None, workers: int | None = None,
@@ -101,7 +106,7 @@ def _run_ray(config: JobConfig, workers: int | None, cpus_per_worker: float) -> 
     the_plan, tokenizer = prepare(config)
     if not the_plan.shards:
         return finalize(config, the_plan, tokenizer)
-    tok_dir = str(Path(config.output) / "tokenizer") if tokenizer is not None else None
+    tok_dir = tokenizer_location(config) if tokenizer is not None else None
     concurrency = max(1, min(workers or int(ray.available_resources().get("CPU", 1) // cpus_per_worker),
                              len(the_plan.shards)))
     ds = ray.data.from_items([{"plan": s} for s in the_plan.shards], override_num_blocks=len(the_plan.shards))
@@ -120,7 +125,7 @@ def run_beam(config: JobConfig, beam_args: list[str]) -> Any:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     the_plan, tokenizer = prepare(config)
-    tok_dir = str(Path(config.output) / "tokenizer") if tokenizer is not None else None
+    tok_dir = tokenizer_location(config) if tokenizer is not None else None
 
     class WriteShard(beam.DoFn):
         def setup(self) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import shutil
+import tempfile
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,12 +20,13 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from schemas.episode import Episode, EpisodeError, Rejected, RejectReason, SourceRef
-from schemas.names import TOKENIZER_DIR
+from schemas.names import SHARDS_DIR, TOKENIZER_DIR
 from schemas.validation import validate_episode
+from shards import objectstore
 from shards.catalog import finalize as finalize_catalog
 from shards.commit import clean_staging
 from shards.video import VideoConfig
-from shards.writer import ShardConfig, ShardResult, is_committed, write_shard
+from shards.writer import ShardConfig, ShardResult, is_committed, shard_dir_name, write_shard
 
 log = logging.getLogger("psi0.pipelines")
 SOURCES = {"egodex": "converters.egodex", "humanoid_everyday": "converters.humanoid_everyday",
@@ -158,11 +161,34 @@ def load(ref: SourceRef, config: JobConfig, transforms: list[Transform]) -> Epis
 def run_shard(shard: ShardPlan, config: JobConfig, transforms: list[Transform]) -> ShardResult | None:
     """Write one planned shard unless already committed (resume). Returns None when skipped."""
     shard_config = config.shard_config()
+    if objectstore.is_url(config.output):
+        return _run_shard_remote(shard, config, transforms)
     if is_committed(Path(config.output), shard.shard_id, shard_config.formats):
         return None
     fault_point("shard-start")
     episodes = (_with_fault(item) for item in _prefetched(shard.refs, config, transforms))
     return write_shard(episodes, config.output, shard.shard_id, shard_config)
+
+
+def _run_shard_remote(shard: ShardPlan, config: JobConfig, transforms: list[Transform]) -> ShardResult | None:
+    """Object-store output: write + commit the shard in a local staging root, then publish each format's
+    directory with its `shard.json` uploaded last (see shards.objectstore)."""
+    shard_config = config.shard_config()
+    names = [shard_dir_name(shard.shard_id, fmt) for fmt in shard_config.formats]
+    remote = {name: objectstore.join(config.output, SHARDS_DIR, name) for name in names}
+    if all(objectstore.committed_shard(url) is not None for url in remote.values()):
+        return None
+    fault_point("shard-start")
+    staging = Path(tempfile.mkdtemp(prefix=f"psi0-{shard.shard_id}-"))
+    try:
+        episodes = (_with_fault(item) for item in _prefetched(shard.refs, config, transforms))
+        result = write_shard(episodes, staging, shard.shard_id, shard_config)
+        for name in names:
+            objectstore.publish_shard(staging / SHARDS_DIR / name, remote[name],
+                                      after_data=lambda: fault_point("upload"))
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _prefetched(refs: tuple[SourceRef, ...], config: JobConfig, transforms: list[Transform]) -> Iterator[Episode | Rejected]:
@@ -186,9 +212,14 @@ def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> Any | None:
     from converters.tokenize.fast import FastTokenizer
     from converters.tokenize.sources import frame_chunks
 
-    directory = Path(config.output) / TOKENIZER_DIR
-    if (directory / "tokenizer.json").is_file():
-        return FastTokenizer.load(directory)
+    if objectstore.is_url(config.output):
+        saved = load_tokenizer(tokenizer_location(config))
+        if saved is not None:
+            return saved
+    else:
+        directory = Path(config.output) / TOKENIZER_DIR
+        if (directory / "tokenizer.json").is_file():
+            return FastTokenizer.load(directory)
     step = max(1, len(refs) // max(1, config.token_fit_episodes))
     chunks = []
     for ref in refs[::step]:
@@ -204,18 +235,45 @@ def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> Any | None:
         return None
     tokenizer = FastTokenizer.fit(np.concatenate(chunks), scale=config.token_scale, vocab_size=config.token_vocab,
                                   seed=0)
+    if objectstore.is_url(config.output):     # tokenizer.json is the marker: uploaded last
+        with tempfile.TemporaryDirectory(prefix="psi0-tokenizer-") as tmp:
+            tokenizer.save(tmp)
+            objectstore.upload_tree(Path(tmp), tokenizer_location(config), last="tokenizer.json")
+        return tokenizer
     tmp = directory.with_name(directory.name + ".tmp")
     tokenizer.save(tmp)
     os.replace(tmp, directory)
     return tokenizer
 
 
+def tokenizer_location(config: JobConfig) -> str:
+    """`<output>/tokenizer` as a path or URL."""
+    if objectstore.is_url(config.output):
+        return objectstore.join(config.output, TOKENIZER_DIR)
+    return str(Path(config.output) / TOKENIZER_DIR)
+
+
+def load_tokenizer(location: str) -> Any | None:
+    """A saved FAST tokenizer from a directory or URL (downloaded to a temp dir), None if not there."""
+    from converters.tokenize.fast import FastTokenizer
+
+    if not objectstore.is_url(location):
+        return FastTokenizer.load(location)
+    if not objectstore.exists(objectstore.join(location, "tokenizer.json")):
+        return None
+    with tempfile.TemporaryDirectory(prefix="psi0-tokenizer-") as tmp:
+        objectstore.download_tree(location, Path(tmp))
+        return FastTokenizer.load(tmp)
+
+
 def prepare(config: JobConfig) -> tuple[Plan, Any | None]:
-    """Everything before the heavy pass: clean debris, discover, plan, fit the tokenizer."""
-    Path(config.output).mkdir(parents=True, exist_ok=True)
-    removed = clean_staging(Path(config.output))
-    if removed:
-        log.info("removed %d partial shard(s) from an interrupted run: %s", len(removed), ", ".join(removed))
+    """Everything before the heavy pass: clean debris, discover, plan, fit the tokenizer.
+    (On an object store there is no staging debris: a partial shard is replaced when it is redone.)"""
+    if not objectstore.is_url(config.output):
+        Path(config.output).mkdir(parents=True, exist_ok=True)
+        removed = clean_staging(Path(config.output))
+        if removed:
+            log.info("removed %d partial shard(s) from an interrupted run: %s", len(removed), ", ".join(removed))
     refs = discover(config)
     the_plan = plan(refs, config)
     tokenizer = fit_tokenizer([r for s in the_plan.shards for r in s.refs], config)
@@ -236,12 +294,21 @@ _FAULT_COUNTS: dict[str, int] = {}
 
 
 def fault_point(name: str) -> None:
-    """`PSI0_FAULT=<name>:<n>` SIGKILLs this process the n-th time `name` is reached (tests only)."""
+    """`PSI0_FAULT=<name>:<n>` SIGKILLs this process the n-th time `name` is reached (tests only).
+
+    With `PSI0_FAULT_ONCE=<file>` only the first process to get there dies (it creates the file first):
+    how a test kills one Ray worker mid-episode and lets the retried task succeed."""
     spec = os.environ.get("PSI0_FAULT", "")
     if not spec or not spec.startswith(name + ":"):
         return
     _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
     if _FAULT_COUNTS[name] >= int(spec.split(":", 1)[1]):
+        once = os.environ.get("PSI0_FAULT_ONCE")
+        if once:
+            try:
+                os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
         os.kill(os.getpid(), 9)
 
 

@@ -12,6 +12,7 @@ import io
 import queue
 import threading
 import zipfile
+from contextlib import nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +22,7 @@ import av
 import numpy as np
 
 from schemas.episode import EpisodeError, RejectReason, VideoRef
+from shards import objectstore
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,17 @@ _END = object()
 
 
 def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterator[av.VideoFrame]:
+    # Object-store videos stream through a file object (sequential range reads): measured on loopback S3 as
+    # fast as staging the file to local disk first, without the disk space or the extra copy.
+    remote = None
     try:
-        container = av.open(ref.uri)
+        remote = objectstore.open_input(ref.uri) if objectstore.is_url(ref.uri) else None
+        container = av.open(remote if remote is not None else ref.uri)
     except Exception as exc:  # noqa: BLE001 - any open failure is a bad input
+        if remote is not None:
+            remote.close()
         raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"cannot open video {ref.uri}: {exc}") from exc
-    with container:
+    with container, (remote if remote is not None else nullcontext()):
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"     # frame threads would fight the encoder for cores
         try:
@@ -75,11 +83,19 @@ def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterat
 def _decode_images(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterator[av.VideoFrame]:
     from PIL import Image
 
-    archive = zipfile.ZipFile(ref.uri) if ref.member_of_zip else None
+    remote = objectstore.is_url(ref.uri)
+    handle = objectstore.open_input(ref.uri) if remote and ref.member_of_zip else None
+    archive = zipfile.ZipFile(handle if handle is not None else ref.uri) if ref.member_of_zip else None
+    fetched = objectstore.prefetch(ref.uri, ref.frames) if remote and not archive else None
     try:
         for name in ref.frames:
             try:
-                data = archive.read(name) if archive else (Path(ref.uri) / name).read_bytes()
+                if archive:
+                    data = archive.read(name)
+                elif fetched is not None:
+                    data = next(fetched)
+                else:
+                    data = (Path(ref.uri) / name).read_bytes()
                 with Image.open(io.BytesIO(data)) as img:
                     rgb = np.asarray(img.convert("RGB"))
             except Exception as exc:  # noqa: BLE001 - a missing/corrupt image is a bad input
@@ -88,6 +104,8 @@ def _decode_images(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iter
     finally:
         if archive:
             archive.close()
+        if handle is not None:
+            handle.close()
 
 
 def iter_frames(ref: VideoRef, width: int, height: int, pix_fmt: str = "yuv420p",
