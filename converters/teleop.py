@@ -10,7 +10,8 @@ What `read` produces (one feature set for every robot; the embodiment is in the 
   interpolated) + the previous frame's commanded torso rpy/height (0, 0, 0, 0.75 at frame 0), as the
   reference converter builds it, padded to 36.
 - full robot state as extra features: `observation.body_q` / `observation.body_dq` (29, legs and
-  waist included), `observation.hand_q` (14), `observation.imu_rpy` (3), `observation.base_height` (1).
+  waist included), `observation.hand_q` (14), `observation.base` (imu roll/pitch/yaw + base height; a
+  separate (1,) feature would be read back by LeRobot as a scalar and fail to load).
 - `observation.images.egocentric`: the frame nearest each grid time, as a `VideoRef(kind="images")`
   over JPEGs extracted (bytes as recorded, no re-encode) to a per-episode cache directory.
 - quality: fractions of frames whose command was held / had a tracker lost / was under e-stop, and
@@ -51,8 +52,7 @@ FEATURES: dict[str, FeatureSpec] = {
         FeatureSpec("observation.body_q", "float32", (29,), G1_BODY.dims),
         FeatureSpec("observation.body_dq", "float32", (29,), G1_BODY.dims),
         FeatureSpec("observation.hand_q", "float32", (14,), PSI0_HANDS.dims),
-        FeatureSpec("observation.imu_rpy", "float32", (3,), ("roll", "pitch", "yaw")),
-        FeatureSpec("observation.base_height", "float32", (1,), ("base_height",)),
+        FeatureSpec("observation.base", "float32", (4,), ("imu_roll", "imu_pitch", "imu_yaw", "base_height")),
         FeatureSpec(f"observation.images.{CAMERA}", "video", (120, 160, 3)),
     )
 }
@@ -169,7 +169,7 @@ def _read(ref: SourceRef) -> Episode:
     t = grid - grid[0]
     frames = build_frames(t, {"observation.state": state, "action": action, "observation.body_q": body_q,
                               "observation.body_dq": body_dq, "observation.hand_q": hand_q,
-                              "observation.imu_rpy": imu, "observation.base_height": height})
+                              "observation.base": np.concatenate([imu, height], axis=1)})
     quality = {
         "hold_fraction": float(np.mean(["hold" in f.split("|") for f in held])),
         "tracker_lost_fraction": float(np.mean([any(x.endswith("_lost") for x in f.split("|")) for f in held])),
