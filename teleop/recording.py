@@ -253,7 +253,7 @@ class SegmentedStream:
     def sync(self) -> None:
         if self.dirty and self._file is not None:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            os.fdatasync(self._file.fileno())     # data + the size needed to read it back
             self.dirty = False
 
     def _roll(self) -> None:
@@ -351,7 +351,9 @@ class Recorder:
         self.episode_dir: Path | None = None
         self._episode_info: dict[str, Any] = {}
         self.episodes: list[dict[str, Any]] = []    # finished episodes (episode.json contents)
-        self.max_at_risk = 0.0
+        self.max_at_risk = 0.0                     # arrival -> fsynced (power loss)
+        self.max_unwritten = 0.0                   # arrival -> written to the OS (process crash)
+        self.max_sync = 0.0                        # longest fdatasync round
         self.flushes = 0
         self.bytes_written = 0
         self.write_errors: list[str] = []
@@ -472,7 +474,11 @@ class Recorder:
                 self.write_errors.append(f"{type(exc).__name__}: {exc}")
 
     def flush(self) -> None:
-        """Write everything buffered as one batch per stream, then fsync the touched files."""
+        """Write everything buffered as one batch per stream, then fdatasync the touched files.
+
+        After the write a row survives a crash of this process (it is in the OS page cache); after the
+        sync it survives power loss. Both ages are measured: `max_at_risk_s` (arrival -> synced) and
+        `max_unwritten_s` (arrival -> written, what a SIGKILL can lose)."""
         with self._io:
             with self._lock:
                 pending, self._pending = self._pending, {}
@@ -486,12 +492,16 @@ class Recorder:
                 stream.write(batch)
                 self.bytes_written += batch.nbytes
                 touched.append(stream)
+            written = self.clock()
             for stream in touched:
                 stream.sync()
             if touched:
                 self.flushes += 1
             if oldest is not None:
-                self.max_at_risk = max(self.max_at_risk, self.clock() - oldest)
+                synced = self.clock()
+                self.max_unwritten = max(self.max_unwritten, written - oldest)
+                self.max_at_risk = max(self.max_at_risk, synced - oldest)
+                self.max_sync = max(self.max_sync, synced - written)
 
     def _stream(self, name: str) -> SegmentedStream:
         if name == "session_events":
@@ -517,7 +527,7 @@ class Recorder:
 
     def stats(self) -> dict[str, Any]:
         return {"flushes": self.flushes, "bytes": self.bytes_written, "max_at_risk_s": self.max_at_risk,
-                "errors": list(self.write_errors)}
+                "max_unwritten_s": self.max_unwritten, "max_sync_s": self.max_sync, "errors": list(self.write_errors)}
 
     def close(self, t: float | None = None) -> None:
         """A clean end: stop a running episode (keeping its mark), flush, close every segment."""
