@@ -73,6 +73,8 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 """Stream name (camera streams: "camera") -> Arrow schema. Kept in session.json too."""
 
+EPISODE_STREAMS = ("inputs", "commands", "robot_state", "events", "loop")
+"""Streams every episode has (created at its start); `camera_<name>` for each camera in the session meta."""
 EVENT_KINDS = ("episode_start", "episode_stop", "mark", "key", "estop", "estop_release", "quit", "note")
 
 
@@ -219,7 +221,11 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 class SegmentedStream:
-    """One stream's append-only segments `<dir>/<seq:06d>.arrows`, rolled after `segment_bytes`."""
+    """One stream's append-only segments `<dir>/<seq:06d>.arrows`, rolled after `segment_bytes`.
+
+    `write` (writer thread) hands bytes to the OS; `sync` (syncer thread) makes them durable. They run
+    concurrently so a slow disk flush never delays the next write; `_sync_lock` keeps a sync off a
+    file that is being closed."""
 
     def __init__(self, directory: Path, schema: pa.Schema, segment_bytes: int = SEGMENT_BYTES):
         self.dir = directory
@@ -228,47 +234,57 @@ class SegmentedStream:
         self.seq = -1
         self._file: Any = None
         self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self._sync_lock = threading.Lock()
         self.rows = 0
         self.dirty = False
+
+    def open(self) -> None:
+        if self._writer is None:
+            self._open_next()
 
     def _open_next(self) -> None:
         self.seq += 1
         new_dir = not self.dir.exists()
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.dir / f"{self.seq:06d}{SUFFIX}", "wb")
-        self._writer = pa.ipc.new_stream(self._file, self.schema)
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        f = open(self.dir / f"{self.seq:06d}{SUFFIX}", "wb")
+        writer = pa.ipc.new_stream(f, self.schema)
+        f.flush()
+        os.fsync(f.fileno())
         fsync_dir(self.dir)
         if new_dir:
             fsync_dir(self.dir.parent)
+        with self._sync_lock:
+            self._file, self._writer = f, writer
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None or self._file.tell() >= self.segment_bytes:
             self._roll()
         self._writer.write_batch(batch)
+        self._file.flush()                        # in the OS page cache: survives a crash of this process
         self.rows += batch.num_rows
         self.dirty = True
 
     def sync(self) -> None:
-        if self.dirty and self._file is not None:
-            self._file.flush()
-            os.fdatasync(self._file.fileno())     # data + the size needed to read it back
-            self.dirty = False
+        """fdatasync the open segment (data + the size needed to read it back): survives power loss."""
+        with self._sync_lock:
+            if self.dirty and self._file is not None:
+                self.dirty = False
+                os.fdatasync(self._file.fileno())
 
     def _roll(self) -> None:
         self.close()
         self._open_next()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()                 # end-of-stream marker
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._writer = None
-            self._file = None
-            self.dirty = False
+        with self._sync_lock:
+            if self._writer is not None:
+                self._writer.close()                 # end-of-stream marker
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._writer = None
+                self._file = None
+                self.dirty = False
 
 
 # ------------------------------------------------------------------------------------------ recorder
@@ -357,9 +373,13 @@ class Recorder:
         self.flushes = 0
         self.bytes_written = 0
         self.write_errors: list[str] = []
+        self._unsynced: list[float] = []         # arrival time of the oldest row of each write not yet synced
+        self._sync_wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="recorder-flush", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="recorder-write", daemon=True)
+        self._syncer = threading.Thread(target=self._run_sync, name="recorder-sync", daemon=True)
         self._thread.start()
+        self._syncer.start()
 
     # -- producer side (control loop)
     def _put(self, stream: str, item: Any) -> None:
@@ -402,14 +422,18 @@ class Recorder:
         self._put(target, (float(t), kind, detail))
 
     def start_episode(self, t: float) -> int:
-        """Begin episode `episode_<k>` (k = next free index); its streams appear on first flush."""
+        """Begin episode `episode_<k>` (k = next free index). The known streams' first segments are
+        created (and their directories fsynced) now, so the first writes do not wait on metadata."""
         if self.recording:
             raise RuntimeError("an episode is already being recorded")
         self.flush()
         index = next_episode_index(self.dir)
-        self.episode_dir = self.dir / f"{EPISODE_PREFIX}{index:06d}"
-        self.episode_dir.mkdir()
-        fsync_dir(self.dir)
+        with self._io:
+            self.episode_dir = self.dir / f"{EPISODE_PREFIX}{index:06d}"
+            self.episode_dir.mkdir()
+            fsync_dir(self.dir)
+            for name in EPISODE_STREAMS + tuple(f"camera_{c}" for c in sorted(self.meta.cameras)):
+                self._stream(name).open()
         self.episode = index
         self._episode_info = {"index": index, "start_t": float(t), "task": self.meta.task, "outcome": "unlabeled"}
         self._accepting = True
@@ -474,44 +498,66 @@ class Recorder:
                 self.write_errors.append(f"{type(exc).__name__}: {exc}")
 
     def flush(self) -> None:
-        """Write everything buffered as one batch per stream, then fdatasync the touched files.
-
-        After the write a row survives a crash of this process (it is in the OS page cache); after the
-        sync it survives power loss. Both ages are measured: `max_at_risk_s` (arrival -> synced) and
-        `max_unwritten_s` (arrival -> written, what a SIGKILL can lose)."""
+        """Write everything buffered as one batch per stream (the writer thread does this every
+        `flush_interval`). Written rows survive a crash of this process; the syncer thread then
+        fdatasyncs them (power loss). Ages measured: `max_unwritten_s` (arrival -> written, what a
+        SIGKILL can lose) and `max_at_risk_s` (arrival -> synced)."""
         with self._io:
             with self._lock:
                 pending, self._pending = self._pending, {}
                 oldest, self._oldest = self._oldest, None
-            touched = []
+            wrote = False
             for name, items in sorted(pending.items()):
                 if not items:
                     continue
-                stream = self._stream(name)
                 batch = self._batch(name, items)
-                stream.write(batch)
+                self._stream(name).write(batch)
                 self.bytes_written += batch.nbytes
-                touched.append(stream)
-            written = self.clock()
-            for stream in touched:
-                stream.sync()
-            if touched:
+                wrote = True
+            if wrote:
                 self.flushes += 1
             if oldest is not None:
-                synced = self.clock()
-                self.max_unwritten = max(self.max_unwritten, written - oldest)
-                self.max_at_risk = max(self.max_at_risk, synced - oldest)
-                self.max_sync = max(self.max_sync, synced - written)
+                self.max_unwritten = max(self.max_unwritten, self.clock() - oldest)
+                with self._lock:
+                    self._unsynced.append(oldest)
+                self._sync_wake.set()
+
+    def sync(self) -> None:
+        """fdatasync every stream written since the last sync."""
+        with self._lock:
+            unsynced, self._unsynced = self._unsynced, []
+            streams = list(self._session_streams.values()) + list(self._episode_streams.values())
+        start = self.clock()
+        for stream in streams:
+            stream.sync()
+        if unsynced:
+            end = self.clock()
+            self.max_sync = max(self.max_sync, end - start)
+            self.max_at_risk = max(self.max_at_risk, end - min(unsynced))
+
+    def _run_sync(self) -> None:
+        while not self._stop.is_set():
+            self._sync_wake.wait()
+            self._sync_wake.clear()
+            try:
+                self.sync()
+            except Exception as exc:  # noqa: BLE001 - surfaced in stats and the status line
+                self.write_errors.append(f"sync: {type(exc).__name__}: {exc}")
 
     def _stream(self, name: str) -> SegmentedStream:
+        """The stream a pending row list goes to, created on first use (insertions under `_lock`:
+        the syncer thread iterates these dicts)."""
         if name == "session_events":
             if "events" not in self._session_streams:
-                self._session_streams["events"] = SegmentedStream(self.dir / "events", SCHEMAS["events"],
-                                                                  self.segment_bytes)
+                stream = SegmentedStream(self.dir / "events", SCHEMAS["events"], self.segment_bytes)
+                with self._lock:
+                    self._session_streams["events"] = stream
             return self._session_streams["events"]
         if name not in self._episode_streams:
             assert self.episode_dir is not None
-            self._episode_streams[name] = SegmentedStream(self.episode_dir / name, schema_for(name), self.segment_bytes)
+            stream = SegmentedStream(self.episode_dir / name, schema_for(name), self.segment_bytes)
+            with self._lock:
+                self._episode_streams[name] = stream
         return self._episode_streams[name]
 
     def _batch(self, name: str, items: list) -> pa.RecordBatch:
@@ -536,6 +582,9 @@ class Recorder:
         self._stop.set()
         self._thread.join()
         self.flush()
+        self._sync_wake.set()
+        self._syncer.join()
+        self.sync()
         with self._io:
             for s in self._session_streams.values():
                 s.close()
