@@ -70,11 +70,11 @@ def cmd_record(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, sort_keys=True, default=str))
     else:
-        loop = summary.get("loop", {})
+        loop, rec = summary.get("loop", {}), summary.get("recorder", {})
         print(f"{summary['session']}: {len(summary['episodes'])} episode(s); loop period jitter p50 "
               f"{loop.get('p50_ms', float('nan')):.2f} ms p99 {loop.get('p99_ms', float('nan')):.2f} ms, "
-              f"{loop.get('overruns', 0)} missed ticks; max data at risk "
-              f"{summary.get('recorder', {}).get('max_at_risk_s', 0) * 1e3:.0f} ms")
+              f"{loop.get('overruns', 0)} missed ticks; data at risk: {rec.get('max_unwritten_s', 0) * 1e3:.0f} ms "
+              f"(process crash), {rec.get('max_at_risk_s', 0) * 1e3:.0f} ms (power loss)")
     return 0
 
 

@@ -302,7 +302,7 @@ class Recording:
         cams = " ".join(f"{name} {s.rate(times, now):.0f}Hz" for name, times in s.camera_times.items())
         lost = 100.0 * s.tracker_lost_ticks / max(1, s.ticks)
         work = np.asarray(list(s.works)[-50:]) * 1e3 if s.works else np.zeros(1)
-        risk = self.recorder.stats()["max_at_risk_s"] * 1e3 if self.recorder else 0.0
+        rs = self.recorder.stats() if self.recorder else {"max_unwritten_s": 0.0, "max_at_risk_s": 0.0}
         if self.phase == "recording":
             head = f"REC ep {self.recorder.episode} {now - self.episode_start:6.1f}s"
             mark = self.recorder.pending_mark
@@ -312,12 +312,18 @@ class Recording:
         else:
             head = f"{self.phase:<9} {self.episodes_done} ep done"
         return (f"{head} | cmd {s.rate(s.tick_times, now):.0f}Hz {cams} | missed {s.overruns} | lost {lost:.1f}% | "
-                f"latency {np.median(work):.1f}/{work.max():.1f}ms | at-risk {risk:.0f}ms"
+                f"latency {np.median(work):.1f}/{work.max():.1f}ms | "
+                f"at risk {rs['max_unwritten_s'] * 1e3:.0f}ms crash/{rs['max_at_risk_s'] * 1e3:.0f}ms power"
                 + (" | E-STOP" if self.estop else ""))
 
 
 def record(opts: RecordOptions, out: TextIO = sys.stderr) -> dict[str, Any]:
-    """Run a recording session; returns its summary (also written to `<session>/summary.json`)."""
+    """Run a recording session; returns its summary."""
+    try:
+        import torch  # noqa: PLC0415 - tiny per-tick tensors: extra intra-op threads only add jitter
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
     devices = open_devices(opts)
     interactive = opts.interactive
     stop_requested: list[int] = []

@@ -127,6 +127,19 @@ def test_discarded_episode_not_ingested_and_corrupt_rejected(session, tmp_path):
 
 
 @pytest.mark.slow
+def test_record_from_replayed_session_reuses_its_calibration(session, tmp_path):
+    r = teleop("record", "--task", "lunchbag", "--device", "replay", str(session), "--out", str(tmp_path),
+               "--episodes", "1", "--duration", "1.5", "--countdown", "0.2", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "calibration:" not in r.stderr                      # the recorded session's calibration is reused
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    new = Path(summary["session"])
+    assert load_session(new)["calibration"] == load_session(session)["calibration"]
+    assert load_session(new)["device"]["kind"] == "replay"
+    assert read_stream(new / "episode_000000" / "commands").num_rows > 10
+
+
+@pytest.mark.slow
 def test_sigkill_loses_at_most_100ms_and_check_repairs(tmp_path):
     out = tmp_path / "rec"
     proc = subprocess.Popen([sys.executable, "-m", "psi0", "teleop", "record", "--task", "lunchbag", "--out", str(out),
