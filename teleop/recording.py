@@ -355,6 +355,7 @@ class Recorder:
         self.clock = clock
         self.encoding = meta.camera_encoding
         self.start = clock()
+        warm_up(self.encoding)
         write_json_atomic(self.dir / SESSION_FILE, meta.to_json(self.start, time.time()))
         self._lock = threading.Lock()              # guards _pending (held for list appends only)
         self._io = threading.Lock()                # serializes swap + write + fsync; the loop never waits on it
@@ -589,6 +590,23 @@ class Recorder:
             for s in self._session_streams.values():
                 s.close()
             self._session_streams = {}
+
+
+def warm_up(encoding: str = "jpeg") -> None:
+    """Build and serialize one batch of every stream type once. The first batch otherwise imports
+    modules (pyarrow.compute, codecs) inside the writer thread, which on a busy machine took seconds:
+    seconds of data at risk at every session start."""
+    x = OperatorInput(0.0, {s: np.eye(4) for s in BODY_SITES}, {s: True for s in BODY_SITES},
+                      {h: np.zeros((21, 3)) for h in HAND_SIDES}, {h: True for h in HAND_SIDES}, np.zeros(4))
+    batches = {"inputs": inputs_batch([x]), "commands": commands_batch([RobotCommand(0.0, np.zeros(36, np.float32))]),
+               "robot_state": states_batch([RobotState(0.0, np.zeros(29), np.zeros(29), np.zeros(14), np.zeros(3), 0.75)]),
+               "camera": camera_batch([CameraFrame(0.0, "warm", np.zeros((8, 8, 3), np.uint8))], encoding),
+               "events": rows_batch("events", [(0.0, "note", "")]), "loop": rows_batch("loop", [(0.0, 0.0, 0.0, 0.0, 0)])}
+    for name, batch in batches.items():
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, SCHEMAS[name]) as writer:
+            writer.write_batch(batch)
+        pa.ipc.open_stream(sink.getvalue()).read_all()
 
 
 def next_episode_index(session_dir: Path) -> int:
