@@ -47,6 +47,7 @@ class LoopStats:
     camera_frames: dict[str, int] = field(default_factory=dict)
     periods: deque = field(default_factory=lambda: deque(maxlen=1 << 16))
     works: deque = field(default_factory=lambda: deque(maxlen=1 << 16))
+    lateness: deque = field(default_factory=lambda: deque(maxlen=1 << 16))   # tick start - its deadline
     tick_times: deque = field(default_factory=lambda: deque(maxlen=4096))
     camera_times: dict[str, deque] = field(default_factory=dict)
 
@@ -61,9 +62,12 @@ class LoopStats:
         period = 1.0 / self.rate_hz
         jit = np.abs(np.asarray(self.periods) - period) * 1e3
         work = np.asarray(self.works) * 1e3
+        late = np.asarray(self.lateness) * 1e3
         return {"n": int(jit.size), "p50_ms": float(np.percentile(jit, 50)), "p99_ms": float(np.percentile(jit, 99)),
                 "max_ms": float(jit.max()), "work_p50_ms": float(np.percentile(work, 50)),
-                "work_p99_ms": float(np.percentile(work, 99)), "overruns": self.overruns}
+                "work_p99_ms": float(np.percentile(work, 99)), "late_p50_ms": float(np.percentile(late, 50)),
+                "late_p99_ms": float(np.percentile(late, 99)), "overruns": self.overruns,
+                "overrun_fraction": self.overruns / max(1, self.overruns + self.ticks)}
 
 
 def period_jitter(periods: np.ndarray, rate_hz: float) -> dict[str, float]:
@@ -139,6 +143,7 @@ class ControlLoop:
             s = self.stats
             s.ticks += 1
             s.works.append(work)
+            s.lateness.append(now - deadline)
             s.tick_times.append(now)
             if np.isfinite(period):
                 s.periods.append(period)
