@@ -57,7 +57,10 @@ class CheckReport:
             last = f", last sample t={f.last_t:.3f}" if f.last_t is not None else ""
             state = "repaired" if f.repaired else ("ok (readable)" if f.problem == "no_end_marker" else "NOT repaired")
             lines.append(f"  {f.problem:<22} {f.path}{cut}, {f.rows_kept} rows kept{last}  [{state}] {f.detail}")
-        lines.append("OK" if self.ok else "DAMAGED: run `teleop check DIR --repair`")
+        if not self.sessions:
+            lines.append("NO RECORDING FOUND")
+        else:
+            lines.append("OK" if self.ok else "DAMAGED: run `teleop check DIR --repair`")
         return "\n".join(lines)
 
 
