@@ -46,6 +46,7 @@ class UpperBodyConfig:
     torso_yaw_gain: float = 0.5
     torso_yaw_deadzone: float = 0.15        # rad of head yaw ignored
     unreachable_error: float = 0.03         # m of IK position residual flagged as unreachable
+    rest_gain: float = 0.05                 # null-space pull towards the reference pose per iteration
 
 
 @dataclass
@@ -101,7 +102,8 @@ class UpperBodyMapper:
         else:
             c = self.cfg.ik
             q, pe, re = dls_ik(numpy_arm(side), target, prev, iterations=c.iterations, damping=c.damping,
-                               rot_weight=c.rot_weight, max_step=c.max_step, tolerance=c.tolerance)
+                               rot_weight=c.rot_weight, max_step=c.max_step, tolerance=c.tolerance,
+                               rest=REFERENCE_POSES["ready"][side], rest_gain=self.cfg.rest_gain)
         self._q[side] = q
         return q, pe, re
 
