@@ -47,6 +47,7 @@ class UpperBodyConfig:
     torso_yaw_deadzone: float = 0.15        # rad of head yaw ignored
     unreachable_error: float = 0.03         # m of IK position residual flagged as unreachable
     rest_gain: float = 0.05                 # null-space pull towards the reference pose per iteration
+    backend: str = "numpy"                  # "numpy" (teleop.fastkin) | "torch" (converters' solve_ik per tick)
 
 
 @dataclass
@@ -98,6 +99,9 @@ class UpperBodyMapper:
         if prev is None:
             res = solve_ik(arm_chain(side), target[None], self.cfg.first_ik,
                            q_init=REFERENCE_POSES[self.cal.reference][side][None])
+            q, pe, re = res.q[0], float(res.position_error[0]), float(res.rotation_error[0])
+        elif self.cfg.backend == "torch":
+            res = solve_ik(arm_chain(side), target[None], self.cfg.ik, q_init=prev[None])
             q, pe, re = res.q[0], float(res.position_error[0]), float(res.rotation_error[0])
         else:
             c = self.cfg.ik
