@@ -167,8 +167,8 @@ class OpenXRInput:
     def _locate_hand(self, tracker, t: int):
         xr = self._xr
         joints = (xr.HandJointLocationEXT * N_XR_HAND_JOINTS)()
-        out = xr.HandJointLocationsEXT(joint_count=N_XR_HAND_JOINTS,
-                                       joint_locations=ctypes.cast(joints, ctypes.POINTER(xr.HandJointLocationEXT)))
+        out = xr.HandJointLocationsEXT(joint_count=N_XR_HAND_JOINTS, joint_locations=joints)
+        # pyopenxr's locate_hand_joints_ext passes no joint buffer, so call the runtime function directly
         fxn = ctypes.cast(xr.get_instance_proc_addr(self.instance, "xrLocateHandJointsEXT"), xr.PFN_xrLocateHandJointsEXT)
         result = xr.check_result(fxn(tracker, xr.HandJointsLocateInfoEXT(base_space=self.base, time=t), ctypes.byref(out)))
         if result.is_exception():
