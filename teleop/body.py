@@ -54,6 +54,20 @@ def robot_reference_wrists(reference: str) -> dict[str, np.ndarray]:
     return {s: arm_fk(s, REFERENCE_POSES[reference][s][None])[0] for s in ("left", "right")}
 
 
+_NP_ARMS: dict = {}
+
+
+def wrist_fk(side: str, q: np.ndarray) -> np.ndarray:
+    """One (7,) arm configuration -> G1 wrist_yaw_link pose (4, 4) in the torso frame (numpy fast path)."""
+    from teleop.fastkin import NumpyChain  # noqa: PLC0415  (fastkin imports converters only)
+    if side not in _NP_ARMS:
+        _NP_ARMS[side] = NumpyChain(arm_chain(side))
+    rots, pos = _NP_ARMS[side].fk(np.asarray(q, np.float64))
+    out = np.eye(4)
+    out[:3, :3], out[:3, 3] = rots[-1], pos[-1]
+    return out
+
+
 def operator_wrist_from_robot(target: np.ndarray, shoulder_world: np.ndarray, torso_rot: np.ndarray,
                               scale: float) -> np.ndarray:
     """Inverse of the upper-body mapping: a robot wrist target (torso frame) -> the operator's wrist pose

@@ -102,24 +102,34 @@ class NumpyChain:
 
 
 def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: int = 30, damping: float = 0.05,
-           rot_weight: float = 0.3, max_step: float = 0.4, tolerance: float = 1e-5) -> tuple[np.ndarray, float, float]:
-    """One wrist target (4, 4) -> (q, position error m, rotation error rad). Same step as arm_ik._iterate."""
+           rot_weight: float = 0.3, max_step: float = 0.4, tolerance: float = 1e-5, rest: np.ndarray | None = None,
+           rest_gain: float = 0.0) -> tuple[np.ndarray, float, float]:
+    """One wrist target (4, 4) -> (q, position error m, rotation error rad). Same step as arm_ik._iterate.
+
+    `rest`/`rest_gain`: a secondary task in the null space of the (7-DoF, redundant) arm pulling towards a
+    rest posture, so the unobserved elbow angle does not drift with the history of the motion."""
     w = np.array([1.0, 1.0, 1.0, rot_weight, rot_weight, rot_weight])
     eye = np.eye(6) * damping ** 2
     q = nc.clamp(np.asarray(q0, np.float64).copy())
     act = nc.actuated
     rt = target[:3, :3]
-    for _ in range(iterations):
+    use_rest = rest is not None and rest_gain > 0
+    for it in range(iterations):
         rots, pos = nc.fk(q)
         r_end, p_end = rots[-1], pos[-1]
         e_pos = target[:3, 3] - p_end
         e_rot = 0.5 * _cross(r_end.T, rt.T).sum(axis=0)
-        if max(np.abs(e_pos).max(), np.abs(e_rot).max()) < tolerance:
-            break
         axes_w = np.einsum("nij,nj->ni", rots[act], nc.axes[act])
         jac = np.concatenate([_cross(axes_w, p_end - pos[act]), axes_w], axis=1).T * w[:, None]   # (6, dof)
         err = np.concatenate([e_pos, e_rot]) * w
-        dq = jac.T @ np.linalg.solve(jac @ jac.T + eye, err)
+        converged = max(np.abs(e_pos).max(), np.abs(e_rot).max()) < tolerance
+        pinv = jac.T @ np.linalg.inv(jac @ jac.T + eye)
+        null = np.zeros(len(q))
+        if use_rest and it < iterations - 3:          # the last iterations serve the primary task only
+            null = (np.eye(len(q)) - pinv @ jac) @ (rest_gain * (rest - q))
+        if converged and np.abs(null).max() < tolerance:
+            break
+        dq = (0.0 if converged else pinv @ err) + null
         q = nc.clamp(q + np.clip(dq, -max_step, max_step))
     rots, pos = nc.fk(q)
     cos = (np.trace(rots[-1].T @ rt) - 1.0) / 2.0

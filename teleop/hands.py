@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from converters.retarget.hands import HandModel, dex3_model, human25_from_mediapipe, inspire_model
+from converters.retarget.hands import (HandModel, HandRetargetConfig, dex3_model, human25_from_mediapipe, inspire_model,
+                                       retarget_hand)
 from teleop.calibration import Calibration
 from teleop.fastkin import FastHand
 from teleop.streams import HAND_SIDES
@@ -27,6 +28,7 @@ HAND_KINDS = ("dex3", "inspire")
 class HandMapperConfig:
     iterations: int = 4              # Levenberg-Marquardt iterations per tick (warm-started)
     first_iterations: int = 40       # first tick / after a reset
+    backend: str = "numpy"           # "numpy" (teleop.fastkin.FastHand) | "torch" (converters' retarget_hand per tick)
     prior: float = 5e-3              # weight of |q - q_prev|^2 (m^2 per rad^2): damps chatter from keypoint noise
     mid_weight: float = 0.5
     pinch_weight: float = 1.0
@@ -54,13 +56,22 @@ class HandMapper:
         """(21, 3) landmarks of one hand -> (7,) action-slot values and the mean fingertip error (m, robot scale)."""
         kp = human25_from_mediapipe(np.asarray(keypoints21, np.float64))
         prev = self._q[side]
+        if self.cfg.backend == "torch":
+            cfg = HandRetargetConfig(scale=self.scale[side], mid_weight=self.cfg.mid_weight,
+                                     pinch_weight=self.cfg.pinch_weight,
+                                     iterations=self.cfg.iterations if prev is not None else self.cfg.first_iterations)
+            res = retarget_hand(self.models[side], kp[None], cfg, q_init=None if prev is None else prev[None])
+            return self._out(side, res.q[0]), float(res.tip_error[0])
         q, err = self.solvers[side].solve(kp, self.scale[side], q0=prev,
                                           iterations=self.cfg.iterations if prev is not None else self.cfg.first_iterations,
                                           prior=self.cfg.prior)
+        return self._out(side, q), err
+
+    def _out(self, side: str, q: np.ndarray) -> np.ndarray:
         self._q[side] = q
         out = np.zeros(7)
         out[: q.shape[0]] = q
-        return out, err
+        return out
 
 
 __all__ = ["HandMapper", "HandMapperConfig", "HAND_KINDS"]

@@ -60,6 +60,7 @@ class LocomotionMapper:
     def reset(self) -> None:
         self.command = np.array([0.0, 0.0, 0.0, NOMINAL_TORSO_HEIGHT, 0.0, 0.0, 0.0, 0.0])
         self._t: float | None = None
+        self.clamped = False          # this tick's operator input asked for more than the limits allow
 
     def velocity_targets(self, axes: np.ndarray) -> np.ndarray:
         a = deadzone(axes, self.cfg.deadzone)
@@ -76,11 +77,15 @@ class LocomotionMapper:
         dt = 0.0 if self._t is None else float(np.clip(t - self._t, 0.0, self.cfg.max_dt))
         self._t = float(t)
         cmd = self.command.copy()
+        self.clamped = False
         if torso is not None:
             target = np.clip(torso, _LOW[0:3], _HIGH[0:3])
+            self.clamped |= bool(np.any(target != torso))
             cmd[0:3] = _toward(cmd[0:3], target, np.full(3, self.cfg.torso_rate * dt))
         if pelvis_z is not None:
-            target_h = float(np.clip(self.height_target(pelvis_z), _LOW[3], _HIGH[3]))
+            wanted = self.height_target(pelvis_z)
+            target_h = float(np.clip(wanted, _LOW[3], _HIGH[3]))
+            self.clamped |= target_h != wanted
             cmd[3] = float(_toward(cmd[3:4], np.array([target_h]), np.array([self.cfg.height_rate * dt]))[0])
         if stop:
             cmd[4:7] = 0.0

@@ -139,6 +139,8 @@ class WholeBodyMapper:
         torso_meas = self.upper.measure_torso(poses, valid)
         pelvis_z = float(poses["pelvis"][2, 3]) if valid["pelvis"] else None
         lower = self.locomotion.step(inp.t, inp.axes, pelvis_z, torso_meas, stop=stopped)
+        if self.locomotion.clamped:
+            flags.add("clamped")
         ok["torso"] = valid["pelvis"] and valid["head"]
         action[PARTS["torso"]] = lower[:4]
         action[PARTS["locomotion"]] = lower[4:]

@@ -46,6 +46,8 @@ class UpperBodyConfig:
     torso_yaw_gain: float = 0.5
     torso_yaw_deadzone: float = 0.15        # rad of head yaw ignored
     unreachable_error: float = 0.03         # m of IK position residual flagged as unreachable
+    rest_gain: float = 0.05                 # null-space pull towards the reference pose per iteration
+    backend: str = "numpy"                  # "numpy" (teleop.fastkin) | "torch" (converters' solve_ik per tick)
 
 
 @dataclass
@@ -98,10 +100,14 @@ class UpperBodyMapper:
             res = solve_ik(arm_chain(side), target[None], self.cfg.first_ik,
                            q_init=REFERENCE_POSES[self.cal.reference][side][None])
             q, pe, re = res.q[0], float(res.position_error[0]), float(res.rotation_error[0])
+        elif self.cfg.backend == "torch":
+            res = solve_ik(arm_chain(side), target[None], self.cfg.ik, q_init=prev[None])
+            q, pe, re = res.q[0], float(res.position_error[0]), float(res.rotation_error[0])
         else:
             c = self.cfg.ik
             q, pe, re = dls_ik(numpy_arm(side), target, prev, iterations=c.iterations, damping=c.damping,
-                               rot_weight=c.rot_weight, max_step=c.max_step, tolerance=c.tolerance)
+                               rot_weight=c.rot_weight, max_step=c.max_step, tolerance=c.tolerance,
+                               rest=REFERENCE_POSES["ready"][side], rest_gain=self.cfg.rest_gain)
         self._q[side] = q
         return q, pe, re
 

@@ -173,3 +173,181 @@ def test_replay_missing_file_is_a_clear_error(tmp_path):
 
 def test_sim_state_is_a_robot_state():
     assert isinstance(SimRobot().state(0.0), RobotState)
+
+
+# ------------------------------------------------------------------------------------------ real drivers
+def _random_pose(seed: int) -> np.ndarray:
+    from teleop.geometry import rpy
+    rng = np.random.default_rng(seed)
+    out = np.eye(4)
+    out[:3, :3] = rpy(*rng.uniform(-2, 2, 3))
+    out[:3, 3] = rng.uniform(-1, 2, 3)
+    return out
+
+
+def test_openvr_hmd34_to_world_pose():
+    openvr = pytest.importorskip("openvr")
+    from teleop.devices.frames import Y_UP_TO_Z_UP
+    from teleop.devices.openvr_trackers import hmd34_to_matrix, hmd34_to_pose
+    vr_pose = _random_pose(0)
+    pose_t = openvr.TrackedDevicePose_t()
+    m = pose_t.mDeviceToAbsoluteTracking
+    assert isinstance(m, openvr.HmdMatrix34_t)
+    for i in range(3):
+        for j in range(4):
+            m.m[i][j] = vr_pose[i, j]
+    np.testing.assert_allclose(hmd34_to_matrix(m), vr_pose, atol=1e-6)       # float32 storage
+    world = hmd34_to_pose(m)
+    np.testing.assert_allclose(world[:3, :3] @ world[:3, :3].T, np.eye(3), atol=1e-6)
+    assert np.linalg.det(world[:3, :3]) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(world[:3, :3], Y_UP_TO_Z_UP @ vr_pose[:3, :3], atol=1e-6)
+    # OpenVR: y up, -z forward. A device 1 m ahead at 1.5 m height is at world (1, 0, 1.5); +x (right) is -y here
+    ahead = openvr.HmdMatrix34_t()
+    for i, row in enumerate([[1, 0, 0, 0.3], [0, 1, 0, 1.5], [0, 0, 1, -1.0]]):
+        for j, v in enumerate(row):
+            ahead.m[i][j] = v
+    np.testing.assert_allclose(hmd34_to_pose(ahead)[:3, 3], [1.0, -0.3, 1.5], atol=1e-6)
+
+
+def test_openvr_sites_bind_by_serial_then_role():
+    from teleop.devices.openvr_trackers import TrackedDevice, assign_sites
+    devs = [TrackedDevice(0, "hmd", "HMD-1"), TrackedDevice(3, "tracker", "LHR-A", "vive_tracker_waist"),
+            TrackedDevice(4, "tracker", "LHR-B", "vive_tracker_left_foot"), TrackedDevice(5, "controller", "C-L", "", "left"),
+            TrackedDevice(6, "controller", "C-R", "", "right"), TrackedDevice(7, "tracker", "LHR-C", "vive_tracker_handed")]
+    got = assign_sites(devs)
+    assert got == {"head": 0, "pelvis": 3, "left_foot": 4, "left_wrist": 5, "right_wrist": 6}
+    got = assign_sites(devs, {"right_wrist": "LHR-C"})              # a tracker strapped to the wrist wins
+    assert got["right_wrist"] == 7 and got["pelvis"] == 3
+    from teleop.streams import DeviceUnavailable
+    with pytest.raises(DeviceUnavailable, match="LHR-Z"):
+        assign_sites(devs, {"pelvis": "LHR-Z"})
+
+
+def test_openxr_hand_joints_to_mediapipe_with_pyopenxr_structs():
+    xr = pytest.importorskip("xr")
+    from teleop.devices.frames import Y_UP_TO_Z_UP
+    from teleop.devices.hand_model import hand21
+    from teleop.devices.openxr_input import OPENXR_TO_MEDIAPIPE, hand_joints_to_mediapipe, posef_to_pose
+    world = hand21(0.4, "left") + np.array([0.4, 0.1, 1.1])                # MediaPipe 21 in our world frame
+    y_up = world @ Y_UP_TO_Z_UP                                            # inverse of the runtime->world map
+    joints = (xr.HandJointLocationEXT * 26)()
+    valid_bits = int(xr.SpaceLocationFlags.POSITION_VALID_BIT | xr.SpaceLocationFlags.ORIENTATION_VALID_BIT)
+    for k, j in enumerate(OPENXR_TO_MEDIAPIPE):
+        joints[j].pose.position = xr.Vector3f(*y_up[k])
+        joints[j].pose.orientation = xr.Quaternionf(0.0, 0.0, 0.0, 1.0)
+        joints[j].location_flags = valid_bits
+    joints[0].pose.position = xr.Vector3f(9.0, 9.0, 9.0)                  # palm: not a MediaPipe landmark
+    kp, valid, wrist = hand_joints_to_mediapipe(list(joints))
+    assert valid and kp.shape == (21, 3)
+    np.testing.assert_allclose(kp, world, atol=1e-6)
+    np.testing.assert_allclose(wrist[:3, 3], world[0], atol=1e-6)
+    np.testing.assert_allclose(wrist[:3, :3], Y_UP_TO_Z_UP, atol=1e-6)
+    joints[10].location_flags = 0                                          # index tip lost
+    assert not hand_joints_to_mediapipe(list(joints))[1]
+    assert not hand_joints_to_mediapipe(list(joints), is_active=False)[1]
+    # a quaternion: 90 deg about the runtime's up axis (y) = 90 deg about our z
+    p = xr.Posef(orientation=xr.Quaternionf(0.0, np.sin(np.pi / 4), 0.0, np.cos(np.pi / 4)), position=xr.Vector3f(0, 1, -2))
+    pose = posef_to_pose(p)
+    np.testing.assert_allclose(pose[:3, 3], [2.0, 0.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(pose[:3, :3] @ Y_UP_TO_Z_UP.T, rot_z_90(), atol=1e-6)
+
+
+def rot_z_90() -> np.ndarray:
+    return np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def test_gamepad_events_fifo_and_estop(tmp_path):
+    import os
+    from teleop.devices.gamepad import JS_EVENT, JS_EVENT_AXIS, JS_EVENT_BUTTON, JS_EVENT_INIT, JoystickState, LinuxGamepad
+    st = JoystickState()
+    st.apply(JS_EVENT.pack(0, -32767, JS_EVENT_AXIS | JS_EVENT_INIT, 1) + JS_EVENT.pack(5, 16384, JS_EVENT_AXIS, 3))
+    np.testing.assert_allclose(st.axes, [0.0, 1.0, 16384 / 32767, 0.0])     # stick up = +left_y
+    st.apply(JS_EVENT.pack(9, 1, JS_EVENT_BUTTON, 0))
+    assert st.buttons == {"a", "estop"}
+    st.apply(JS_EVENT.pack(10, 0, JS_EVENT_BUTTON, 0) + JS_EVENT.pack(11, 1, JS_EVENT_BUTTON, 7))
+    assert st.buttons == {"start"}
+    with pytest.raises(ValueError):
+        st.apply(b"\0" * 5)
+    # the real read path: non-blocking reads from a character-stream (a FIFO stands in for /dev/input/js0)
+    fifo = tmp_path / "js0"
+    os.mkfifo(fifo)
+    pad = LinuxGamepad(str(fifo))
+    pad.open()
+    assert pad.poll(0.0).axes.tolist() == [0.0, 0.0, 0.0, 0.0]           # nothing written yet, never blocks
+    w = os.open(fifo, os.O_WRONLY)
+    os.write(w, JS_EVENT.pack(1, 32767, JS_EVENT_AXIS, 0) + JS_EVENT.pack(2, 1, JS_EVENT_BUTTON, 0))
+    inp = pad.poll(1.0)
+    assert inp.axes[0] == pytest.approx(1.0) and "estop" in inp.buttons and not any(inp.pose_valid.values())
+    os.close(w)
+    pad.close()
+
+
+def test_opencv_camera_reads_a_video_rgb_at_its_rate(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from teleop.devices.cameras import OpenCVCamera
+    path = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 30, (64, 48))
+    for i in range(20):
+        bgr = np.zeros((48, 64, 3), np.uint8)
+        bgr[:, :, 2] = 200                                           # red in BGR
+        bgr[:, :, 1] = 10 * i
+        writer.write(bgr)
+    writer.release()
+    cam = OpenCVCamera(path, rate_hz=10.0, size=(32, 24))
+    cam.open()
+    frames = [f for k in range(100) if (f := cam.grab(k / 100.0)) is not None]    # 1 s at 100 Hz polling
+    assert 9 <= len(frames) <= 11
+    img = frames[0].image
+    assert img.shape == (24, 32, 3) and img.dtype == np.uint8
+    assert img[..., 0].mean() > 150 and img[..., 2].mean() < 50      # RGB order
+    assert frames[3].image[..., 1].mean() > frames[0].image[..., 1].mean() + 15
+    for _ in range(20):                                              # past the end: None, counted, no raise
+        cam.grab(5.0 + _)
+    assert cam.dropped > 0
+    cam.close()
+
+
+def test_unitree_conversions():
+    from teleop.devices.unitree_bridge import ARM_MOTORS, arm_motor_targets, robot_state_from_lowstate
+    a = np.arange(PSI0_ACTION.size, dtype=np.float32) / 100
+    targets = arm_motor_targets(a)
+    assert [m for m, *_ in targets] == list(ARM_MOTORS) == list(range(15, 29))
+    assert [q for _, q, *_ in targets] == pytest.approx(a[14:28].tolist())
+    q = np.arange(35) / 10.0                                         # LowState carries 35 motor slots
+    st = robot_state_from_lowstate(1.5, q, -q, [0.1, 0.2, 0.3, 9.9])
+    np.testing.assert_array_equal(st.body_q, q[:29])
+    assert st.body_q[G1_BODY.index("left_knee")] == pytest.approx(0.3)
+    np.testing.assert_array_equal(st.imu_rpy, [0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("name,needle", [("openvr", "SteamVR"), ("openxr", "OpenXR"), ("gamepad", "js"),
+                                         ("unitree-g1", "unitree")])
+def test_drivers_fail_with_a_clear_message_when_their_runtime_is_absent(name, needle):
+    from teleop.devices.registry import available_devices, open_camera, open_input, open_robot
+    from teleop.streams import DeviceUnavailable
+    entry = {d["name"]: d for d in available_devices()}[name]
+    if entry["available"]:
+        pytest.skip(f"{name} is actually available here")
+    assert needle.lower() in entry["reason"].lower() or needle.lower() in name
+    opener = open_robot if entry["kind"] == "robot" else open_input
+    with pytest.raises(DeviceUnavailable) as err:
+        opener(name, **({"gamepad": None} if name in ("openvr", "openxr") else {}))
+    assert name.split("-")[0] in str(err.value).lower()
+    with pytest.raises(DeviceUnavailable, match="cannot open"):
+        open_camera("opencv", source="/nonexistent/camera.avi")
+
+
+def test_registry_lists_and_opens_sim_devices():
+    from teleop.devices.registry import available_devices, open_camera, open_input, open_robot
+    devs = available_devices()
+    names = [d["name"] for d in devs]
+    assert {"sim", "replay", "openvr", "openxr", "gamepad", "sim-robot", "unitree-g1", "sim-camera", "opencv"} <= set(names)
+    assert all(set(d) >= {"name", "kind", "available", "reason"} for d in devs)
+    assert {d["name"]: d["available"] for d in devs}["sim"]
+    op = open_input("sim", task="lunchbag", seed=3)
+    assert op.describe()["seed"] == 3 and op.poll(0.0).axes.shape == (4,)
+    robot = open_robot("sim-robot")
+    cam = open_camera("sim-camera", robot=robot)
+    assert cam.grab(0.0).image.shape == (120, 160, 3)
+    with pytest.raises(ValueError, match="unknown input device"):
+        open_input("kinect")

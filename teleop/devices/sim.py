@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from converters.retarget.arm_ik import arm_fk
 from schemas.actions import NOMINAL_TORSO_HEIGHT, PSI0_ACTION
 from schemas.embodiments import G1_BODY
 from teleop.body import (ARM_RATIO, FOOT_TRACKER_HEIGHT, G1_ARM_LENGTH, HAND_IN_WRIST_FRAME, HEAD_RATIO, PELVIS_RATIO, REFERENCE_POSES,
-                         SHOULDER_RATIO, operator_wrist_from_robot)
+                         SHOULDER_RATIO, operator_wrist_from_robot, wrist_fk)
 from teleop.devices.hand_model import hand21
 from teleop.geometry import exp_so3, min_jerk, pose, rot_z, rpy, wrap_angle
 from teleop.streams import BODY_SITES, HAND_SIDES, CameraFrame, OperatorInput, RobotCommand, RobotState
@@ -220,7 +219,7 @@ class SimOperator:
         scale = self.arm_scale()
         keypoints = {}
         for side in HAND_SIDES:
-            target = arm_fk(side, ch[f"{side}_arm"][None])[0]
+            target = wrist_fk(side, ch[f"{side}_arm"])
             wrist = operator_wrist_from_robot(target, shoulder, torso, scale)
             poses[f"{side}_wrist"] = wrist
             kp = hand21(float(ch[f"{side}_close"]), side, h)
@@ -479,11 +478,9 @@ class SimCamera:
 
 def _arm_points(side: str, q: np.ndarray) -> np.ndarray:
     """Shoulder, elbow, wrist positions (torso frame) for drawing."""
-    import torch  # noqa: PLC0415
-    from converters.retarget.arm_ik import arm_chain  # noqa: PLC0415
-    with torch.no_grad():
-        frames = arm_chain(side).fk(torch.as_tensor(np.asarray(q, np.float64))[None])[0]
-    return frames[[0, 3, 6], :3, 3].numpy()
+    from teleop.upper_body import numpy_arm  # noqa: PLC0415
+    _, pos = numpy_arm(side).fk(np.asarray(q, np.float64))
+    return pos[[0, 3, 6]]
 
 
 __all__ = ["SimOperator", "SimRobot", "SimCamera", "TASK_SCRIPTS", "Phase", "Script", "CALIBRATION_PHASE",
