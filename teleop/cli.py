@@ -30,6 +30,8 @@ def _record_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", nargs="+", default=["sim"], metavar="DEVICE",
                    help="sim | openvr | openxr | replay FILE (a recorded session/episode dir or an .npz)")
     p.add_argument("--robot", default="g1-dex3", choices=("g1-dex3", "h1-inspire"))
+    p.add_argument("--bridge", default="sim", help="robot bridge: sim (kinematic G1) or unitree-g1 (DDS)")
+    p.add_argument("--camera", help="camera: default the sim camera with the sim bridge; opencv:SOURCE; none")
     p.add_argument("--out", default="recordings", help="recordings root (default: recordings/)")
     p.add_argument("--episodes", type=int, help="record N episodes unattended")
     p.add_argument("--duration", type=float, help="seconds per episode (unattended)")
@@ -61,7 +63,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                          out=args.out, episodes=args.episodes, duration=args.duration, operator=args.operator,
                          rate_hz=args.rate, camera_rate_hz=args.camera_rate, camera_size=(width, height),
                          countdown_s=args.countdown, reset_s=args.reset, outcome=args.outcome, seed=args.seed,
-                         session_name=args.session)
+                         session_name=args.session, bridge=args.bridge, camera=args.camera)
     try:
         summary = record(opts)
     except DeviceUnavailable as exc:
@@ -96,28 +98,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    try:
-        from teleop.devices.registry import available_devices  # noqa: PLC0415
-    except ImportError:
-        rows = [{"name": "sim", "available": True, "detail": "simulated operator"},
-                {"name": "replay", "available": True, "detail": "a recorded session, episode or .npz"}]
-    else:
-        rows = [_row(d) for d in available_devices()]
+    from teleop.devices.registry import available_devices  # noqa: PLC0415
+    rows = available_devices()
     if args.json:
         print(json.dumps(rows, sort_keys=True, default=str))
     else:
         for r in rows:
-            print(f"{r.get('name', '?'):<12} {'yes' if r.get('available') else 'no ':<4} {r.get('detail', '')}")
+            state = "yes" if r.get("available") else "no"
+            why = "" if r.get("available") else f"  ({r.get('reason', '')})"
+            print(f"{r['name']:<12} {r.get('kind', ''):<7} {state:<4} {r.get('description', '')}{why}")
     return 0
-
-
-def _row(d: object) -> dict:
-    if isinstance(d, dict):
-        return d
-    if hasattr(d, "__dataclass_fields__"):
-        from dataclasses import asdict  # noqa: PLC0415
-        return asdict(d)  # type: ignore[arg-type]
-    return {"name": str(d), "available": True}
 
 
 def parser() -> argparse.ArgumentParser:

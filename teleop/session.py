@@ -45,6 +45,8 @@ class RecordOptions:
     flush_interval: float = 0.05
     status_every_s: float = 0.25
     interactive: bool | None = None      # None: decide from stdin
+    bridge: str = "sim"                  # robot bridge: sim | unitree-g1 (teleop.devices.registry)
+    camera: str | None = None            # None: the sim camera with the sim bridge; else "opencv:SOURCE"
 
 
 class HoldMapper:
@@ -72,12 +74,13 @@ class Devices:
     robot: Any
     cameras: list = field(default_factory=list)
     calibration: Any = None          # a Calibration to reuse (replaying a recorded session)
+    opened: set = field(default_factory=set)   # which of input/robot/cameras the registry already opened
 
 
 def open_devices(opts: RecordOptions) -> Devices:
-    """Open the input device, the robot bridge and cameras (sim robot + sim camera in this build)."""
+    """The input device, robot bridge and cameras named by the options (sim, replay or registry drivers)."""
     from teleop.devices.sim import SimCamera, SimOperator, SimRobot  # noqa: PLC0415
-    calibration = None
+    calibration, opened = None, set()
     if opts.device == "sim":
         device = SimOperator(task=opts.task, seed=opts.seed)
     elif opts.device == "replay":
@@ -89,19 +92,28 @@ def open_devices(opts: RecordOptions) -> Devices:
         device = ReplayInput(path)
         calibration = _session_calibration(path)
     else:
-        device = _registry_input(opts)
-    robot = SimRobot(opts.robot)
-    width, height = opts.camera_size
-    cameras = [SimCamera(robot, rate_hz=opts.camera_rate_hz, width=width, height=height, seed=opts.seed)]
-    return Devices(device, robot, cameras, calibration)
-
-
-def _registry_input(opts: RecordOptions) -> Any:
-    try:
         from teleop.devices.registry import open_input  # noqa: PLC0415
-    except ImportError as exc:
-        raise DeviceUnavailable(f"device {opts.device!r}: driver registry not available ({exc})") from None
-    return open_input(opts.device)
+        device = open_input(opts.device)
+        opened.add("input")
+    if opts.bridge == "sim":
+        robot = SimRobot(opts.robot)
+    else:
+        from teleop.devices.registry import open_robot  # noqa: PLC0415
+        robot = open_robot(opts.bridge)
+        opened.add("robot")
+    width, height = opts.camera_size
+    if opts.camera is None:
+        cameras = [SimCamera(robot, rate_hz=opts.camera_rate_hz, width=width, height=height, seed=opts.seed)] \
+            if opts.bridge == "sim" else []
+    elif opts.camera == "none":
+        cameras = []
+    else:
+        from teleop.devices.registry import open_camera  # noqa: PLC0415
+        kind, _, source = opts.camera.partition(":")
+        kw = {"source": source} if source else {}
+        cameras = [open_camera(kind, **kw)]
+        opened.add("cameras")
+    return Devices(device, robot, cameras, calibration, opened)
 
 
 def _session_calibration(path: Path) -> Any:
@@ -175,10 +187,13 @@ class Recording:
         from teleop.calibration import Calibrator  # noqa: PLC0415
         from teleop.mapping import WholeBodyMapper  # noqa: PLC0415
         opts, dev = self.opts, self.dev
-        dev.input.open()
-        dev.robot.open()
-        for cam in dev.cameras:
-            cam.open()
+        if "input" not in dev.opened:
+            dev.input.open()
+        if "robot" not in dev.opened:
+            dev.robot.open()
+        if "cameras" not in dev.opened:
+            for cam in dev.cameras:
+                cam.open()
         hold = HoldMapper()
         self.loop = loop = ControlLoop(dev.input, hold, dev.robot, dev.cameras, None, opts.rate_hz)
         # 1. device check: every required site tracked at least once within 1 s
