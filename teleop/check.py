@@ -1,0 +1,169 @@
+"""Verify (and repair) teleop recordings cut by a crash.
+
+A crash (SIGKILL, power loss) can leave, per stream, a last segment that ends inside a record batch,
+or one with no complete schema yet, and an episode without `episode.json`. `check` reads every
+segment message by message; with `repair=True` it truncates each damaged segment to its last
+complete record batch and appends the end-of-stream marker, deletes segments that hold no schema,
+removes stale `*.tmp` files, and writes the missing `episode.json` (outcome `interrupted`, stop time
+= the last sample that survived). Repair is idempotent: a second run finds nothing to do.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from teleop.recording import (_EOS, EPISODE_FILE, SESSION_FILE, episode_dirs, episode_info, find_sessions,
+                              load_session, scan_segment, schema_for, segments, write_json_atomic)
+
+
+@dataclass
+class Finding:
+    path: str
+    problem: str                  # "truncated" | "no_schema" | "no_end_marker" | "missing_episode_json" | ...
+    detail: str = ""
+    bytes_cut: int = 0
+    rows_kept: int = 0
+    last_t: float | None = None
+    repaired: bool = False
+
+
+@dataclass
+class CheckReport:
+    root: str
+    sessions: int = 0
+    episodes: int = 0
+    segments: int = 0
+    rows: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    last_t: dict[str, float] = field(default_factory=dict)   # episode/stream -> last surviving sample time
+
+    @property
+    def ok(self) -> bool:
+        """No damage, or every damage repaired."""
+        return all(f.repaired for f in self.findings if f.problem != "no_end_marker")
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["ok"] = self.ok
+        return out
+
+    def summary(self) -> str:
+        lines = [f"{self.root}: {self.sessions} session(s), {self.episodes} episode(s), {self.segments} segment(s), "
+                 f"{self.rows} rows"]
+        for f in self.findings:
+            cut = f", cut {f.bytes_cut} B" if f.bytes_cut else ""
+            last = f", last sample t={f.last_t:.3f}" if f.last_t is not None else ""
+            state = "repaired" if f.repaired else ("ok (readable)" if f.problem == "no_end_marker" else "NOT repaired")
+            lines.append(f"  {f.problem:<22} {f.path}{cut}, {f.rows_kept} rows kept{last}  [{state}] {f.detail}")
+        if not self.sessions:
+            lines.append("NO RECORDING FOUND")
+        else:
+            lines.append("OK" if self.ok else "DAMAGED: run `teleop check DIR --repair`")
+        return "\n".join(lines)
+
+
+def check(directory: str | Path, repair: bool = False) -> CheckReport:
+    """Verify every segment of every session under `directory`; repair what a crash cut when asked."""
+    root = Path(directory)
+    report = CheckReport(str(root))
+    sessions = find_sessions(root)
+    if not sessions:
+        report.findings.append(Finding(str(root), "no_session", f"no {SESSION_FILE} at or below this directory"))
+        return report
+    for session in sessions:
+        report.sessions += 1
+        try:
+            load_session(session)
+        except (OSError, ValueError) as exc:
+            report.findings.append(Finding(str(session / SESSION_FILE), "bad_session_json", str(exc)))
+            continue
+        _stale_tmp(session, report, repair)
+        if (session / "events").is_dir():
+            _check_stream(session / "events", report, repair)
+        for episode in episode_dirs(session):
+            report.episodes += 1
+            _stale_tmp(episode, report, repair)
+            last = 0.0
+            for stream in sorted(p for p in episode.iterdir() if p.is_dir()):
+                t = _check_stream(stream, report, repair)
+                if t is not None:
+                    report.last_t[f"{episode.name}/{stream.name}"] = t
+                    last = max(last, t)
+            if not (episode / EPISODE_FILE).is_file():
+                info = episode_info(episode)
+                info["stop_t"] = last
+                info["rows"] = {s.name: sum(scan_segment(p, schema_for(s.name))[0].rows for p in segments(s))
+                                for s in sorted(episode.iterdir()) if s.is_dir()}
+                finding = Finding(str(episode), "missing_episode_json", "episode was not stopped cleanly",
+                                  last_t=last)
+                if repair:
+                    write_json_atomic(episode / EPISODE_FILE, info)
+                    finding.repaired = True
+                report.findings.append(finding)
+    return report
+
+
+def _stale_tmp(directory: Path, report: CheckReport, repair: bool) -> None:
+    for tmp in sorted(directory.glob("*.tmp")):
+        finding = Finding(str(tmp), "stale_tmp", "half-written metadata from an interrupted atomic write")
+        if repair:
+            tmp.unlink()
+            finding.repaired = True
+        report.findings.append(finding)
+
+
+def _check_stream(stream: Path, report: CheckReport, repair: bool) -> float | None:
+    """Scan each segment of one stream; returns the last surviving sample time."""
+    try:
+        schema = schema_for(stream.name)
+    except KeyError:
+        report.findings.append(Finding(str(stream), "unknown_stream", "not a stream of this format; left alone"))
+        return None
+    last_t = None
+    for seg in segments(stream):
+        report.segments += 1
+        scan, got_schema, _ = scan_segment(seg, schema)
+        report.rows += scan.rows
+        last_t = scan.last_t if scan.last_t is not None else last_t
+        if got_schema is None:
+            finding = Finding(str(seg), "no_schema", scan.error or "empty file", bytes_cut=scan.size)
+            if repair:
+                seg.unlink()
+                _fsync_dir(stream)
+                finding.repaired = True
+            report.findings.append(finding)
+        elif scan.good_bytes < scan.size:
+            finding = Finding(str(seg), "truncated", scan.error, bytes_cut=scan.size - scan.good_bytes,
+                              rows_kept=scan.rows, last_t=scan.last_t)
+            if repair:
+                _truncate(seg, scan.good_bytes)
+                finding.repaired = True
+            report.findings.append(finding)
+        elif not seg.read_bytes()[-8:] == _EOS:
+            finding = Finding(str(seg), "no_end_marker", "ends after a complete batch (writer did not close it)",
+                              rows_kept=scan.rows, last_t=scan.last_t)
+            if repair:
+                _truncate(seg, scan.good_bytes)
+                finding.repaired = True
+            report.findings.append(finding)
+    return last_t
+
+
+def _truncate(path: Path, size: int) -> None:
+    """Cut to `size` (the end of the last complete message) and close the stream properly."""
+    with open(path, "r+b") as f:
+        f.truncate(size)
+        f.seek(size)
+        f.write(_EOS)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,106 @@
+"""One-Euro filters (Casiez et al., CHI 2012) for tracker positions, orientations and hand keypoints.
+
+Why: the IK solves exactly, so tracker jitter would pass straight into the joints, amplified where the
+arm's short wrist links make small orientation changes cost large joint motion. The One-Euro filter
+smooths hard when the signal is slow (jitter) and lets fast motion through with little lag (its cutoff
+rises with speed). Orientation is filtered on SO(3): the step from the previous filtered rotation to
+the new one is scaled by the filter's alpha (a geodesic interpolation).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from teleop.geometry import exp_so3
+
+
+def log_so3(r: np.ndarray) -> np.ndarray:
+    """Rotation matrix -> rotation vector."""
+    cos = np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0)
+    theta = float(np.arccos(cos))
+    w = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    if theta < 1e-9:
+        return 0.5 * w
+    if np.pi - theta < 1e-6:                      # near pi: axis from the symmetric part
+        axis = np.sqrt(np.clip((np.diag(r) + 1.0) / 2.0, 0.0, None))
+        i = int(np.argmax(axis))
+        axis = (r[:, i] + np.eye(3)[i]) / max(np.linalg.norm(r[:, i] + np.eye(3)[i]), 1e-12)
+        return theta * axis
+    return theta / (2.0 * np.sin(theta)) * w
+
+
+def _alpha(cutoff: float | np.ndarray, dt: float):
+    tau = 1.0 / (2.0 * np.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+@dataclass(frozen=True)
+class OneEuroConfig:
+    min_cutoff: float = 1.5      # Hz, the cutoff at rest
+    beta: float = 4.0            # cutoff increase per unit of speed (1/m for positions, 1/rad for rotations)
+    d_cutoff: float = 1.0        # Hz, for the speed estimate
+
+
+class OneEuro:
+    """Vector One-Euro filter (elementwise speed)."""
+
+    def __init__(self, config: OneEuroConfig = OneEuroConfig()):
+        self.cfg = config
+        self.reset()
+
+    def reset(self) -> None:
+        self.x: np.ndarray | None = None
+        self.dx: np.ndarray | None = None
+        self.t: float | None = None
+
+    def __call__(self, t: float, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self.x is None or self.t is None or t <= self.t:
+            self.x, self.dx, self.t = x.copy(), np.zeros_like(x), float(t)
+            return x.copy()
+        dt = float(t) - self.t
+        dx = (x - self.x) / dt
+        self.dx = self.dx + _alpha(self.cfg.d_cutoff, dt) * (dx - self.dx)
+        speed = np.linalg.norm(self.dx.reshape(-1, self.dx.shape[-1]) if self.dx.ndim > 1 else self.dx[None], axis=-1)
+        cutoff = self.cfg.min_cutoff + self.cfg.beta * speed
+        a = _alpha(cutoff, dt)
+        if self.dx.ndim > 1:
+            a = a.reshape(self.dx.shape[:-1] + (1,))
+        self.x = self.x + a * (x - self.x)
+        self.t = float(t)
+        return self.x.copy()
+
+
+class PoseFilter:
+    """One-Euro on position and (geodesically) on orientation of a 4x4 pose."""
+
+    def __init__(self, position: OneEuroConfig = OneEuroConfig(), rotation: OneEuroConfig = OneEuroConfig(beta=1.0)):
+        self.pos = OneEuro(position)
+        self.rcfg = rotation
+        self.reset()
+
+    def reset(self) -> None:
+        self.pos.reset()
+        self.r: np.ndarray | None = None
+        self.w = np.zeros(3)
+        self.t: float | None = None
+
+    def __call__(self, t: float, pose: np.ndarray) -> np.ndarray:
+        out = np.eye(4)
+        out[:3, 3] = self.pos(t, pose[:3, 3])
+        r_new = pose[:3, :3]
+        if self.r is None or self.t is None or t <= self.t:
+            self.r, self.w, self.t = r_new.copy(), np.zeros(3), float(t)
+        else:
+            dt = float(t) - self.t
+            step = log_so3(self.r.T @ r_new)
+            self.w = self.w + _alpha(self.rcfg.d_cutoff, dt) * (step / dt - self.w)
+            a = _alpha(self.rcfg.min_cutoff + self.rcfg.beta * float(np.linalg.norm(self.w)), dt)
+            self.r = self.r @ exp_so3(a * step)
+            self.t = float(t)
+        out[:3, :3] = self.r
+        return out
+
+
+__all__ = ["OneEuro", "OneEuroConfig", "PoseFilter", "log_so3"]

@@ -1,0 +1,77 @@
+"""Hand keypoints (21 MediaPipe landmarks, any rigid frame) -> Dex3-1 or Inspire joint angles, per tick.
+
+Uses the models and objective of `converters.retarget.hands` (vector retargeting over the project's hand
+FK), solved one frame at a time by `teleop.fastkin.FastHand` (numpy Levenberg-Marquardt, analytic
+Jacobian), warm-started from the previous tick's solution so a few iterations suffice; the human -> robot
+scale is fixed per session from the calibrated palm length (not re-estimated every tick, which would
+make the hand breathe with tracking noise).
+
+Output per side is 7 values in PSI0_ACTION hand-slot order: Dex3-1 hardware order, or Inspire's 6
+hardware-order angles followed by one zero pad (the Ψ₀ convention for Inspire data).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from converters.retarget.hands import (HandModel, HandRetargetConfig, dex3_model, human25_from_mediapipe, inspire_model,
+                                       retarget_hand)
+from teleop.calibration import Calibration
+from teleop.fastkin import FastHand
+from teleop.streams import HAND_SIDES
+
+HAND_KINDS = ("dex3", "inspire")
+
+
+@dataclass(frozen=True)
+class HandMapperConfig:
+    iterations: int = 4              # Levenberg-Marquardt iterations per tick (warm-started)
+    first_iterations: int = 40       # first tick / after a reset
+    backend: str = "numpy"           # "numpy" (teleop.fastkin.FastHand) | "torch" (converters' retarget_hand per tick)
+    prior: float = 5e-3              # weight of |q - q_prev|^2 (m^2 per rad^2): damps chatter from keypoint noise
+    mid_weight: float = 0.5
+    pinch_weight: float = 1.0
+
+
+class HandMapper:
+    def __init__(self, kind: str, calibration: Calibration, config: HandMapperConfig = HandMapperConfig()):
+        if kind not in HAND_KINDS:
+            raise ValueError(f"unknown hand kind {kind!r}; choose from {HAND_KINDS}")
+        self.kind = kind
+        self.cfg = config
+        self.models: dict[str, HandModel] = {s: (dex3_model(s) if kind == "dex3" else inspire_model(s)) for s in HAND_SIDES}
+        self.solvers = {s: FastHand(m, config.mid_weight, config.pinch_weight) for s, m in self.models.items()}
+        self.scale = {s: self.models[s].length / max(calibration.palm_length[s], 1e-3) for s in HAND_SIDES}
+        self.reset()
+
+    def reset(self) -> None:
+        self._q: dict[str, np.ndarray | None] = {s: None for s in HAND_SIDES}
+
+    @property
+    def dof(self) -> int:
+        return self.models["left"].chain.dof
+
+    def step_side(self, side: str, keypoints21: np.ndarray) -> tuple[np.ndarray, float]:
+        """(21, 3) landmarks of one hand -> (7,) action-slot values and the mean fingertip error (m, robot scale)."""
+        kp = human25_from_mediapipe(np.asarray(keypoints21, np.float64))
+        prev = self._q[side]
+        if self.cfg.backend == "torch":
+            cfg = HandRetargetConfig(scale=self.scale[side], mid_weight=self.cfg.mid_weight,
+                                     pinch_weight=self.cfg.pinch_weight,
+                                     iterations=self.cfg.iterations if prev is not None else self.cfg.first_iterations)
+            res = retarget_hand(self.models[side], kp[None], cfg, q_init=None if prev is None else prev[None])
+            return self._out(side, res.q[0]), float(res.tip_error[0])
+        q, err = self.solvers[side].solve(kp, self.scale[side], q0=prev,
+                                          iterations=self.cfg.iterations if prev is not None else self.cfg.first_iterations,
+                                          prior=self.cfg.prior)
+        return self._out(side, q), err
+
+    def _out(self, side: str, q: np.ndarray) -> np.ndarray:
+        self._q[side] = q
+        out = np.zeros(7)
+        out[: q.shape[0]] = q
+        return out
+
+
+__all__ = ["HandMapper", "HandMapperConfig", "HAND_KINDS"]

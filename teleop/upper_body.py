@@ -1,0 +1,140 @@
+"""Upper body: torso rpy from head vs pelvis, wrist poses (pelvis-relative, scaled) -> G1 arm joints.
+
+Frames (see `teleop.body`): the operator's torso frame is the pelvis heading (yaw of the pelvis tracker)
+rotated by the torso roll/pitch/yaw this module commands; the robot's torso_link turns by the same command
+(the lower-body tracker executes it), so expressing the operator's wrists relative to their shoulder
+centre in that frame, scaled, and re-anchoring at the G1 shoulder centre puts the robot's hands where the
+operator's are, in the robot's own proportions. Wrist orientation carries over unscaled.
+
+Torso: pitch/roll = lean of the pelvis->head vector relative to the calibrated upright one; yaw = head yaw
+relative to the pelvis times `torso_yaw_gain` after a deadzone (people turn their heads far more than
+their torsos).
+
+IK: the first tick (or after a reset) runs `converters.retarget.arm_ik.solve_ik` (multi-seed, torch);
+every later tick runs the same damped-least-squares step single-frame in numpy (`teleop.fastkin.dls_ik`,
+same chain, weights and limits), warm-started from the previous tick's solution, so it needs only a few
+iterations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from converters.retarget.arm_ik import IKConfig, arm_chain, solve_ik
+from teleop.body import REFERENCE_POSES, robot_shoulder_center
+from teleop.calibration import Calibration
+from teleop.fastkin import NumpyChain, dls_ik
+from teleop.geometry import heading, rot_z, rpy, wrap_angle
+from teleop.streams import HAND_SIDES
+
+TELEOP_IK = IKConfig(iterations=12, seeds=(), sweeps=0, tolerance=2e-5)
+"""Per-tick IK: warm start only, few iterations (targets move little in one tick)."""
+_NUMPY_CHAINS: dict[str, NumpyChain] = {}
+
+
+def numpy_arm(side: str) -> NumpyChain:
+    if side not in _NUMPY_CHAINS:
+        _NUMPY_CHAINS[side] = NumpyChain(arm_chain(side))
+    return _NUMPY_CHAINS[side]
+
+
+@dataclass(frozen=True)
+class UpperBodyConfig:
+    ik: IKConfig = TELEOP_IK
+    first_ik: IKConfig = field(default_factory=IKConfig)     # multi-seed, first tick / after reset
+    torso_yaw_gain: float = 0.5
+    torso_yaw_deadzone: float = 0.15        # rad of head yaw ignored
+    unreachable_error: float = 0.03         # m of IK position residual flagged as unreachable
+    rest_gain: float = 0.05                 # null-space pull towards the reference pose per iteration
+    backend: str = "numpy"                  # "numpy" (teleop.fastkin) | "torch" (converters' solve_ik per tick)
+
+
+@dataclass
+class UpperBodyResult:
+    arm_q: dict[str, np.ndarray | None]              # side -> (7,), None when that wrist (or pelvis) is lost
+    torso_rpy: np.ndarray                            # (3,) the torso rpy the arms were mapped under
+    targets: dict[str, np.ndarray] = field(default_factory=dict)   # side -> 4x4 wrist target, torso frame
+    position_error: dict[str, float] = field(default_factory=dict)
+    rotation_error: dict[str, float] = field(default_factory=dict)
+
+
+def torso_rpy(pelvis: np.ndarray, head: np.ndarray, cal: Calibration, cfg: UpperBodyConfig = UpperBodyConfig()) -> np.ndarray:
+    """Torso roll, pitch, yaw (rad) from calibrated pelvis and head poses."""
+    yaw_p = heading(pelvis[:3, :3])
+    v = rot_z(yaw_p).T @ (head[:3, 3] - pelvis[:3, 3])
+    v0 = np.asarray(cal.head_offset)
+    pitch = np.arctan2(v[0], v[2]) - np.arctan2(v0[0], v0[2])
+    roll = -(np.arctan2(v[1], v[2]) - np.arctan2(v0[1], v0[2]))
+    head_yaw = float(wrap_angle(heading(head[:3, :3]) - yaw_p))
+    excess = np.sign(head_yaw) * max(0.0, abs(head_yaw) - cfg.torso_yaw_deadzone)
+    return np.array([roll, pitch, cfg.torso_yaw_gain * excess])
+
+
+def operator_torso(pelvis: np.ndarray, rpy_cmd: np.ndarray, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
+    """(shoulder centre in world, torso rotation in world) of the operator for a commanded torso rpy."""
+    r_t = rot_z(heading(pelvis[:3, :3])) @ rpy(*rpy_cmd)
+    return pelvis[:3, 3] + r_t @ np.asarray(cal.shoulder_offset), r_t
+
+
+def wrist_target(wrist: np.ndarray, shoulder: np.ndarray, r_torso: np.ndarray, scale: float) -> np.ndarray:
+    """Operator wrist pose (world) -> G1 wrist_yaw_link target in the torso frame."""
+    out = np.eye(4)
+    out[:3, :3] = r_torso.T @ wrist[:3, :3]
+    out[:3, 3] = np.asarray(robot_shoulder_center()) + scale * (r_torso.T @ (wrist[:3, 3] - shoulder))
+    return out
+
+
+class UpperBodyMapper:
+    def __init__(self, calibration: Calibration, config: UpperBodyConfig = UpperBodyConfig()):
+        self.cal = calibration
+        self.cfg = config
+        self.reset()
+
+    def reset(self) -> None:
+        self._q: dict[str, np.ndarray | None] = {s: None for s in HAND_SIDES}
+
+    def solve_arm(self, side: str, target: np.ndarray) -> tuple[np.ndarray, float, float]:
+        prev = self._q[side]
+        if prev is None:
+            res = solve_ik(arm_chain(side), target[None], self.cfg.first_ik,
+                           q_init=REFERENCE_POSES[self.cal.reference][side][None])
+            q, pe, re = res.q[0], float(res.position_error[0]), float(res.rotation_error[0])
+        elif self.cfg.backend == "torch":
+            res = solve_ik(arm_chain(side), target[None], self.cfg.ik, q_init=prev[None])
+            q, pe, re = res.q[0], float(res.position_error[0]), float(res.rotation_error[0])
+        else:
+            c = self.cfg.ik
+            q, pe, re = dls_ik(numpy_arm(side), target, prev, iterations=c.iterations, damping=c.damping,
+                               rot_weight=c.rot_weight, max_step=c.max_step, tolerance=c.tolerance,
+                               rest=REFERENCE_POSES["ready"][side], rest_gain=self.cfg.rest_gain)
+        self._q[side] = q
+        return q, pe, re
+
+    def measure_torso(self, poses: dict[str, np.ndarray], valid: dict[str, bool]) -> np.ndarray | None:
+        """Torso rpy the operator shows this tick (None when head or pelvis is lost)."""
+        if valid.get("pelvis", False) and valid.get("head", False):
+            return torso_rpy(poses["pelvis"], poses["head"], self.cal, self.cfg)
+        return None
+
+    def step(self, poses: dict[str, np.ndarray], valid: dict[str, bool], torso_cmd: np.ndarray) -> UpperBodyResult:
+        """Calibrated site poses + validity + the torso rpy being commanded -> arm joints per side.
+
+        The commanded (rate-limited, clamped) torso rpy, not the measured one, defines the torso frame: it is
+        the frame the robot's torso will actually be in."""
+        out = UpperBodyResult(arm_q={s: None for s in HAND_SIDES}, torso_rpy=np.asarray(torso_cmd, np.float64))
+        if not valid.get("pelvis", False):
+            return out
+        shoulder, r_t = operator_torso(poses["pelvis"], out.torso_rpy, self.cal)
+        for side in HAND_SIDES:
+            if not valid.get(f"{side}_wrist", False):
+                continue
+            target = wrist_target(poses[f"{side}_wrist"], shoulder, r_t, self.cal.scale)
+            q, pe, re = self.solve_arm(side, target)
+            out.arm_q[side], out.targets[side] = q, target
+            out.position_error[side], out.rotation_error[side] = pe, re
+        return out
+
+
+__all__ = ["UpperBodyConfig", "UpperBodyMapper", "UpperBodyResult", "torso_rpy", "operator_torso", "wrist_target",
+           "TELEOP_IK"]
