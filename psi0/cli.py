@@ -12,6 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("shards.validate", "re-open every shard with LeRobot's and zarr's readers, check vs catalog"),
     "tokenizer": ("converters.tokenize.cli", "fit / inspect the FAST action tokenizer"),
     "dashboard": ("dashboard.cli", "read-only web dashboard over shards, catalogs and rejects"),
+    "train": ("training.cli", "train the Psi0 policy on shards: stage 1 (VLM tokens), 2 (action expert), 3 (fine-tune)"),
 }
 
 USAGE = "usage: psi0 <command> [options]\n\ncommands:\n" + "\n".join(

@@ -238,6 +238,7 @@ class Trainer:
         resumed = self.resume_from(None if resume is True else resume) if resume else False
         if not resumed:
             seed_everything(cfg.seed + info.rank)      # ranks draw different noise; DDP syncs the weights
+        self.model.train()
         self._wrap_ddp()
         if self._pending_rng is not None:
             ckpt.restore_rng(self._pending_rng)         # last: nothing above may consume randomness after it
