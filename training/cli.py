@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="camera features to feed (default observation.images.egocentric)")
     data.add_argument("--normalization", choices=("minmax", "quantile", "meanstd", "none"),
                       help="action/state normalization from the catalog stats (default: the stage's)")
+    data.add_argument("--max-tokens", type=int, default=None,
+                      help="FAST tokens kept per chunk, longer ones are truncated (default: 256 in stage 1, else 64)")
     data.add_argument("--format", choices=("lerobot", "zarr"), default="lerobot",
                       help="shard format to read when both twins exist (default lerobot)")
     data.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank (default 0)")
@@ -228,7 +230,8 @@ def setup(args: argparse.Namespace, argv: list[str]):
                                  f"{found[1]})")
     data_kwargs: dict[str, Any] = dict(horizon=policy_cfg.horizon,
                                        image_size=_parse_size(args.image_size, stage.image_size),
-                                       normalization=args.normalization or stage.normalization, format=args.format)
+                                       normalization=args.normalization or stage.normalization, format=args.format,
+                                       max_tokens=stage.max_tokens if args.max_tokens is None else args.max_tokens)
     if args.cameras:
         data_kwargs["cameras"] = tuple(args.cameras)
     data_cfg = DataConfig(**data_kwargs)

@@ -37,6 +37,7 @@ class StageDefaults:
     normalization: str
     save_weights: str                        # checkpoints hold "trainable" tensors or "all"
     uses_tokens: bool                        # stage reads the FAST tokens of the chunk
+    max_tokens: int = 64                     # FAST tokens kept per chunk (HE 16x36 chunks: ~160, max ~250)
     image_size: tuple[int, int] = (240, 320)
     notes: tuple[str, ...] = field(default=())
 
@@ -49,6 +50,7 @@ STAGES: dict[int, StageDefaults] = {
         lrs={"llm": 1e-4, "projector": 1e-5, "vision": 1e-5}, primary="llm",
         batch_size=16, steps=200_000, warmup=0, schedule="constant", lr_floor=0.0, weight_decay=0.0,
         betas=(0.9, 0.999), clip_grad=1.0, normalization="quantile", save_weights="trainable", uses_tokens=True,
+        max_tokens=256,
         notes=("200k steps = the reference's EgoDex pre-training checkpoint; 0.5/0.5 = its optional mix",)),
     2: StageDefaults(
         stage=2, title="action-expert post-training (flow matching, training-time RTC)",
