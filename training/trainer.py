@@ -308,7 +308,7 @@ class Trainer:
         global_samples = samples * self.info.world_size
         record: dict[str, Any] = {"step": self.step, "epoch": self.epoch}
         record.update({k: float(v) for k, v in zip(keys, means)})
-        record["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        record["lr"] = max(float(g["lr"]) for g in self.optimizer.param_groups)    # the main group's
         for g in self.optimizer.param_groups:
             record[f"lr/{g['name']}"] = float(g["lr"])
         record["grad_norm"] = float(grad_norm)
