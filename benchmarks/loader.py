@@ -4,7 +4,7 @@ Both read random frames (same indices, single process): images of the egocentric
 the action chunk [t, t+H). LeRobot runs as documented for training (`video_backend="pyav"`,
 `delta_timestamps` for the chunk). Rounds alternate between the two so machine noise hits both;
 the median round counts. The shard is generated once from the EgoDex sample at 224x224 (cached in
---work). The last line is one JSON object.
+--work). Both run with one torch thread, as in DataLoader workers. The last line is one JSON object.
 
     python benchmarks/loader.py                      # ~2 min on 2 cores incl. generating the shard
     python benchmarks/loader.py --shard out/demo/egodex/shards/egodex-00000 --samples 500
@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    import torch
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    torch.set_num_threads(1)        # as inside DataLoader workers; keeps intra-op threads from fighting for cores
 
     from training.data import ChunkDataset, DataConfig, open_shards
 
