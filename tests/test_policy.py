@@ -196,3 +196,19 @@ def test_configs_named_and_json(tmp_path):
         PolicyConfig.from_dict({"nope": 1})
     with pytest.raises(ValueError):
         Psi0Policy.build(full)  # full needs a Qwen3-VL checkpoint directory
+
+
+def test_stage3_starts_from_stage1_and_stage2(cfg, tmp_path):
+    """Stage 3 takes the VLM of a stage-1 run and the expert of a stage-2 run."""
+    s1 = Psi0Policy.build(dataclasses.replace(cfg, seed=1))
+    s2 = Psi0Policy.build(dataclasses.replace(cfg, seed=2))
+    s1.save_pretrained(tmp_path / "stage1")
+    s2.save_pretrained(tmp_path / "stage2")
+    s3 = Psi0Policy.build(dataclasses.replace(cfg, seed=3))
+    s3.load_part(tmp_path / "stage1", "system2")
+    s3.load_part(tmp_path / "stage2", "expert")
+    for name, ref in (("system2", s1), ("expert", s2)):
+        a, b = getattr(s3, name).state_dict(), getattr(ref, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    with pytest.raises(ValueError):
+        s3.load_part(tmp_path / "stage1", "vision")

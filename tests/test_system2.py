@@ -149,3 +149,14 @@ def test_stage1_memorizes_and_decodes():
     for i in range(4):
         assert torch.equal(out[i, : tl[i]], toks[i, : tl[i]])
         assert (out[i, tl[i]:] == 128).all()
+
+
+def test_truncated_pass_matches_full(tiny):
+    """Features of an early layer computed without running later layers equal the full pass."""
+    inp = tiny.build_inputs(images(2), TASKS[:2])
+    with torch.no_grad():
+        last, (early_full, last_again) = tiny.eval().run(inp, layers=(0, -1))
+        none, (early_cut,) = tiny.run(inp, layers=(0,), need_last=False)
+    assert none is None and torch.equal(last, last_again)
+    assert torch.allclose(early_full, early_cut, atol=1e-6)
+    assert len(tiny.model.model.language_model.layers) == tiny.num_layers  # stack restored

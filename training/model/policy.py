@@ -165,6 +165,22 @@ class Psi0Policy(nn.Module):
         cfg = dataclasses.replace(cfg, system2=str(path / "system2"))
         return cls(s2, expert, cfg)
 
+    def load_part(self, path: str | Path, part: str) -> None:
+        """Copy one component ("system2" or "expert") from a policy saved by `save_pretrained` --
+        how stage 3 starts from the stage-1 VLM and the stage-2 expert. Shapes must match."""
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if part == "expert":
+            self.expert.load_state_dict(load_file(str(path / EXPERT_WEIGHTS)))
+        elif part == "system2":
+            src = System2.from_pretrained(path / "system2", fast_vocab_size=self.cfg.fast_vocab_size)
+            if src.token_map != self.system2.token_map:
+                raise ValueError(f"action-token map differs: {src.token_map} vs {self.system2.token_map}")
+            self.system2.model.load_state_dict(src.model.state_dict())
+        else:
+            raise ValueError(f"part must be 'system2' or 'expert', got {part!r}")
+
     # ----------------------------------------------------------------------------------- stages
     def set_stage(self, stage: int) -> "Psi0Policy":
         """requires_grad per stage: 1 = VLM only, 2 = expert only (VLM kept in eval mode), 3 = all."""
@@ -223,6 +239,11 @@ class Psi0Policy(nn.Module):
             st = st * batch["state_mask"].to(dev).to(st.dtype)
         return st[:, : self.cfg.state_dim]
 
+    def forward(self, batch: dict, stage: int, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """= loss(); lets DistributedDataParallel(policy)(batch, stage) hook its gradient sync."""
+        return self.loss(batch, stage, generator)
+
     def loss(self, batch: dict, stage: int, generator: torch.Generator | None = None
              ) -> tuple[torch.Tensor, dict[str, float]]:
         """Scalar loss and metrics for one batch of the given stage."""
@@ -241,7 +262,7 @@ class Psi0Policy(nn.Module):
         elif stage == 3:
             with_lm = self.cfg.stage3_lm_weight > 0 and "tokens" in batch
             inputs = self.system2.inputs_from_batch(batch, with_tokens=with_lm)
-            last, feats = self.system2.run(inputs, self.cfg.feature_layers)
+            last, feats = self.system2.run(inputs, self.cfg.feature_layers, need_last=with_lm)
             c = inputs["context_len"]
             ctx = torch.cat([f[:, :c] for f in feats], -1)
             cmask = inputs["attention_mask"][:, :c].bool()

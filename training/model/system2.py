@@ -330,6 +330,10 @@ class System2(nn.Module):
         (path / SYSTEM2_META).write_text(json.dumps({"fast_vocab_size": self.token_map.fast_vocab_size,
                                                      "first_action_id": self.token_map.first_id}, indent=1) + "\n")
 
+    def gradient_checkpointing_enable(self) -> None:
+        """Recompute decoder/vision blocks in backward (full-size stage 1/3 on one GPU)."""
+        self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
     # ------------------------------------------------------------------------------ properties
     @property
     def hidden_size(self) -> int:
@@ -431,32 +435,39 @@ class System2(nn.Module):
                                  batch.get("tokens_len") if with_tokens else None)
 
     # ----------------------------------------------------------------------------- forward passes
-    def run(self, inputs: dict[str, Any], layers: Sequence[int] = ()) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One backbone pass (no LM head). Returns the final normed hidden states and the outputs of
-        the requested decoder layers (python indexing; the last layer is returned after the final
-        RMSNorm, i.e. exactly what the LM head reads)."""
+    def run(self, inputs: dict[str, Any], layers: Sequence[int] = (), need_last: bool = True
+            ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """One backbone pass (no LM head). Returns the final normed hidden states (None when
+        `need_last` is False) and the outputs of the requested decoder layers (python indexing; the
+        last layer is returned after the final RMSNorm, i.e. exactly what the LM head reads).
+        Without `need_last`, decoder layers past the deepest requested one are not run at all."""
         lm = self.model.model.language_model
         n = len(lm.layers)
-        want = sorted({(i + n) if i < 0 else i for i in layers})
-        if any(i < 0 or i >= n for i in want):
+        idx = [(i + n) if i < 0 else i for i in layers]
+        if any(i < 0 or i >= n for i in idx):
             raise ValueError(f"layers {tuple(layers)} out of range for {n} decoder layers")
+        depth = n if (need_last or not idx or max(idx) == n - 1) else max(idx) + 1
         captured: dict[int, torch.Tensor] = {}
         hooks = []
-        for i in want:
+        for i in sorted(set(idx)):
             if i == n - 1:
                 continue
             hooks.append(lm.layers[i].register_forward_hook(
                 lambda _m, _a, out, i=i: captured.__setitem__(i, out[0] if isinstance(out, tuple) else out)))
+        full_stack = lm.layers
         try:
+            if depth < n:
+                lm.layers = nn.ModuleList(list(full_stack)[:depth])
             self.model.model.rope_deltas = None
             out = self.model.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                                    pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"],
                                    use_cache=False)
         finally:
+            lm.layers = full_stack
             for hk in hooks:
                 hk.remove()
-        last = out.last_hidden_state
-        feats = [last if i == n - 1 else captured[i] for i in [(j + n) if j < 0 else j for j in layers]]
+        last = out.last_hidden_state if depth == n else None
+        feats = [last if i == n - 1 else captured[i] for i in idx]
         return last, feats
 
     def token_loss(self, inputs: dict[str, Any], hidden: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -485,7 +496,7 @@ class System2(nn.Module):
         `<action_start>` (never over action tokens), concatenated on the channel axis ->
         (B, L, hidden * len(layers)), plus the valid-token mask (B, L) bool."""
         inputs = inputs if inputs is not None else self.inputs_from_batch(batch, with_tokens=False)
-        _, feats = self.run(inputs, layers)
+        _, feats = self.run(inputs, layers, need_last=False)
         c = inputs["context_len"]
         ctx = torch.cat([f[:, :c] for f in feats], -1)
         return ctx, inputs["attention_mask"][:, :c].bool()
