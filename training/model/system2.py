@@ -136,21 +136,24 @@ class VisionPreprocess:
             raise ValueError(f"expected uint8 (N, 3, H, W) images, got {images.dtype} {tuple(images.shape)}")
         n, c, h, w = images.shape
         th, tw = self.target_size(h, w)
-        x = images.float()
+        x = images
         if (th, tw) != (h, w):
-            # PIL-like: bicubic with antialias, back to uint8 levels, as the HF processor does
-            x = F.interpolate(x, size=(th, tw), mode="bicubic", antialias=True, align_corners=False)
-            x = x.clamp(0, 255).round()
-        mean = torch.tensor(self.image_mean, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.image_std, device=x.device).view(1, 3, 1, 1)
-        x = (x / 255.0 - mean) / std
+            # bicubic + antialias straight on uint8 (rounded, clamped: PIL-like, as the HF processor)
+            x = F.interpolate(x.contiguous(memory_format=torch.channels_last), size=(th, tw), mode="bicubic",
+                              antialias=True, align_corners=False)
         p, m, t = self.patch_size, self.merge_size, self.temporal_patch_size
         gh, gw = th // p, tw // p
-        # one frame repeated T times (a still image), then Qwen's (merge-block-major) patch order
-        x = x[:, None].expand(n, t, c, th, tw).reshape(n, t, c, gh // m, m, p, gw // m, m, p)
-        x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(n * gh * gw, c * t * p * p)
+        # Qwen's patch order (merge-block-major), permuted while still 1 byte per value
+        x = x.reshape(n, c, gh // m, m, p, gw // m, m, p).permute(0, 2, 5, 3, 6, 1, 4, 7).contiguous()
+        # (v / 255 - mean) / std as one affine per channel
+        std = torch.tensor(self.image_std, dtype=torch.float32, device=x.device)
+        scale = (1.0 / (255.0 * std)).view(c, 1, 1)
+        shift = (-torch.tensor(self.image_mean, dtype=torch.float32, device=x.device) / std).view(c, 1, 1)
+        y = x.to(torch.float32).mul_(scale).add_(shift)
+        # a still image is T identical frames: (..., c, p, p) -> (..., c, T, p, p)
+        y = y.unsqueeze(-3).expand(*y.shape[:-2], t, p, p).reshape(n * gh * gw, c * t * p * p)
         grid = torch.tensor([[1, gh, gw]], dtype=torch.long, device=images.device).expand(n, 3).contiguous()
-        return x.to(dtype), grid
+        return y.to(dtype), grid
 
     def to_processor_dict(self) -> dict:
         return {"patch_size": self.patch_size, "temporal_patch_size": self.temporal_patch_size,
