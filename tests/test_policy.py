@@ -212,3 +212,65 @@ def test_stage3_starts_from_stage1_and_stage2(cfg, tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a), name
     with pytest.raises(ValueError):
         s3.load_part(tmp_path / "stage1", "vision")
+
+
+def test_gradient_checkpointing_same_grads(cfg):
+    """Stage 3 with two feature layers + token loss: recomputing VLM blocks changes no gradient."""
+    pol = Psi0Policy.build(dataclasses.replace(cfg, stage3_lm_weight=0.5, feature_layers=(0, -1))).train()
+    pol.set_stage(3)
+    batch = make_batch(3, cfg.horizon, torch.Generator().manual_seed(0))
+
+    def grads():
+        pol.zero_grad()
+        loss, _ = pol.loss(batch, 3, generator=torch.Generator().manual_seed(0))
+        loss.backward()
+        return {n: p.grad.clone() for n, p in pol.named_parameters() if p.grad is not None}
+
+    plain = grads()
+    pol.system2.gradient_checkpointing_enable()
+    assert pol.system2.model.model.language_model.gradient_checkpointing
+    ckpt = grads()
+    assert plain.keys() == ckpt.keys() and len(plain) == len([p for p in pol.parameters() if p.requires_grad])
+    assert all(torch.allclose(plain[k], ckpt[k], atol=1e-6) for k in plain)
+
+
+def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    import os
+
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    cfg = dataclasses.replace(POLICY_CONFIGS["tiny"], stage3_lm_weight=0.5)
+    result = {}
+    for stage in (1, 2, 3):
+        pol = Psi0Policy.build(cfg).train()
+        opt = torch.optim.AdamW(pol.trainable_parameter_groups(stage))  # sets requires_grad before wrapping
+        ddp = DDP(pol, find_unused_parameters=False)  # every trainable parameter is used in every stage
+        batch = make_batch(2, cfg.horizon, torch.Generator().manual_seed(10 + rank))  # different data per rank
+        loss, _ = ddp(batch, stage, generator=torch.Generator().manual_seed(rank))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        result[stage] = torch.cat([p.detach().flatten() for p in pol.parameters() if p.requires_grad])
+    torch.save(result, f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_ranks_stay_in_sync(tmp_path):
+    """DistributedDataParallel(policy)(batch, stage) on 2 gloo ranks with different data: after one
+    step every trainable parameter is identical across ranks, in all three stages."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    for stage in (1, 2, 3):
+        assert torch.equal(r0[stage], r1[stage]), stage
