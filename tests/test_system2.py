@@ -160,3 +160,12 @@ def test_truncated_pass_matches_full(tiny):
     assert none is None and torch.equal(last, last_again)
     assert torch.allclose(early_full, early_cut, atol=1e-6)
     assert len(tiny.model.model.language_model.layers) == tiny.num_layers  # stack restored
+
+
+def test_tiny_is_deterministic(tiny):
+    again = System2.tiny(seed=0)
+    assert again.tokenizer.get_vocab() == tiny.tokenizer.get_vocab()
+    a, b = tiny.model.state_dict(), again.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    other = System2.tiny(seed=1)
+    assert not torch.equal(other.model.lm_head.weight, tiny.model.lm_head.weight)
