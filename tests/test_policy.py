@@ -21,8 +21,9 @@ def one_thread():
 
 
 def make_batch(b: int, horizon: int, g: torch.Generator) -> dict:
-    """Task k shows a solid colour and moves 36 joints along sin(f_k * step + 0.3 * dim); dims 36..47
-    are padding (task k also shifts the phase by 1.6 k), some chunks run past the episode end (garbage there), one embodiment lacks dims 28..35."""
+    """Task k shows a solid colour and moves 36 joints along sin(f_k * step + 0.3 * dim + 1.6 k);
+    dims 36..47 are padding, some chunks run past the episode end (garbage there), and every third
+    sample is an embodiment without dims 28..35 (garbage there too)."""
     k = torch.randint(0, len(TASKS), (b,), generator=g)
     images = COLORS[k][:, None, :, None, None].expand(b, 1, 3, 32, 32).clone()
     images = (images.int() + torch.randint(-10, 10, images.shape, generator=g)).clamp(0, 255).to(torch.uint8)

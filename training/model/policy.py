@@ -18,7 +18,7 @@ import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -228,8 +228,11 @@ class Psi0Policy(nn.Module):
             raise ValueError(f"batch chunk length {actions.shape[1]} != policy horizon {self.cfg.horizon}")
         if actions.shape[2] < a:
             raise ValueError(f"batch actions have {actions.shape[2]} dims < action_dim {a}")
-        real = ~batch["action_pad"].to(dev).bool()
-        dims = batch["action_mask"].to(dev).bool()[:, :a]
+        b, hz = actions.shape[:2]
+        pad = batch.get("action_pad")
+        real = torch.ones(b, hz, dtype=torch.bool, device=dev) if pad is None else ~pad.to(dev).bool()
+        am = batch.get("action_mask")
+        dims = torch.ones(b, a, dtype=torch.bool, device=dev) if am is None else am.to(dev).bool()[:, :a]
         return actions[..., :a], real, dims, self.state_input(batch)
 
     def state_input(self, batch: dict) -> torch.Tensor:

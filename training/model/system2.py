@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -94,7 +94,8 @@ def smart_resize(h: int, w: int, factor: int, min_pixels: int, max_pixels: int) 
     hb, wb = round(h / factor) * factor, round(w / factor) * factor
     if hb * wb > max_pixels:
         beta = math.sqrt(h * w / max_pixels)
-        hb, wb = max(factor, math.floor(h / beta / factor) * factor), max(factor, math.floor(w / beta / factor) * factor)
+        hb = max(factor, math.floor(h / beta / factor) * factor)
+        wb = max(factor, math.floor(w / beta / factor) * factor)
     elif hb * wb < min_pixels:
         beta = math.sqrt(min_pixels / (h * w))
         hb, wb = math.ceil(h * beta / factor) * factor, math.ceil(w * beta / factor) * factor
@@ -255,7 +256,8 @@ class System2(nn.Module):
         mean = old[: self.token_map.first_id].float().mean(0)
         std = old[: self.token_map.first_id].float().std(0).mean()
         extra = mean + 0.02 * std * torch.randn(new_rows - rows, old.shape[1], generator=g)
-        tied = self.model.config.tie_word_embeddings or getattr(self.model.config.text_config, "tie_word_embeddings", False)
+        cfg = self.model.config
+        tied = cfg.tie_word_embeddings or getattr(cfg.text_config, "tie_word_embeddings", False)
         new_emb = nn.Embedding(new_rows, old.shape[1], padding_idx=emb.padding_idx, device=old.device, dtype=old.dtype)
         new_emb.weight.data.copy_(torch.cat([old, extra.to(old)], 0))
         self.model.set_input_embeddings(new_emb)
@@ -489,6 +491,8 @@ class System2(nn.Module):
 
     def lm_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Stage 1: next-token prediction on the FAST action tokens (and `<action_end>`)."""
+        if batch.get("tokens") is None:
+            raise ValueError("stage-1 batches need 'tokens' (FAST ids) and 'tokens_len'")
         inputs = self.inputs_from_batch(batch, with_tokens=True)
         last, _ = self.run(inputs)
         return self.token_loss(inputs, last)
