@@ -76,6 +76,21 @@ def write_parquet(table: pa.Table, path: Path, hf_features: bool = True) -> None
     pq.write_table(table, path, **PARQUET_OPTIONS)
 
 
+# pandas metadata so `pd.read_parquet` (LeRobot's `load_tasks`) restores the task strings as the
+# index, the way LeRobot's own writer leaves them; fixed text (no library versions) keeps bytes stable.
+_TASKS_PANDAS_META = json.dumps({
+    "index_columns": ["__index_level_0__"],
+    "column_indexes": [{"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object",
+                        "metadata": {"encoding": "UTF-8"}}],
+    "columns": [{"name": "task_index", "field_name": "task_index", "pandas_type": "int64",
+                 "numpy_type": "int64", "metadata": None},
+                {"name": None, "field_name": "__index_level_0__", "pandas_type": "unicode",
+                 "numpy_type": "object", "metadata": None}],
+    "attributes": {}, "creator": {"library": "psi0", "version": "1"}, "pandas_version": "2.2.0",
+}, separators=(",", ":")).encode()
+
+
 def tasks_table(tasks: list[str]) -> pa.Table:
-    return pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()),
-                     "__index_level_0__": pa.array(tasks, pa.large_string())})
+    table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()),
+                      "__index_level_0__": pa.array(tasks, pa.large_string())})
+    return table.replace_schema_metadata({b"pandas": _TASKS_PANDAS_META})

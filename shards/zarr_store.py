@@ -2,8 +2,9 @@
 
 `data/<key>` arrays are frames concatenated over episodes (vectors (T, D) float32, token ids int32,
 camera frames (T, H, W, 3) uint8 at the shard's video size); `meta/episode_ends` is the cumulative
-int64 end index of each episode. Chunks hold `frames_per_chunk` frames (≈1–4 MB for images);
-zarr v3 sharding packs 8 chunks per object to keep file counts low. One writer per store, so
+int64 end index of each episode. Camera frames are chunked one frame per chunk (training reads
+random frames: a chunk is the unit of decompression) and zarr v3 sharding packs `frames_per_chunk`
+of them per object to keep file counts low; vectors use large chunks (8 chunks per shard object). One writer per store, so
 shard-aligned concurrent writes never happen.
 """
 from __future__ import annotations
@@ -41,9 +42,13 @@ class ZarrSink:
         self.episode_ends.append(self.total)
 
     def _array(self, group: zarr.Group, name: str, values: np.ndarray) -> None:
-        rows = self.frames_per_chunk if values.ndim == 4 else max(self.frames_per_chunk * 64, 1024)
-        chunks = (min(rows, max(len(values), 1)),) + values.shape[1:]
-        shards = (chunks[0] * 8,) + values.shape[1:]
+        if values.ndim == 4:  # images: one frame per chunk, frames_per_chunk frames per shard object
+            chunks = (1,) + values.shape[1:]
+            shards = (max(1, min(self.frames_per_chunk, len(values))),) + values.shape[1:]
+        else:
+            rows = max(self.frames_per_chunk * 64, 1024)
+            chunks = (min(rows, max(len(values), 1)),) + values.shape[1:]
+            shards = (chunks[0] * 8,) + values.shape[1:]
         arr = group.create_array(name, shape=values.shape, dtype=values.dtype, chunks=chunks, shards=shards,
                                  compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
                                  fill_value=0, overwrite=True)

@@ -93,6 +93,7 @@ def test_lerobot_round_trip_equals_source_poses_and_video(egodex_job):
         assert int(ds.meta.episodes["length"][fate["episode_index"]]) == episode.length == fate["frames"]
         for t in (0, episode.length // 2, episode.length - 1):
             item = ds[start + t]
+            assert item["task"] == episode.meta.task  # tasks.parquet index restored by pandas
             np.testing.assert_allclose(item["observation.state"].numpy(), episode.column("observation.state")[t],
                                        atol=1e-6)
             np.testing.assert_allclose(item["human.left_hand.keypoints"].numpy(),

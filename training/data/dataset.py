@@ -1,0 +1,235 @@
+"""`ChunkDataset`: one sample per frame of every shard — images at t, task, state at t, the
+normalized action chunk [t, t+H) with end-of-episode padding, and the FAST tokens of that chunk.
+
+Map-style, so any sampler (and DataLoader worker sharding) works. Columns and video decoders are
+cached per process; a forked worker never reuses its parent's open files.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from training.data.columns import ShardColumns, load_columns
+from training.data.config import DataConfig
+from training.data.index import ShardIndex
+from training.data.normalize import Affine
+from training.data.video import VideoCache, resize_hwc, to_chw
+
+log = logging.getLogger("psi0.training.data")
+
+
+class ChunkDataset(Dataset):
+    """Samples over every frame of the indexed shards (see module doc for the sample layout)."""
+
+    def __init__(self, index: ShardIndex, cfg: DataConfig = DataConfig()):
+        self.index = index
+        self.cfg = cfg
+        self.shards = index.shards
+        self.locations = [s.path(cfg.format) for s in self.shards]       # (fmt, path) actually read
+        fallback = [s.shard_id for s, (fmt, _) in zip(self.shards, self.locations) if fmt != cfg.format]
+        if fallback:
+            log.info("%d shard(s) have no %s twin; reading their other format (e.g. %s)", len(fallback),
+                     cfg.format, fallback[0])
+        self.offsets = np.concatenate([[0], np.cumsum([s.frames for s in self.shards])]).astype(np.int64)
+        self._action_keys: dict[str, tuple[str, ...]] = {}
+        self._action_norm: dict[str, Affine] = {}
+        self._state_norm: dict[str, Affine | None] = {}
+        for source in index.sources:
+            self._build_norm(source)
+        missing = [k for k in cfg.action_keys if not any(k in keys for keys in self._action_keys.values())]
+        if missing:
+            raise ValueError(f"action key(s) {missing} are in none of the sources {index.sources}")
+        self._pid = -1
+        self._columns: OrderedDict[int, ShardColumns] = OrderedDict()
+        self._videos: VideoCache | None = None
+        self._zarr_chunks: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+
+    # --- normalization -------------------------------------------------------------------------
+    def _build_norm(self, source: str) -> None:
+        cfg = self.cfg
+        keys, parts = [], []
+        for key in cfg.action_keys:
+            stats = self.index.stats(source, key)
+            if stats is None:
+                continue
+            keys.append(key)
+            parts.append(Affine.from_stats(stats, cfg.normalization, len(stats["min"])))
+        if not parts:
+            raise ValueError(f"source {source!r} has none of the action keys {cfg.action_keys}")
+        norm = Affine.concat(parts)
+        if len(norm.center) > cfg.pad_dim:
+            raise ValueError(f"{source}: action has {len(norm.center)} dims > pad_dim {cfg.pad_dim}")
+        state = self.index.stats(source, cfg.state_key)
+        if state is not None and len(state["min"]) > cfg.pad_dim:
+            raise ValueError(f"{source}: {cfg.state_key} has {len(state['min'])} dims > pad_dim {cfg.pad_dim}")
+        self._action_keys[source] = tuple(keys)
+        self._action_norm[source] = norm
+        self._state_norm[source] = (None if state is None
+                                    else Affine.from_stats(state, cfg.normalization, len(state["min"])))
+
+    def action_dim(self, source: str) -> int:
+        return len(self._action_norm[source].center)
+
+    def normalize_actions(self, source: str, actions: np.ndarray) -> np.ndarray:
+        return self._action_norm[source].apply(np.asarray(actions, np.float32))
+
+    def denormalize(self, source: str, actions: Any) -> Any:
+        """Normalized (..., pad_dim) or (..., D) actions -> the source's raw (..., D) action values."""
+        norm = self._action_norm[source]
+        d = len(norm.center)
+        if isinstance(actions, torch.Tensor):
+            center = torch.as_tensor(norm.center, device=actions.device)
+            scale = torch.as_tensor(np.where(np.isinf(norm.scale), 0.0, norm.scale).astype(np.float32),
+                                    device=actions.device)
+            return actions[..., :d].float() * scale + center
+        return norm.invert(np.asarray(actions, np.float32)[..., :d])
+
+    def norm_stats(self) -> dict[str, dict[str, Any]]:
+        """Per source: the affine maps in use (JSON-able), for checkpoints and deployment."""
+        out = {}
+        for source in self.index.sources:
+            a, s = self._action_norm[source], self._state_norm[source]
+            out[source] = {"mode": self.cfg.normalization, "action_keys": list(self._action_keys[source]),
+                           "action": {"center": a.center.tolist(), "scale": a.scale.tolist()},
+                           "state": None if s is None else {"center": s.center.tolist(), "scale": s.scale.tolist()}}
+        return out
+
+    # --- per-process caches --------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_pid=-1, _columns=OrderedDict(), _videos=None, _zarr_chunks=OrderedDict())
+        return state
+
+    def _ensure_process(self) -> None:
+        if self._pid != os.getpid():       # fresh process (worker fork/spawn): never share open files
+            self._pid = os.getpid()
+            self._columns = OrderedDict()
+            self._videos = VideoCache(self.cfg.cache_videos)
+            self._zarr_chunks: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+
+    def columns(self, shard: int) -> ShardColumns:
+        self._ensure_process()
+        cols = self._columns.get(shard)
+        if cols is not None:
+            self._columns.move_to_end(shard)
+            return cols
+        fmt, path = self.locations[shard]
+        cfg = self.cfg
+        cols = load_columns(fmt, path, self._action_keys[self.shards[shard].source], cfg.state_key, cfg.tokens_key,
+                            cfg.tokens_len_key, cfg.cameras)
+        if cols.frames != self.shards[shard].frames:
+            raise ValueError(f"{path}: {cols.frames} frames on disk, index says {self.shards[shard].frames}")
+        if cols.action_keys != self._action_keys[self.shards[shard].source]:
+            raise ValueError(f"{path}: has action keys {cols.action_keys}, its source's stats have "
+                             f"{self._action_keys[self.shards[shard].source]}")
+        self._columns[shard] = cols
+        while len(self._columns) > max(1, cfg.cache_shards):
+            self._columns.popitem(last=False)
+        return cols
+
+    # --- samples -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Global sample index -> (shard number, row within the shard)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        shard = int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return shard, int(index - self.offsets[shard])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        cfg = self.cfg
+        shard, row = self.locate(int(index))
+        cols = self.columns(shard)
+        source = self.shards[shard].source
+        end = cols.end_row(row)
+        steps = np.arange(row, row + cfg.horizon)
+        pad = steps >= end
+        raw = cols.action[np.minimum(steps, end - 1)]
+        d = raw.shape[1]
+        actions = np.zeros((cfg.horizon, cfg.pad_dim), np.float32)
+        actions[:, :d] = self._action_norm[source].apply(raw)
+        action_mask = np.zeros(cfg.pad_dim, bool)
+        action_mask[:d] = True
+        state = np.zeros(cfg.pad_dim, np.float32)
+        state_mask = np.zeros(cfg.pad_dim, bool)
+        if cols.state is not None:
+            ds = cols.state.shape[1]
+            norm = self._state_norm[source]
+            state[:ds] = cols.state[row] if norm is None else norm.apply(cols.state[row])
+            state_mask[:ds] = True
+        tokens = np.zeros(cfg.max_tokens, np.int64)
+        n_tok = n_real = 0
+        if cols.tokens is not None:
+            n_real = int(cols.tokens_len[row]) if cols.tokens_len is not None else cols.tokens.shape[1]
+            n_tok = min(n_real, cfg.max_tokens)
+            tokens[:n_tok] = cols.tokens[row, :n_tok]
+        images, image_mask = self._images(cols, row)
+        ep = int(cols.episode_index[row])
+        return {
+            "images": torch.from_numpy(images), "image_mask": torch.from_numpy(image_mask),
+            "task": cols.tasks[int(cols.task_index[row])] if cols.tasks else "",
+            "state": torch.from_numpy(state), "state_mask": torch.from_numpy(state_mask),
+            "actions": torch.from_numpy(actions), "action_pad": torch.from_numpy(pad),
+            "action_mask": torch.from_numpy(action_mask),
+            "tokens": torch.from_numpy(tokens), "tokens_len": torch.tensor(n_tok, dtype=torch.int64),
+            "tokens_full_len": torch.tensor(n_real, dtype=torch.int64),     # > tokens_len: truncated chunk
+            "source": source, "embodiment": cols.embodiment[cols.episode_row[ep]],
+            "episode_index": ep, "frame_index": int(cols.frame_index[row]),
+        }
+
+    def _images(self, cols: ShardColumns, row: int) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.cfg
+        out: list[np.ndarray | None] = []
+        for cam in cfg.cameras:
+            if cols.fmt == "lerobot" and cam in cols.video:
+                path, from_ts = cols.video[cam][cols.episode_row[int(cols.episode_index[row])]]
+                ts = cols.timestamp[row] if cols.timestamp is not None else cols.frame_index[row] / cols.fps
+                assert self._videos is not None
+                out.append(to_chw(self._videos.reader(path).frame(from_ts + float(ts)), cfg.image_size))
+            elif cols.fmt == "zarr" and cols.zarr_group is not None and cam in cols.zarr_group:
+                out.append(resize_hwc(self._zarr_frame(cols, cam, row), cfg.image_size))
+            else:
+                out.append(None)
+        shape = next((o.shape for o in out if o is not None),
+                     (3, *(cfg.image_size or (1, 1))))
+        mask = np.array([o is not None for o in out], bool)
+        return np.stack([o if o is not None else np.zeros(shape, np.uint8) for o in out]), mask
+
+
+    def _zarr_frame(self, cols: ShardColumns, cam: str, row: int) -> np.ndarray:
+        """One frame; the whole (compressed-together) chunk is kept, so neighbours cost nothing."""
+        array = cols.zarr_group[cam]
+        rows = int(array.chunks[0])
+        key = (str(cols.path), cam, row // rows)
+        block = self._zarr_chunks.get(key)
+        if block is None:
+            start = key[2] * rows
+            block = np.asarray(array[start:start + rows])
+            self._zarr_chunks[key] = block
+            while len(self._zarr_chunks) > 4:
+                self._zarr_chunks.popitem(last=False)
+        else:
+            self._zarr_chunks.move_to_end(key)
+        return block[row % rows]
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors; strings and ints become lists / int64 tensors."""
+    out: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        if isinstance(values[0], torch.Tensor):
+            out[key] = torch.stack(values)
+        elif isinstance(values[0], (int, np.integer)):
+            out[key] = torch.tensor(values, dtype=torch.int64)
+        else:
+            out[key] = values
+    return out
