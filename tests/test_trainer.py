@@ -289,7 +289,6 @@ def shards(tmp_path_factory) -> dict[str, Path]:
     from pipelines.runners import run_local
     from pipelines.stages import JobConfig
 
-    pytest.importorskip("training.model.policy", reason="until the policy branch is merged")  # TEMP: removed at merge
     base = tmp_path_factory.mktemp("train_shards")
     egodex_sample.write_sample(base / "in" / "egodex", resolution=(96, 64), episodes_per_task=1, seconds=1.2)
     he_sample.write_sample(base / "in" / "humanoid_everyday", resolution=(96, 64), seconds=1.2)
