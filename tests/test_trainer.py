@@ -303,10 +303,12 @@ def shards(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
+TRAIN = [sys.executable, "-m", "psi0", "train", "--config", "tiny", "--image-size", "native", "--no-progress"]
+TRAIN_ENV = {**os.environ, "OMP_NUM_THREADS": "2", "HF_HUB_OFFLINE": "1"}
+
+
 def _train(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "psi0", "train", "--config", "tiny", "--image-size", "native",
-                           "--no-progress", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([*TRAIN, *args], cwd=ROOT, env=TRAIN_ENV, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc
 
@@ -394,3 +396,49 @@ def test_stage3_starts_from_stage1_and_stage2(shards, stage1_run, stage2_run, tm
     _train("--shards", str(shards["humanoid_everyday"]), "--stage", "3", "--batch-size", "4", "--steps", "2",
            "--warmup", "0", "--init", f"system2={stage1_run}", f"expert={stage2_run}", "--out", str(tmp_path / "s3b"))
     assert (tmp_path / "s3b" / "final" / "expert.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_at_a_step_boundary_then_resume_extends(shards, tmp_path):
+    """A preempted job (SIGTERM) saves where it is and exits 143; --resume with more --steps finishes."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = ["--shards", str(shards["humanoid_everyday"]), "--stage", "2", "--batch-size", "4", "--steps", "100000",
+            "--warmup", "0", "--log-every", "1", "--save-every", "100000", "--no-export", "--out", str(out)]
+    proc = subprocess.Popen([*TRAIN, *args], cwd=ROOT, env=TRAIN_ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not ((out / METRICS).exists() and len(_records(out)) >= 3):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err[-3000:]
+    assert "stopping at step" in err
+    [saved] = ckpt.list_checkpoints(out)
+    step = json.loads((saved / "state.json").read_text())["step"]
+    assert step >= 3 and [r["step"] for r in _records(out)] == list(range(1, step + 1))
+    _train(*args[:-2], "--out", str(out), "--resume", "--steps", str(step + 2))
+    assert [r["step"] for r in _records(out)][-3:] == [step, step + 1, step + 2]
+
+
+@pytest.mark.slow
+def test_train_cli_under_torchrun_two_cpu_ranks(shards, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**TRAIN_ENV, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "training.cli", *TRAIN[4:], "--shards", str(shards["humanoid_everyday"]),
+                           "--stage", "3", "--batch-size", "4", "--steps", "3", "--warmup", "0", "--log-every", "1",
+                           "--no-export", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    recs = _records(out)
+    assert [r["step"] for r in recs] == [1, 2, 3] and recs[-1]["samples"] == 3 * 4 * 2
+    state = json.loads((ckpt.latest_checkpoint(out) / "state.json").read_text())
+    assert [s["rank"] for s in state["sampler"]] == [0, 1] and state["world_size"] == 2

@@ -288,6 +288,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"train: error: {e}", file=sys.stderr)
             return 2
         trainer.fit(resume=args.resume, stop_after=args.stop_after)
+        if trainer.stopped_by_signal:
+            return 143                      # 128 + SIGTERM: checkpointed, not finished
         if info.is_main and trainer.step >= trainer.cfg.steps and not args.no_export:
             policy.save_pretrained(Path(args.out) / "final")
             log.info("wrote %s (Psi0Policy.from_pretrained loads it)", Path(args.out) / "final")

@@ -150,6 +150,7 @@ class Trainer:
         self._ddp: DistributedDataParallel | None = None
         self._iter: Iterator[Any] | None = None
         self._stop_signal = False
+        self.stopped_by_signal = False
         self._pending_rng: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------------------------ setup
@@ -236,6 +237,8 @@ class Trainer:
         Returns the last logged record."""
         cfg, info = self.cfg, self.info
         resumed = self.resume_from(None if resume is True else resume) if resume else False
+        if resume and not resumed and info.is_main:
+            log.info("no checkpoint in %s yet; starting from step 0", self.out)
         if not resumed:
             seed_everything(cfg.seed + info.rank)      # ranks draw different noise; DDP syncs the weights
         self.model.train()
@@ -293,7 +296,8 @@ class Trainer:
                 if self.step % cfg.save_every == 0 or self.step == end or stop:
                     self.save()
                 if stop:
-                    log.warning("stopping at step %d on a signal; resume with --resume", self.step)
+                    log.warning("stopping at step %d on SIGTERM; continue with --resume", self.step)
+                    self.stopped_by_signal = True
                     break
         finally:
             bar.close()
