@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tokenizer": ("converters.tokenize.cli", "fit / inspect the FAST action tokenizer"),
     "dashboard": ("dashboard.cli", "read-only web dashboard over shards, catalogs and rejects"),
     "teleop": ("teleop.cli", "record / check / replay whole-body teleop sessions; list devices"),
+    "train": ("training.cli", "train the Psi0 policy on shards: stage 1 (VLM tokens), 2 (action expert), 3 (fine-tune)"),
 }
 
 USAGE = "usage: psi0 <command> [options]\n\ncommands:\n" + "\n".join(

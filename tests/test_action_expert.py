@@ -1,9 +1,19 @@
 """Action expert: RTC prefix is kept exactly; a tiny model learns toy sinusoid chunks and uses the prefix."""
 import dataclasses
 
+import pytest
 import torch
 
 from training.model.action_expert import CONFIGS, ActionExpert, count_params
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models are latency-bound: one intra-op thread is ~10x faster on a shared 2-core box."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def toy_batch(b: int, cfg, g: torch.Generator):

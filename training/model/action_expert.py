@@ -56,26 +56,30 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 
 
 class StreamWeights(nn.Module):
-    """Per-stream parameters of one MM-DiT block: adaLN-Zero, QKV, output proj, MLP."""
+    """Per-stream parameters of one MM-DiT block: adaLN-Zero, QKV, output proj, MLP.
+    `pre_only` (the context stream of the last block, as in SD3): only K/V are needed, so the
+    output projection and MLP -- whose results nothing would read -- are not built."""
 
-    def __init__(self, hidden: int, ff: int):
+    def __init__(self, hidden: int, ff: int, pre_only: bool = False):
         super().__init__()
+        self.pre_only = pre_only
         self.norm1 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
-        self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.proj = nn.Linear(hidden, hidden)
-        self.mlp = nn.Sequential(nn.Linear(hidden, ff), nn.GELU(approximate="tanh"), nn.Linear(ff, hidden))
-        self.ada = nn.Linear(hidden, 6 * hidden)
+        if not pre_only:
+            self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+            self.proj = nn.Linear(hidden, hidden)
+            self.mlp = nn.Sequential(nn.Linear(hidden, ff), nn.GELU(approximate="tanh"), nn.Linear(ff, hidden))
+        self.ada = nn.Linear(hidden, (2 if pre_only else 6) * hidden)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
 
 
 class MMDiTBlock(nn.Module):
-    def __init__(self, hidden: int, heads: int, ff: int):
+    def __init__(self, hidden: int, heads: int, ff: int, last: bool = False):
         super().__init__()
         self.heads = heads
         self.act = StreamWeights(hidden, ff)
-        self.ctx = StreamWeights(hidden, ff)
+        self.ctx = StreamWeights(hidden, ff, pre_only=last)
         self.q_norm = nn.RMSNorm(hidden // heads, eps=1e-6)
         self.k_norm = nn.RMSNorm(hidden // heads, eps=1e-6)
 
@@ -89,11 +93,12 @@ class MMDiTBlock(nn.Module):
                 ctx_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         # cond_a: (B, Na, H) per action token; cond_c: (B, 1, H) per sample
         ma = self.act.ada(F.silu(cond_a)).chunk(6, dim=-1)
-        mc = self.ctx.ada(F.silu(cond_c)).chunk(6, dim=-1)
+        mc = self.ctx.ada(F.silu(cond_c)).chunk(2 if self.ctx.pre_only else 6, dim=-1)
         qa, ka, va = self._qkv(self.act, a, ma[0], ma[1])
         qc, kc, vc = self._qkv(self.ctx, c, mc[0], mc[1])
         na = a.shape[1]
-        q = torch.cat([qa, qc], 1).transpose(1, 2)
+        # the last block's context stream produces nothing that is read: only action queries
+        q = (qa if self.ctx.pre_only else torch.cat([qa, qc], 1)).transpose(1, 2)
         k = torch.cat([ka, kc], 1).transpose(1, 2)
         v = torch.cat([va, vc], 1).transpose(1, 2)
         mask = None
@@ -101,11 +106,12 @@ class MMDiTBlock(nn.Module):
             valid = torch.cat([torch.ones(a.shape[0], na, dtype=torch.bool, device=a.device), ctx_mask], 1)
             mask = valid[:, None, None, :]
         o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).flatten(2)
-        oa, oc = o[:, :na], o[:, na:]
+        oa, oc = o[:, :na], o[:, na:]  # oc is empty in a pre_only block
         a = a + ma[2] * self.act.proj(oa)
         a = a + ma[5] * self.act.mlp(modulate(self.act.norm2(a), ma[3], ma[4]))
-        c = c + mc[2] * self.ctx.proj(oc)
-        c = c + mc[5] * self.ctx.mlp(modulate(self.ctx.norm2(c), mc[3], mc[4]))
+        if not self.ctx.pre_only:
+            c = c + mc[2] * self.ctx.proj(oc)
+            c = c + mc[5] * self.ctx.mlp(modulate(self.ctx.norm2(c), mc[3], mc[4]))
         return a, c
 
 
@@ -121,7 +127,8 @@ class ActionExpert(nn.Module):
         self.pos = nn.Parameter(torch.randn(1, cfg.horizon, h) * 0.02)
         self.time_mlp = nn.Sequential(nn.Linear(256, h), nn.SiLU(), nn.Linear(h, h))
         self.state_mlp = nn.Sequential(nn.Linear(cfg.state_dim, h), nn.SiLU(), nn.Linear(h, h))
-        self.blocks = nn.ModuleList(MMDiTBlock(h, cfg.heads, cfg.ff) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(MMDiTBlock(h, cfg.heads, cfg.ff, last=i == cfg.depth - 1)
+                                    for i in range(cfg.depth))
         self.final_norm = nn.LayerNorm(h, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Linear(h, 2 * h)
         nn.init.zeros_(self.final_ada.weight)
@@ -150,11 +157,19 @@ class ActionExpert(nn.Module):
 
     def loss(self, actions: torch.Tensor, context: torch.Tensor, state: torch.Tensor,
              pad_mask: torch.Tensor | None = None, context_mask: torch.Tensor | None = None,
-             rtc: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Flow-matching MSE. pad_mask (B,H) True = real action. With rtc, a random prefix of
-        d ~ U{0..max_delay-1} actions is given clean (t=0) and excluded from the loss."""
+             rtc: bool = True, generator: torch.Generator | None = None,
+             dim_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Flow-matching MSE. pad_mask (B,H) True = real action; dim_mask (B,A) True = real action
+        dimension (an embodiment without some joints has them zero-padded: they are not targets).
+        With rtc, a random prefix of d ~ U{0..max_delay-1} actions is given clean (t=0) and excluded
+        from the loss."""
         b, hz, _ = actions.shape
         dev = actions.device
+        # what is not a target is not an input either: padded steps / missing dims enter as zeros
+        if pad_mask is not None:
+            actions = actions * pad_mask[..., None].to(actions.dtype)
+        if dim_mask is not None:
+            actions = actions * dim_mask[:, None, :].to(actions.dtype)
         noise = torch.randn(actions.shape, device=dev, generator=generator)
         t = self.sample_time(b, dev, generator)[:, None].expand(b, hz).clone()
         if rtc and self.cfg.max_delay > 1:
@@ -168,7 +183,12 @@ class ActionExpert(nn.Module):
         w = (~prefix).float()
         if pad_mask is not None:
             w = w * pad_mask.float()
-        err = ((v - (noise - actions)) ** 2).mean(-1)
+        sq = (v - (noise - actions)) ** 2
+        if dim_mask is None:
+            err = sq.mean(-1)
+        else:
+            dw = dim_mask.to(sq.dtype)[:, None, :]
+            err = (sq * dw).sum(-1) / dw.sum(-1).clamp_min(1.0)
         return (err * w).sum() / w.sum().clamp_min(1.0)
 
     @torch.no_grad()
