@@ -463,3 +463,43 @@ def test_train_cli_under_torchrun_two_cpu_ranks(shards, tmp_path):
     assert [r["step"] for r in recs] == [1, 2, 3] and recs[-1]["samples"] == 3 * 4 * 2
     state = json.loads((ckpt.latest_checkpoint(out) / "state.json").read_text())
     assert [s["rank"] for s in state["sampler"]] == [0, 1] and state["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_deploy_replay_runs_the_trained_policy_through_the_rtc_engine(stage2_run, shards, tmp_path):
+    """`psi0 deploy replay`: the stage-2 policy drives the RTC engine over a recorded HE episode
+    (160 ms simulated inference at 30 Hz); committed prefixes make chunk switches smoother than
+    naive chunking."""
+    from deploy.cli import main as deploy_main
+
+    reports = {}
+    for name, extra in (("rtc", []), ("naive", ["--no-prefix"])):
+        path = tmp_path / f"{name}.json"
+        assert deploy_main(["replay", "--run", str(stage2_run), "--shards", str(shards["humanoid_everyday"]),
+                            "--episode", "0", "--latency-ms", "160", "--json", str(path), *extra]) == 0
+        reports[name] = json.loads(path.read_text())
+    rtc, naive = reports["rtc"], reports["naive"]
+    print("deploy replay rtc:", rtc, "\nnaive:", naive)
+    assert rtc["ticks"] > 20 and rtc["underruns"] == 0 and rtc["late"] == 0 and rtc["chunks"] >= 2
+    assert rtc["latency_ticks"] == 5 and rtc["delay_mean"] == 5
+    assert set(rtc["l1_by_part"]) == {"hands", "arms", "lower_body"}
+    assert np.isfinite(rtc["l1_joint_space"])
+    assert rtc["boundary_jump_mean"] < naive["boundary_jump_mean"]
+
+
+@pytest.mark.slow
+def test_preset_config_grows_its_token_table_to_the_shards_vocabulary(shards, tmp_path):
+    """`--config tiny` on shards whose FAST tokenizer has more tokens than the preset's 128 trains
+    (the table is sized to the shards, logged) instead of refusing; run.json records the size used."""
+    import shutil
+
+    root = tmp_path / "egodex"
+    shutil.copytree(shards["egodex"], root)
+    tok = root / "tokenizer" / "config.json"
+    cfg = json.loads(tok.read_text())
+    cfg["vocab_size"] = 300
+    tok.write_text(json.dumps(cfg))
+    proc = _train("--shards", str(root), "--stage", "1", "--batch-size", "2", "--steps", "1", "--no-export",
+                  "--out", str(tmp_path / "run"))
+    assert "fast_vocab_size 128 -> 300" in proc.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["model"]["fast_vocab_size"] == 300

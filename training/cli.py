@@ -201,7 +201,7 @@ def setup(args: argparse.Namespace, argv: list[str]):
     from training.checkpoint import latest_checkpoint, load_weights
     from training.data import DataConfig, make_loader, open_shards
     from training.dist import init_distributed
-    from training.model.policy import Psi0Policy
+    from training.model.policy import POLICY_CONFIGS, Psi0Policy
     from training.trainer import TrainConfig, Trainer
 
     info = init_distributed(None if args.device == "auto" else args.device)
@@ -221,6 +221,17 @@ def setup(args: argparse.Namespace, argv: list[str]):
     if unexpected:
         log.warning("stage %d is meant for %s; also training on %s", args.stage, ", ".join(stage.sources),
                     ", ".join(unexpected))
+    if args.config in POLICY_CONFIGS:
+        # a preset only names a size: let its action-token table fit the shards' FAST vocabulary and the
+        # checkpoints it starts from, so the same shards train tiny and full models without refitting.
+        wanted = [policy_cfg.fast_vocab_size]
+        wanted += [found[1] for found in map(_tokenizer_vocab, args.shards) if found and stage.uses_tokens]
+        wanted += [int(d.get("fast_vocab_size", 0)) for d in map(_checkpoint_model_config,
+                                                                   [p for _, p in _parse_init(args.init)]) if d]
+        if max(wanted) != policy_cfg.fast_vocab_size:
+            log.info("--config %s: fast_vocab_size %d -> %d to fit the shards / --init checkpoints", args.config,
+                     policy_cfg.fast_vocab_size, max(wanted))
+            policy_cfg = dataclasses.replace(policy_cfg, fast_vocab_size=max(wanted))
     if stage.uses_tokens:
         for path in args.shards:
             found = _tokenizer_vocab(path)

@@ -90,7 +90,8 @@ class OpenVRTrackers:
         try:
             import openvr  # noqa: PLC0415
         except ImportError as e:
-            raise DeviceUnavailable("openvr: the `openvr` package is not installed (pip install openvr)") from e
+            raise DeviceUnavailable("openvr: the `openvr` package is not installed (pip install openvr; "
+                                    "it also needs a running SteamVR)") from e
         try:
             openvr.init(openvr.VRApplication_Background)
         except Exception as e:   # noqa: BLE001  (pyopenvr raises its own error types per init code)

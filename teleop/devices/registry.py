@@ -23,12 +23,14 @@ class DeviceEntry:
     factory: Callable[..., object]
 
 
-def _module(name: str, pip: str) -> str | None:
-    return None if importlib.util.find_spec(name) is not None else f"python package `{pip}` not installed"
+def _module(name: str, pip: str, runtime: str = "") -> str | None:
+    if importlib.util.find_spec(name) is not None:
+        return None
+    return f"python package `{pip}` not installed" + (f" (and it needs {runtime})" if runtime else "")
 
 
 def _probe_openvr() -> str | None:
-    missing = _module("openvr", "openvr")
+    missing = _module("openvr", "openvr", "a running SteamVR")
     if missing:
         return missing
     paths = [Path.home() / ".config/openvr/openvrpaths.vrpath", Path(os.environ.get("LOCALAPPDATA", "/nonexistent")) /
@@ -39,7 +41,7 @@ def _probe_openvr() -> str | None:
 
 
 def _probe_openxr() -> str | None:
-    missing = _module("xr", "pyopenxr")
+    missing = _module("xr", "pyopenxr", "an active OpenXR runtime")
     if missing:
         return missing
     manifests = [os.environ.get("XR_RUNTIME_JSON", ""), "/etc/xdg/openxr/1/active_runtime.json",
