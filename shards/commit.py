@@ -52,6 +52,7 @@ def write_json_atomic(path: Path, data: Any, text: str | None = None) -> None:
 
 
 def fsync_dir(path: Path) -> None:
+    """fsync a directory (its entries: renames, new files) or a file, opened read-only."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from teleop.recording import (_EOS, EPISODE_FILE, SESSION_FILE, episode_dirs, episode_info, find_sessions,
-                              load_session, scan_segment, schema_for, segments, write_json_atomic)
+                              fsync_dir, load_session, scan_segment, schema_for, segments, write_json_atomic)
 
 
 @dataclass
@@ -131,7 +131,7 @@ def _check_stream(stream: Path, report: CheckReport, repair: bool) -> float | No
             finding = Finding(str(seg), "no_schema", scan.error or "empty file", bytes_cut=scan.size)
             if repair:
                 seg.unlink()
-                _fsync_dir(stream)
+                fsync_dir(stream)
                 finding.repaired = True
             report.findings.append(finding)
         elif scan.good_bytes < scan.size:
@@ -161,9 +161,3 @@ def _truncate(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -7,13 +7,7 @@ import torch
 from training.model.action_expert import CONFIGS, ActionExpert, count_params
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are latency-bound: one intra-op thread is ~10x faster on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_batch(b: int, cfg, g: torch.Generator):

@@ -11,13 +11,7 @@ TASKS = ["pick up the cup", "wave hello", "open the drawer", "push the cart"]
 COLORS = torch.tensor([[220, 30, 30], [30, 220, 30], [30, 30, 220], [200, 200, 40]], dtype=torch.uint8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are latency-bound: one intra-op thread is ~10x faster on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_batch(b: int, horizon: int, g: torch.Generator) -> dict:

@@ -10,13 +10,7 @@ from training.model.system2 import IGNORE, ActionTokenMap, System2, VisionPrepro
 TASKS = ["pick up the cup", "wave hello", "open the drawer", "pick up the cup"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models are latency-bound: one intra-op thread is ~10x faster on a shared 2-core box."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from shards.commit import fsync_dir
+
 FORMAT = "psi0-checkpoint/1"
 CKPT_DIR = "checkpoints"
 _STEP_RE = re.compile(r"^step_(\d+)$")
@@ -203,12 +205,6 @@ def _fsync_write(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimizer: torch.optim.Optimizer,
@@ -244,7 +240,7 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimiz
     _fsync_write(tmp / "config.json", json.dumps({"format": FORMAT, "step": int(step), "weights": weights,
                                                   **config}, indent=2, sort_keys=True, default=str) + "\n")
     for f in tmp.iterdir():
-        _fsync(f)
+        fsync_dir(f)
     if final.exists():                        # re-saving a step (a resumed run passing it again)
         old = root / f".tmp-old-{final.name}"
         final.rename(old)
@@ -252,7 +248,7 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimiz
         shutil.rmtree(old)
     else:
         tmp.rename(final)
-    _fsync(root)
+    fsync_dir(root)
     if keep_last > 0:
         for old in list_checkpoints(root)[:-keep_last]:
             if old != final:
