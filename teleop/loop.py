@@ -4,7 +4,8 @@ One monotonic clock (`time.monotonic`) stamps every sample. Scheduling is deadli
 at `start + k * period`; after a tick the loop sleeps until the next deadline (a short spin for the last
 `spin_s` trims OS sleep overshoot). A tick that ends past the next deadline counts the missed deadlines
 as overruns and re-anchors on the next future one instead of bursting to catch up, so commands never
-bunch up. Cameras are polled every tick and deliver frames at their own rate.
+bunch up. Cameras are polled every tick and deliver frames at their own rate; live recordings wrap them
+in `teleop.devices.capture_thread.CaptureThread` so a polled camera never blocks a tick.
 
 Every tick is recorded in the `loop` stream (start time, deadline, period since the previous tick, work
 time, overruns so far), so each recording carries its own timing-jitter evidence.

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from teleop.keys import KEYS_HELP, KeyReader
+from teleop.devices.capture_thread import CaptureThread
 from teleop.loop import ControlLoop, TickResult
 from teleop.recording import Recorder, SessionMeta, load_session, register_replay_reader
 from teleop.streams import REQUIRED_SITES, DeviceUnavailable, OperatorInput, RobotCommand
@@ -176,6 +177,7 @@ class Recording:
         self.recorder: Recorder | None = None
         self.mapper: Any = None
         self.loop: ControlLoop | None = None
+        self.cameras: list[CaptureThread] = []
         self.episode_start: float | None = None
         self.episodes_done = 0
         self.phase = ""
@@ -191,11 +193,13 @@ class Recording:
             dev.input.open()
         if "robot" not in dev.opened:
             dev.robot.open()
-        if "cameras" not in dev.opened:
-            for cam in dev.cameras:
-                cam.open()
+        # cameras capture on their own threads: a blocking read or a render never costs a control deadline
+        cameras = [CaptureThread(cam, already_open="cameras" in dev.opened) for cam in dev.cameras]
+        for cam in cameras:
+            cam.open()
+        self.cameras = cameras
         hold = HoldMapper()
-        self.loop = loop = ControlLoop(dev.input, hold, dev.robot, dev.cameras, None, opts.rate_hz)
+        self.loop = loop = ControlLoop(dev.input, hold, dev.robot, cameras, None, opts.rate_hz)
         # 1. device check: every required site tracked at least once within 1 s
         self.phase = "check"
         loop.run(lambda: hold.ticks >= max(5, int(0.1 * opts.rate_hz)) and all(hold.seen.values()) or self.quit,
@@ -236,8 +240,9 @@ class Recording:
         self.recorder.close()
         summary = {"session": str(directory), "episodes": self.recorder.episodes, "loop": loop.stats.jitter_ms(),
                    "recorder": self.recorder.stats(), "mapper_latency": self.mapper.latency_stats(),
-                   "tracker_lost_ticks": loop.stats.tracker_lost_ticks, "ticks": loop.stats.ticks}
-        for cam in dev.cameras:
+                   "tracker_lost_ticks": loop.stats.tracker_lost_ticks, "ticks": loop.stats.ticks,
+                   "camera_dropped": {cam.name: cam.dropped for cam in cameras}}
+        for cam in cameras:
             cam.close()
         dev.robot.close()
         dev.input.close()

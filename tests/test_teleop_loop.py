@@ -77,3 +77,74 @@ def test_loop_commands_robot_and_records_every_stream(tmp_path):
     assert n["inputs"] == n["commands"] == n["robot_state"] == n["loop"] == 26
     assert 14 <= n["camera_egocentric"] <= 17                                   # camera at its own 30 Hz
     assert robot.commands_received == loop.stats.ticks
+
+
+class BlockingCamera:
+    """Like cv2.VideoCapture.read(): grab blocks until the device's next frame (30 fps)."""
+
+    name, rate_hz = "egocentric", 30.0
+
+    def __init__(self, fail_after: int | None = None):
+        self.frames, self.fail_after = 0, fail_after
+        self.opened = self.closed = False
+
+    def open(self):
+        self.opened = True
+
+    def grab(self, now):
+        import time
+
+        due = getattr(self, "_next", now)
+        time.sleep(max(0.0, due - time.monotonic()))
+        self._next = max(due, now) + 1 / self.rate_hz
+        self.frames += 1
+        if self.fail_after is not None and self.frames > self.fail_after:
+            raise OSError("device unplugged")
+        from teleop.streams import CameraFrame
+        return CameraFrame(t=time.monotonic(), camera=self.name, image=np.zeros((4, 4, 3), np.uint8))
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_blocking_camera_on_its_capture_thread_costs_the_loop_no_deadlines():
+    """Grabbed inline, a camera that blocks for its next frame holds a 50 Hz loop to the camera's
+    30 Hz; behind `CaptureThread` the loop keeps 50 Hz and still receives every frame, stamped when
+    it was captured."""
+    import time
+
+    from teleop.devices.capture_thread import CaptureThread
+
+    def run(camera, seconds=1.0):
+        robot = SimRobot()
+        loop = ControlLoop(SimOperator("lunchbag", seed=0), HoldMapper(), robot, [camera], None, 50.0)
+        got = []
+        camera.open()
+        t0 = time.monotonic()
+        stats = loop.run(lambda: False, lambda r: got.extend(r.frames), max_seconds=seconds)
+        camera.close()
+        return stats, got, time.monotonic() - t0
+
+    inline, _, _ = run(BlockingCamera())
+    assert inline.overruns >= 12, inline.overruns               # the blocking read costs deadlines
+    threaded_cam = CaptureThread(BlockingCamera())
+    stats, frames, wall = run(threaded_cam)
+    assert stats.overruns <= 5 and stats.ticks >= 44, (stats.overruns, stats.ticks)
+    assert 24 <= len(frames) <= 36 and threaded_cam.camera.closed
+    assert all(b.t > a.t for a, b in zip(frames, frames[1:]))   # capture stamps, in order
+
+
+def test_a_capture_thread_failure_is_raised_in_the_control_thread():
+    import time
+
+    import pytest
+
+    from teleop.devices.capture_thread import CaptureThread
+
+    cam = CaptureThread(BlockingCamera(fail_after=2))
+    cam.open()
+    time.sleep(0.3)
+    with pytest.raises(RuntimeError, match="device unplugged"):
+        for _ in range(10):
+            cam.grab(time.monotonic())
+    cam.close()

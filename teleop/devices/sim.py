@@ -14,6 +14,7 @@ walking, waist takes the torso rpy); the base integrates velocity and heading.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -308,6 +309,7 @@ class SimRobot:
         self.tau = tau
         self.base_tau = base_tau
         self._lo, self._hi = G1_BODY.bounds()
+        self._lock = threading.RLock()                # the camera thread reads state while the loop sends
         self.reset()
 
     def reset(self) -> None:
@@ -322,6 +324,7 @@ class SimRobot:
         self._body_q = self._legs_waist_q()
         self._body_dq = np.zeros(29)
         self.commands_received = 0
+        self._last: RobotState | None = None
 
     def open(self) -> None:
         pass
@@ -332,8 +335,9 @@ class SimRobot:
     def send(self, command: RobotCommand) -> None:
         a = np.asarray(command.action, dtype=np.float64)
         if np.isfinite(a).all():
-            self._cmd = a.copy()
-            self.commands_received += 1
+            with self._lock:
+                self._cmd = a.copy()
+                self.commands_received += 1
 
     def _legs_waist_q(self) -> np.ndarray:
         q = np.zeros(29)
@@ -378,6 +382,17 @@ class SimRobot:
         self._body_q = q
 
     def state(self, now: float) -> RobotState:
+        with self._lock:
+            self._last = self._state(now)
+            return self._last
+
+    def peek(self) -> RobotState | None:
+        """The state last read by the control loop, without advancing the simulation (for observers
+        such as the camera thread, so they cannot change what the loop records)."""
+        with self._lock:
+            return self._last
+
+    def _state(self, now: float) -> RobotState:
         if self._t is None:
             self._t = float(now)
         elif now > self._t:
@@ -468,7 +483,11 @@ class SimCamera:
             self._next = float(now)
         if now + 1e-9 < self._next:
             return None
-        state = self.robot.state(now) if self.robot is not None else None
+        state = None
+        if self.robot is not None:
+            state = self.robot.peek()
+            if state is None:                          # nothing read yet: the loop has not started
+                state = self.robot.state(now)
         img = self.render(state)
         self._index += 1
         period = 1.0 / self.rate_hz
