@@ -103,7 +103,7 @@ class NumpyChain:
 
 def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: int = 30, damping: float = 0.05,
            rot_weight: float = 0.3, max_step: float = 0.4, tolerance: float = 1e-5, rest: np.ndarray | None = None,
-           rest_gain: float = 0.0) -> tuple[np.ndarray, float, float]:
+           rest_gain: float = 0.0, rest_iterations: int = 2) -> tuple[np.ndarray, float, float]:
     """One wrist target (4, 4) -> (q, position error m, rotation error rad). Same step as arm_ik._iterate.
 
     `rest`/`rest_gain`: a secondary task in the null space of the (7-DoF, redundant) arm pulling towards a
@@ -127,7 +127,9 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
         null = np.zeros(len(q))
         if use_rest and it < iterations - 3:          # the last iterations serve the primary task only
             null = (np.eye(len(q)) - pinv @ jac) @ (rest_gain * (rest - q))
-        if converged and np.abs(null).max() < tolerance:
+        # the rest pull is a slow secondary task: once the wrist is on target it needs no more than the
+        # first `rest_iterations` steps of a tick (warm-started ticks then stop after 1-3 iterations)
+        if converged and (it >= rest_iterations or np.abs(null).max() < tolerance):
             break
         dq = (0.0 if converged else pinv @ err) + null
         q = nc.clamp(q + np.clip(dq, -max_step, max_step))

@@ -53,7 +53,11 @@ class LoopStats:
     camera_times: dict[str, deque] = field(default_factory=dict)
 
     def rate(self, times: deque, now: float, window: float = 1.0) -> float:
-        n = sum(1 for t in times if now - t <= window)
+        n = 0
+        for t in reversed(times):                 # newest first: stop at the window's edge
+            if now - t > window:
+                break
+            n += 1
         return n / window
 
     def jitter_ms(self) -> dict[str, float]:

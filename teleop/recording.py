@@ -14,7 +14,7 @@ seconds on the recorder's one monotonic clock.
 Why Arrow IPC *streams*: every record batch is a self-delimiting message, so a file cut anywhere
 (SIGKILL, power loss) still reads up to its last complete batch, with no index to rebuild. The
 writer thread turns rows buffered by the control loop into one batch per stream every
-`flush_interval` (50 ms) and fsyncs each file it touched, so at most ~flush_interval + one fsync
+`flush_interval` (40 ms, on fixed deadlines) and fsyncs each file it touched, so at most ~flush_interval + one fsync
 of data is ever at risk; `Recorder.stats()["max_at_risk_s"]` measures it. Segments roll by size.
 `teleop.check` verifies and repairs; `read_stream` tolerates a truncated tail.
 """
@@ -39,7 +39,7 @@ SUFFIX = ".arrows"
 SESSION_FILE = "session.json"
 EPISODE_FILE = "episode.json"
 EPISODE_PREFIX = "episode_"
-FLUSH_INTERVAL = 0.05
+FLUSH_INTERVAL = 0.04
 SEGMENT_BYTES = 64 << 20
 OUTCOMES = ("success", "failure", "discarded", "unlabeled", "interrupted")
 """Episode outcomes: marked by the operator (s/f/d), stopped without a mark, or cut by a crash."""
@@ -492,7 +492,10 @@ class Recorder:
 
     # -- writer side
     def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval):
+        # fixed deadlines (not "sleep after each flush"): a slow flush does not stretch the window
+        next_flush = time.monotonic() + self.flush_interval
+        while not self._stop.wait(max(0.0, next_flush - time.monotonic())):
+            next_flush = max(next_flush + self.flush_interval, time.monotonic())
             try:
                 self.flush()
             except Exception as exc:  # noqa: BLE001 - keep the loop alive; surfaced in stats and status line

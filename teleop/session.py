@@ -17,10 +17,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from teleop.keys import KEYS_HELP, KeyReader
 from teleop.devices.capture_thread import CaptureThread
+from teleop.keys import KEYS_HELP, KeyReader
 from teleop.loop import ControlLoop, TickResult
-from teleop.recording import Recorder, SessionMeta, load_session, register_replay_reader
+from teleop.recording import FLUSH_INTERVAL, Recorder, SessionMeta, load_session, register_replay_reader
 from teleop.streams import REQUIRED_SITES, DeviceUnavailable, OperatorInput, RobotCommand
 
 
@@ -43,7 +43,7 @@ class RecordOptions:
     seed: int = 0
     calibration_s: float = 1.2
     session_name: str | None = None
-    flush_interval: float = 0.05
+    flush_interval: float = FLUSH_INTERVAL
     status_every_s: float = 0.25
     interactive: bool | None = None      # None: decide from stdin
     bridge: str = "sim"                  # robot bridge: sim | unitree-g1 (teleop.devices.registry)
@@ -147,8 +147,11 @@ class StatusLine:
         self.every = every if self.tty else max(every, 1.0)
         self.last = -1e9
 
+    def due(self, now: float) -> bool:
+        return now - self.last >= self.every
+
     def show(self, now: float, text: str, force: bool = False) -> None:
-        if not force and now - self.last < self.every:
+        if not force and not self.due(now):
             return
         self.last = now
         if self.tty:
@@ -272,7 +275,8 @@ class Recording:
                 self.phase_until = now + self.opts.reset_s
         if self.quit and self.phase == "recording":
             self._stop(now, None)
-        self.status.show(now, self._status_text(now))
+        if self.status.due(now):            # building the line costs ~ms: only when it is shown
+            self.status.show(now, self._status_text(now))
 
     def _start(self, now: float) -> None:
         index = self.recorder.start_episode(now)
@@ -321,7 +325,7 @@ class Recording:
         s = loop.stats
         cams = " ".join(f"{name} {s.rate(times, now):.0f}Hz" for name, times in s.camera_times.items())
         lost = 100.0 * s.tracker_lost_ticks / max(1, s.ticks)
-        work = np.asarray(list(s.works)[-50:]) * 1e3 if s.works else np.zeros(1)
+        work = np.asarray([s.works[-i] for i in range(1, min(50, len(s.works)) + 1)]) * 1e3 if s.works else np.zeros(1)
         rs = self.recorder.stats() if self.recorder else {"max_unwritten_s": 0.0, "max_at_risk_s": 0.0}
         if self.phase == "recording":
             head = f"REC ep {self.recorder.episode} {now - self.episode_start:6.1f}s"
@@ -344,6 +348,18 @@ def record(opts: RecordOptions, out: TextIO = sys.stderr) -> dict[str, Any]:
         torch.set_num_threads(1)
     except ImportError:
         pass
+    # The control thread shares the GIL with the camera and recorder threads; with CPython's default
+    # 5 ms switch interval it can wait a quarter of its 20 ms budget for the lock. 1 ms cut missed
+    # deadlines ~2-4x on a 2-core box (docs/teleop.md).
+    previous_switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous_switch, 0.001))
+    try:
+        return _record(opts, out)
+    finally:
+        sys.setswitchinterval(previous_switch)
+
+
+def _record(opts: RecordOptions, out: TextIO) -> dict[str, Any]:
     devices = open_devices(opts)
     interactive = opts.interactive
     stop_requested: list[int] = []
