@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shards.commit import fsync_dir, write_json_atomic
 from teleop.recording import (_EOS, EPISODE_FILE, SESSION_FILE, episode_dirs, episode_info, find_sessions,
-                              fsync_dir, load_session, scan_segment, schema_for, segments, write_json_atomic)
+                              load_session, scan_segment, schema_for, segments)
 
 
 @dataclass

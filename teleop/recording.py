@@ -32,6 +32,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
+from shards.commit import fsync_dir, write_json_atomic
 from teleop.streams import BODY_SITES, HAND_SIDES, CameraFrame, OperatorInput, RobotCommand, RobotState
 
 FORMAT = "psi0.teleop-recording/1"
@@ -200,26 +201,6 @@ def fixed_column(table: pa.Table, key: str, width: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ segment writing
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """tmp + fsync + rename + fsync(dir): readers see the old file or the new one, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
 class SegmentedStream:
     """One stream's append-only segments `<dir>/<seq:06d>.arrows`, rolled after `segment_bytes`.
 

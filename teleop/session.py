@@ -180,7 +180,6 @@ class Recording:
         self.recorder: Recorder | None = None
         self.mapper: Any = None
         self.loop: ControlLoop | None = None
-        self.cameras: list[CaptureThread] = []
         self.episode_start: float | None = None
         self.episodes_done = 0
         self.phase = ""
@@ -200,7 +199,6 @@ class Recording:
         cameras = [CaptureThread(cam, already_open="cameras" in dev.opened) for cam in dev.cameras]
         for cam in cameras:
             cam.open()
-        self.cameras = cameras
         hold = HoldMapper()
         self.loop = loop = ControlLoop(dev.input, hold, dev.robot, cameras, None, opts.rate_hz)
         # 1. device check: every required site tracked at least once within 1 s

@@ -221,24 +221,22 @@ def setup(args: argparse.Namespace, argv: list[str]):
     if unexpected:
         log.warning("stage %d is meant for %s; also training on %s", args.stage, ", ".join(stage.sources),
                     ", ".join(unexpected))
+    shard_vocabs = [found for found in map(_tokenizer_vocab, args.shards) if found] if stage.uses_tokens else []
     if args.config in POLICY_CONFIGS:
         # a preset only names a size: let its action-token table fit the shards' FAST vocabulary and the
         # checkpoints it starts from, so the same shards train tiny and full models without refitting.
         wanted = [policy_cfg.fast_vocab_size]
-        wanted += [found[1] for found in map(_tokenizer_vocab, args.shards) if found and stage.uses_tokens]
+        wanted += [size for _, size in shard_vocabs]
         wanted += [int(d.get("fast_vocab_size", 0)) for d in map(_checkpoint_model_config,
                                                                    [p for _, p in _parse_init(args.init)]) if d]
         if max(wanted) != policy_cfg.fast_vocab_size:
             log.info("--config %s: fast_vocab_size %d -> %d to fit the shards / --init checkpoints", args.config,
                      policy_cfg.fast_vocab_size, max(wanted))
             policy_cfg = dataclasses.replace(policy_cfg, fast_vocab_size=max(wanted))
-    if stage.uses_tokens:
-        for path in args.shards:
-            found = _tokenizer_vocab(path)
-            if found and found[1] > policy_cfg.fast_vocab_size:
-                raise ValueError(f"{found[0]}: the shards' FAST vocabulary has {found[1]} tokens, the policy "
-                                 f"maps only {policy_cfg.fast_vocab_size} (use a config with fast_vocab_size >= "
-                                 f"{found[1]})")
+    for tokenizer_cfg, size in shard_vocabs:
+        if size > policy_cfg.fast_vocab_size:
+            raise ValueError(f"{tokenizer_cfg}: the shards' FAST vocabulary has {size} tokens, the policy "
+                             f"maps only {policy_cfg.fast_vocab_size} (use a config with fast_vocab_size >= {size})")
     data_kwargs: dict[str, Any] = dict(horizon=policy_cfg.horizon,
                                        image_size=_parse_size(args.image_size, stage.image_size),
                                        normalization=args.normalization or stage.normalization, format=args.format,
