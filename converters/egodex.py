@@ -27,7 +27,7 @@ from schemas.embodiments import HUMAN_HAND_KEYPOINTS, HUMAN_HAND_TIPS, SIDES, hu
 from schemas.episode import build_frames
 from schemas.validation import FPS_TOLERANCE, MIN_FRAMES, check_finite, check_rigid
 
-from converters import storage
+from schemas import remote
 
 SOURCE = "egodex"
 FPS = 30.0
@@ -60,7 +60,7 @@ def discover(root: str) -> list[SourceRef]:
     them with a reason (nothing is silently dropped). If `root` is itself a split folder
     (`<task>/<n>.hdf5`), its name is used as the split.
     """
-    if storage.is_url(root):
+    if remote.is_url(root):
         found = _scan_remote(root)
     else:
         base = Path(root)
@@ -93,8 +93,8 @@ def _scan_split(split_dir: Path, split: str) -> list[tuple[str, str, str, dict[s
 def _scan_remote(root: str) -> list[tuple[str, str, str, dict[str, str]]]:
     """`_scan_split` over an object-store listing (one recursive LIST instead of a directory walk)."""
     by_depth: dict[int, dict[tuple[str, str, str], dict[str, str]]] = {2: {}, 3: {}}
-    for url in storage.list_files(root):
-        parts = storage.relative(url, root).split("/")
+    for url in remote.list_files(root):
+        parts = remote.relative(url, root).split("/")
         if len(parts) not in by_depth or any(p.startswith((".", "__MACOSX")) for p in parts):
             continue
         stem, ext = os.path.splitext(parts[-1])
@@ -172,7 +172,7 @@ def _read_hdf5(path: str) -> dict[str, Any]:
     try:
         # Remote: one GET into memory (pose files are a few MB; h5py's many small reads through a
         # file object would each be a round trip).
-        f = h5py.File(io.BytesIO(storage.read_bytes(path)) if storage.is_url(path) else path, "r")
+        f = h5py.File(io.BytesIO(remote.read_bytes(path)) if remote.is_url(path) else path, "r")
     except FileNotFoundError:
         raise EpisodeError(RejectReason.UNREADABLE, f"{path}: no such file", path=path) from None
     except OSError as exc:
@@ -328,14 +328,14 @@ def _probe_video(path: str, hdf5: str) -> VideoRef:
     """Container metadata only: stream frame count, rate, size, codec. Never decodes the stream."""
     import av
 
-    remote = storage.info(path) if path and storage.is_url(path) else None
-    if not path or not (remote if storage.is_url(path) else os.path.exists(path)):
-        expected = os.path.splitext(hdf5)[0] + ".mp4" if storage.is_url(hdf5) else str(Path(hdf5).with_suffix(".mp4"))
+    remote_info = remote.info(path) if path and remote.is_url(path) else None
+    if not path or not (remote_info if remote.is_url(path) else os.path.exists(path)):
+        expected = os.path.splitext(hdf5)[0] + ".mp4" if remote.is_url(hdf5) else str(Path(hdf5).with_suffix(".mp4"))
         raise EpisodeError(RejectReason.MISSING_VIDEO, f"{hdf5}: no video beside it ({Path(expected).name})",
                            path=path or expected)
     try:
         # Remote: PyAV reads the container header through a file object (a few range requests).
-        opened = storage.open_remote(path, block_size=storage.PROBE_BLOCK_SIZE) if remote else nullcontext(path)
+        opened = remote.open_remote(path, block_size=remote.PROBE_BLOCK_SIZE) if remote_info else nullcontext(path)
         with opened as source, av.open(source, metadata_errors="ignore") as container:
             if not container.streams.video:
                 raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: no video stream", path=path)
@@ -350,13 +350,13 @@ def _probe_video(path: str, hdf5: str) -> VideoRef:
     except EpisodeError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        text = str(exc).replace("'<none>'", repr(path)) if remote else str(exc)   # PyAV names file objects <none>
+        text = str(exc).replace("'<none>'", repr(path)) if remote_info else str(exc)   # PyAV names file objects <none>
         raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: cannot open video ({text})", path=path) from None
     if frames <= 0 or width <= 0 or height <= 0:
         raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{path}: video stream has no frames", path=path)
-    if remote:
-        with storage.open_remote(path, cache="none") as fh:
-            truncated = mp4_box_truncation(fh, int(remote["size"]))
+    if remote_info:
+        with remote.open_remote(path, cache="none") as fh:
+            truncated = mp4_box_truncation(fh, int(remote_info["size"]))
     else:
         truncated = mp4_truncation(path)
     if truncated:

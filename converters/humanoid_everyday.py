@@ -50,7 +50,7 @@ from schemas.embodiments import G1_ARMS, G1_LEGS_WAIST, H1_ARMS, H1_LEGS_WAIST, 
 from schemas.episode import build_frames
 from schemas.validation import MIN_FRAMES, check_finite, check_timestamps
 
-from converters import storage
+from schemas import remote
 
 SOURCE = "humanoid_everyday"
 FPS = 30.0
@@ -106,7 +106,7 @@ def discover(root: str) -> list[SourceRef]:
     with a reason. The same task as both zip and folder yields two refs with the same source_id
     (the pipeline's planner rejects the later one as DUPLICATE_ID).
     """
-    if storage.is_url(root):
+    if remote.is_url(root):
         return _discover_remote(root)
     base = Path(root)
     descriptions = next((str(base / n) for n in DESCRIPTION_FILES if (base / n).is_file()), "")
@@ -132,8 +132,8 @@ def discover(root: str) -> list[SourceRef]:
 def _discover_remote(root: str) -> list[SourceRef]:
     """`discover` over one recursive object-store listing, with the directory walk's rules: junk and
     dot folders skipped, nothing looked for below an `episode_<k>/` folder."""
-    files = storage.list_files(root)
-    names = {storage.relative(url, root): url for url in files}
+    files = remote.list_files(root)
+    names = {remote.relative(url, root): url for url in files}
     descriptions = next((names[n] for n in DESCRIPTION_FILES if n in names), "")
     refs: list[SourceRef] = []
     episode_dirs: set[tuple[str, ...]] = set()
@@ -158,7 +158,7 @@ def _discover_remote(root: str) -> list[SourceRef]:
         category = rel[-2] if len(rel) >= 2 else ""
         extra = (("kind", "dir"), ("task_dir", task_dir), ("category", category), ("descriptions", descriptions))
         refs.append(SourceRef(f"{SOURCE}/{task_key(task_dir)}/{episode[-1]}", SOURCE,
-                              storage.join(root, *episode), "", extra))
+                              remote.join(root, *episode), "", extra))
     return sorted(refs)
 
 
@@ -198,8 +198,8 @@ def open_zip(path: str) -> tuple[zipfile.ZipFile, frozenset[str]]:
     mtime) so a rewritten file or a forked worker never sees a stale handle. ZipFile reads are
     thread-safe (one lock around seek+read); evicted handles close when garbage-collected.
     """
-    if storage.is_url(path):        # read in place: range requests through a block-caching file object
-        found = storage.info(path)
+    if remote.is_url(path):        # read in place: range requests through a block-caching file object
+        found = remote.info(path)
         if found is None:
             raise FileNotFoundError(path)
         key = (os.getpid(), path, found.get("size"), found.get("ETag") or found.get("LastModified"))
@@ -211,8 +211,8 @@ def open_zip(path: str) -> tuple[zipfile.ZipFile, frozenset[str]]:
         if hit is not None:
             _ZIPS.move_to_end(key)
             return hit
-    if storage.is_url(path):
-        handle = storage.open_remote(path, cache="blockcache")
+    if remote.is_url(path):
+        handle = remote.open_remote(path, cache="blockcache")
         try:
             zf = zipfile.ZipFile(handle)
         except BaseException:
@@ -236,9 +236,9 @@ class EpisodeFiles:
         self.in_zip = ref.get("kind") == "zip"
         self._zip: zipfile.ZipFile | None = None
         self._names: frozenset[str] = frozenset()
-        self.remote = storage.is_url(ref.uri)
+        self.remote = remote.is_url(ref.uri)
         if self.remote and not self.in_zip:     # one LIST per episode folder instead of a HEAD per file
-            self._names = frozenset(storage.relative(url, ref.uri) for url in storage.list_files(ref.uri))
+            self._names = frozenset(remote.relative(url, ref.uri) for url in remote.list_files(ref.uri))
         if self.in_zip:
             if ref.get("error"):
                 raise EpisodeError(RejectReason.UNREADABLE, f"{ref.uri}: {ref.get('error')}", path=ref.uri)
@@ -282,7 +282,7 @@ class EpisodeFiles:
         if self.in_zip:
             return self._zip.read(self.path(rel))
         if self.remote:
-            return storage.read_bytes(storage.join(self.ref.uri, self.path(rel)))
+            return remote.read_bytes(remote.join(self.ref.uri, self.path(rel)))
         with open(os.path.join(self.ref.uri, self.path(rel)), "rb") as f:
             return f.read()
 
@@ -520,8 +520,8 @@ def _pad(x: np.ndarray, size: int) -> np.ndarray:
 @lru_cache(maxsize=8)
 def _descriptions(path: str) -> dict[str, str]:
     try:
-        if storage.is_url(path):
-            value = json.loads(storage.read_bytes(path))
+        if remote.is_url(path):
+            value = json.loads(remote.read_bytes(path))
         else:
             with open(path, encoding="utf-8") as f:
                 value = json.load(f)
@@ -613,8 +613,8 @@ def _read_member(info: dict[str, Any], i: int) -> bytes:
     name = info["frames"][i]
     if info["member_of_zip"]:
         return open_zip(info["uri"])[0].read(name)
-    if storage.is_url(name):
-        return storage.read_bytes(name)
+    if remote.is_url(name):
+        return remote.read_bytes(name)
     with open(name, "rb") as f:
         return f.read()
 

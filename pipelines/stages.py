@@ -22,6 +22,7 @@ import numpy as np
 from schemas.episode import Episode, EpisodeError, Rejected, RejectReason, SourceRef
 from schemas.names import SHARDS_DIR, TOKENIZER_DIR
 from schemas.validation import validate_episode
+from schemas import remote
 from shards import objectstore
 from shards.catalog import finalize as finalize_catalog
 from shards.commit import clean_staging
@@ -161,7 +162,7 @@ def load(ref: SourceRef, config: JobConfig, transforms: list[Transform]) -> Epis
 def run_shard(shard: ShardPlan, config: JobConfig, transforms: list[Transform]) -> ShardResult | None:
     """Write one planned shard unless already committed (resume). Returns None when skipped."""
     shard_config = config.shard_config()
-    if objectstore.is_url(config.output):
+    if remote.is_url(config.output):
         return _run_shard_remote(shard, config, transforms)
     if is_committed(Path(config.output), shard.shard_id, shard_config.formats):
         return None
@@ -175,8 +176,8 @@ def _run_shard_remote(shard: ShardPlan, config: JobConfig, transforms: list[Tran
     directory with its `shard.json` uploaded last (see shards.objectstore)."""
     shard_config = config.shard_config()
     names = [shard_dir_name(shard.shard_id, fmt) for fmt in shard_config.formats]
-    remote = {name: objectstore.join(config.output, SHARDS_DIR, name) for name in names}
-    if all(objectstore.committed_shard(url) is not None for url in remote.values()):
+    urls = {name: remote.join(config.output, SHARDS_DIR, name) for name in names}
+    if all(objectstore.committed_shard(url) is not None for url in urls.values()):
         return None
     fault_point("shard-start")
     staging = Path(tempfile.mkdtemp(prefix=f"psi0-{shard.shard_id}-"))
@@ -184,7 +185,7 @@ def _run_shard_remote(shard: ShardPlan, config: JobConfig, transforms: list[Tran
         episodes = (_with_fault(item) for item in _prefetched(shard.refs, config, transforms))
         result = write_shard(episodes, staging, shard.shard_id, shard_config)
         for name in names:
-            objectstore.publish_shard(staging / SHARDS_DIR / name, remote[name],
+            objectstore.publish_shard(staging / SHARDS_DIR / name, urls[name],
                                       after_data=lambda: fault_point("upload"))
         return result
     finally:
@@ -212,7 +213,7 @@ def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> Any | None:
     from converters.tokenize.fast import FastTokenizer
     from converters.tokenize.sources import frame_chunks
 
-    if objectstore.is_url(config.output):
+    if remote.is_url(config.output):
         saved = load_tokenizer(tokenizer_location(config))
         if saved is not None:
             return saved
@@ -235,7 +236,7 @@ def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> Any | None:
         return None
     tokenizer = FastTokenizer.fit(np.concatenate(chunks), scale=config.token_scale, vocab_size=config.token_vocab,
                                   seed=0)
-    if objectstore.is_url(config.output):     # tokenizer.json is the marker: uploaded last
+    if remote.is_url(config.output):     # tokenizer.json is the marker: uploaded last
         with tempfile.TemporaryDirectory(prefix="psi0-tokenizer-") as tmp:
             tokenizer.save(tmp)
             objectstore.upload_tree(Path(tmp), tokenizer_location(config), last="tokenizer.json")
@@ -248,8 +249,8 @@ def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> Any | None:
 
 def tokenizer_location(config: JobConfig) -> str:
     """`<output>/tokenizer` as a path or URL."""
-    if objectstore.is_url(config.output):
-        return objectstore.join(config.output, TOKENIZER_DIR)
+    if remote.is_url(config.output):
+        return remote.join(config.output, TOKENIZER_DIR)
     return str(Path(config.output) / TOKENIZER_DIR)
 
 
@@ -257,9 +258,9 @@ def load_tokenizer(location: str) -> Any | None:
     """A saved FAST tokenizer from a directory or URL (downloaded to a temp dir), None if not there."""
     from converters.tokenize.fast import FastTokenizer
 
-    if not objectstore.is_url(location):
+    if not remote.is_url(location):
         return FastTokenizer.load(location)
-    if not objectstore.exists(objectstore.join(location, "tokenizer.json")):
+    if not remote.exists(remote.join(location, "tokenizer.json")):
         return None
     with tempfile.TemporaryDirectory(prefix="psi0-tokenizer-") as tmp:
         objectstore.download_tree(location, Path(tmp))
@@ -269,7 +270,7 @@ def load_tokenizer(location: str) -> Any | None:
 def prepare(config: JobConfig) -> tuple[Plan, Any | None]:
     """Everything before the heavy pass: clean debris, discover, plan, fit the tokenizer.
     (On an object store there is no staging debris: a partial shard is replaced when it is redone.)"""
-    if not objectstore.is_url(config.output):
+    if not remote.is_url(config.output):
         Path(config.output).mkdir(parents=True, exist_ok=True)
         removed = clean_staging(Path(config.output))
         if removed:

@@ -12,8 +12,10 @@ from typing import Any
 from schemas.catalog import Catalog, ShardRecord
 from schemas.names import CATALOG_FILE
 from schemas.stats import FeatureStats, merge_all
+from schemas import remote
 from shards import objectstore
-from shards.commit import committed_shards, write_json_atomic
+from schemas.durable import write_json_atomic
+from shards.commit import committed_shards
 
 
 class CatalogError(RuntimeError):
@@ -27,7 +29,7 @@ def build_catalog(out_root: str | Path, plan_rejects: dict[str, dict[str, Any]] 
     catalog = Catalog(config=dict(config or {}), tokenizer=tokenizer)
     stats_parts: list[dict[str, FeatureStats]] = []
     seen_shard_ids: set[str] = set()
-    committed = (objectstore.committed_shards(str(out_root)) if objectstore.is_url(out_root)
+    committed = (objectstore.committed_shards(str(out_root)) if remote.is_url(out_root)
                  else committed_shards(Path(out_root)))
     for _, data in committed.items():
         record = ShardRecord(**{**data["record"], "inputs": tuple(data["record"]["inputs"])})
@@ -53,19 +55,19 @@ def build_catalog(out_root: str | Path, plan_rejects: dict[str, dict[str, Any]] 
 def finalize(out_root: str | Path, **kwargs: Any) -> Catalog:
     """Build and atomically write `catalog.json`."""
     catalog = build_catalog(out_root, **kwargs)
-    if objectstore.is_url(out_root):        # one PUT, after every shard: atomic on S3
-        objectstore.put_bytes(objectstore.join(str(out_root), CATALOG_FILE), catalog.dumps().encode())
+    if remote.is_url(out_root):        # one PUT, after every shard: atomic on S3
+        remote.put_bytes(remote.join(str(out_root), CATALOG_FILE), catalog.dumps().encode())
     else:
         write_json_atomic(Path(out_root) / CATALOG_FILE, None, catalog.dumps())
     return catalog
 
 
 def load_catalog(out_root: str | Path) -> Catalog:
-    if objectstore.is_url(out_root):
-        url = objectstore.join(str(out_root), CATALOG_FILE)
-        if not objectstore.exists(url):
+    if remote.is_url(out_root):
+        url = remote.join(str(out_root), CATALOG_FILE)
+        if not remote.exists(url):
             raise FileNotFoundError(f"no {CATALOG_FILE} in {out_root}: run a job (or finalize) first")
-        return Catalog.from_json(json.loads(objectstore.read_bytes(url)))
+        return Catalog.from_json(json.loads(remote.read_bytes(url)))
     path = Path(out_root) / CATALOG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no {CATALOG_FILE} in {out_root}: run a job (or finalize) first")

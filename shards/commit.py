@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from schemas.durable import fsync_dir, fsync_tree
 from schemas.names import SHARD_FILE, SHARDS_DIR, STAGING_PREFIX
 
 
@@ -39,35 +40,6 @@ def content_hash(root: Path, exclude: tuple[str, ...] = (SHARD_FILE,)) -> str:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
-
-
-def write_json_atomic(path: Path, data: Any, text: str | None = None) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text if text is not None else json.dumps(data, indent=1, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory (its entries: renames, new files) or a file, opened read-only."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-    for path in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
-        fsync_dir(path)
-    fsync_dir(root)
 
 
 def commit(staging: Path, final: Path) -> None:

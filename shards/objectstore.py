@@ -28,37 +28,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 from schemas.names import SHARD_FILE, SHARDS_DIR
+from schemas.remote import REMOTE_BLOCK_SIZE as BLOCK_SIZE
+from schemas.remote import filesystem, join
 
 log = logging.getLogger("psi0.shards")
-BLOCK_SIZE = 4 << 20
 VERIFY_THREADS = 8
-
-
-def is_url(path: str | Path) -> bool:
-    """True for `proto://...` other than `file://` (handled as a local path)."""
-    text = str(path)
-    return "://" in text and not text.startswith("file://")
-
-
-def filesystem(url: str) -> tuple[Any, str]:
-    import fsspec
-
-    return fsspec.core.url_to_fs(url)
-
-
-def join(base: str, *parts: str) -> str:
-    return posixpath.join(str(base).rstrip("/"), *parts)
-
-
-def open_input(url: str) -> BinaryIO:
-    """Seekable binary file object over `url` (read-ahead in 4 MB range requests)."""
-    fs, path = filesystem(url)
-    return fs.open(path, "rb", block_size=BLOCK_SIZE, cache_type="readahead")
-
-
-def read_bytes(url: str) -> bytes:
-    fs, path = filesystem(url)
-    return fs.cat_file(path)
 
 
 def prefetch(base: str, names: tuple[str, ...] | list[str], batch: int = 32) -> Iterator[bytes]:
@@ -74,18 +48,6 @@ def prefetch(base: str, names: tuple[str, ...] | list[str], batch: int = 32) -> 
             if isinstance(blob, BaseException):
                 raise blob
             yield blob
-
-
-def exists(url: str) -> bool:
-    fs, path = filesystem(url)
-    fs.invalidate_cache(path)
-    return fs.isfile(path)
-
-
-def put_bytes(url: str, data: bytes) -> None:
-    """One PUT: on S3 the object appears whole or not at all."""
-    fs, path = filesystem(url)
-    fs.pipe_file(path, data)
 
 
 def remove_tree(url: str) -> None:

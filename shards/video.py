@@ -22,6 +22,7 @@ import av
 import numpy as np
 
 from schemas.episode import EpisodeError, RejectReason, VideoRef
+from schemas import remote
 from shards import objectstore
 
 
@@ -62,15 +63,15 @@ _END = object()
 def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterator[av.VideoFrame]:
     # Object-store videos stream through a file object (sequential range reads): measured on loopback S3 as
     # fast as staging the file to local disk first, without the disk space or the extra copy.
-    remote = None
+    handle = None
     try:
-        remote = objectstore.open_input(ref.uri) if objectstore.is_url(ref.uri) else None
-        container = av.open(remote if remote is not None else ref.uri)
+        handle = remote.open_remote(ref.uri) if remote.is_url(ref.uri) else None
+        container = av.open(handle if handle is not None else ref.uri)
     except Exception as exc:  # noqa: BLE001 - any open failure is a bad input
-        if remote is not None:
-            remote.close()
+        if handle is not None:
+            handle.close()
         raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"cannot open video {ref.uri}: {exc}") from exc
-    with container, (remote if remote is not None else nullcontext()):
+    with container, (handle if handle is not None else nullcontext()):
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"     # frame threads would fight the encoder for cores
         try:
@@ -83,10 +84,10 @@ def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterat
 def _decode_images(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterator[av.VideoFrame]:
     from PIL import Image
 
-    remote = objectstore.is_url(ref.uri)
-    handle = objectstore.open_input(ref.uri) if remote and ref.member_of_zip else None
+    is_remote = remote.is_url(ref.uri)
+    handle = remote.open_remote(ref.uri) if is_remote and ref.member_of_zip else None
     archive = zipfile.ZipFile(handle if handle is not None else ref.uri) if ref.member_of_zip else None
-    fetched = objectstore.prefetch(ref.uri, ref.frames) if remote and not archive else None
+    fetched = objectstore.prefetch(ref.uri, ref.frames) if is_remote and not archive else None
     try:
         for name in ref.frames:
             try:

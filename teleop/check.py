@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shards.commit import fsync_dir, write_json_atomic
+from schemas.durable import fsync_dir, write_json_atomic
 from teleop.recording import (_EOS, EPISODE_FILE, SESSION_FILE, episode_dirs, episode_info, find_sessions,
                               load_session, scan_segment, schema_for, segments)
 

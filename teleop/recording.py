@@ -32,7 +32,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from shards.commit import fsync_dir, write_json_atomic
+from schemas.durable import fsync_dir, write_json_atomic
 from teleop.streams import BODY_SITES, HAND_SIDES, CameraFrame, OperatorInput, RobotCommand, RobotState
 
 FORMAT = "psi0.teleop-recording/1"

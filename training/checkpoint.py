@@ -29,7 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from shards.commit import fsync_dir
+from schemas.durable import fsync_dir
 
 FORMAT = "psi0-checkpoint/1"
 CKPT_DIR = "checkpoints"

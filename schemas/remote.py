@@ -1,4 +1,5 @@
-"""Where readers get their bytes: local paths as before, object-store URLs (`s3://bucket/key`) through fsspec.
+"""One fsspec layer for object-store URLs (`s3://bucket/key`): what readers, the shard writer and the
+shard readers use to list, open, read and put bytes; local paths never go through it.
 
 Readers keep their local code paths untouched and branch on `is_url` only where a file is listed or
 opened, so a local job is byte-for-byte what it was. Remote URIs stay in `SourceRef`/`VideoRef` as full
@@ -50,6 +51,19 @@ def read_bytes(url: str) -> bytes:
     """The whole object in one GET (small files: HDF5 poses, JSON)."""
     fs, path = filesystem(url)
     return fs.cat_file(path)
+
+
+def exists(url: str) -> bool:
+    """True when `url` is a file (the listing cache is dropped first: another process may have written it)."""
+    fs, path = filesystem(url)
+    fs.invalidate_cache(path)
+    return fs.isfile(path)
+
+
+def put_bytes(url: str, data: bytes) -> None:
+    """One PUT: on S3 the object appears whole or not at all."""
+    fs, path = filesystem(url)
+    fs.pipe_file(path, data)
 
 
 def info(url: str) -> dict[str, Any] | None:
