@@ -11,7 +11,7 @@ first runs, so a chain without them never loads them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -104,7 +104,7 @@ class Tokenize:
     come from the source (`Source.token_chunks`)."""
 
     tokenizer: Any                                          # converters.tokenize.fast.FastTokenizer
-    chunks: Callable[[Episode, int], np.ndarray] = field(compare=False)
+    chunks: Callable[[Episode, int], np.ndarray]
     stage: ClassVar[str] = "transform"
 
     def __call__(self, episode: Episode) -> Episode:

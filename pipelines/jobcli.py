@@ -23,9 +23,11 @@ SCRIPTS = {"egodex": "pipelines/egodex_tokenize.py", "humanoid_everyday": "pipel
 EPILOG = """runners:
   local   in-process (debugging, tests)
   ray     Ray Data: a fresh local cluster when no address is given; RAY_ADDRESS / --address for a running one;
-          or submit to a `ray start --head` cluster (Ray 2.60 heads require token auth; RAY_AUTH_MODE=token
-          makes the client send the token in ~/.ray/auth_token - on another machine: `ray get-auth-token`):
-            RAY_AUTH_MODE=token ray job submit --working-dir . -- python {script} --input ... --output ... --runner ray
+          or submit to a `ray start --head` cluster from the repository root. A Ray 2.60 head runs with token
+          auth once ~/.ray/auth_token exists (`ray get-auth-token --generate`, or a first local --runner ray run);
+          RAY_AUTH_MODE=token makes the client send that token (another machine: copy it, `ray get-auth-token`):
+            RAY_AUTH_MODE=token ray job submit --working-dir . -- \\
+                python {script} --input ... --output ... --runner ray
   beam    Apache Beam; DirectRunner by default. Other Beam options pass through after `--`, e.g.
           -- --runner=FlinkRunner --flink_master=host:8081   (Prism/Flink/Spark job servers fetch binaries at
           run time: offline, give local paths, e.g. --prism_location=/opt/prism)
@@ -50,7 +52,7 @@ def _source_help(source: Source) -> str:
 def parser(prog: str, source: Source | None) -> argparse.ArgumentParser:
     """The job's options; with `source` None the first argument names the source."""
     if source is None:
-        listing = "\n".join(f"  {name:<18} {s.describe()['summary']}  (also: python {SCRIPTS[name]})"
+        listing = "\n".join(f"  {name:<18} {s.describe()['summary']}\n  {'':<18} (also: python {SCRIPTS[name]})"
                              for name, s in sorted(SOURCES.items()))
         description = ("Ingest a dataset into LeRobot v3 / Zarr v3 shards with FAST action tokens.\n\nsources:\n"
                        + listing + "\n\n`psi0 ingest SOURCE --help` shows what a source produces and its defaults.")
@@ -63,7 +65,9 @@ def parser(prog: str, source: Source | None) -> argparse.ArgumentParser:
                 "  psi0 ingest humanoid_everyday --input s3://raw/he --output s3://shards/he "
                 "--storage-option endpoint_url=http://minio:9000\n"
                 "  python pipelines/teleop_ingest.py --input recordings/ --output out/teleop\n")
-    ap = argparse.ArgumentParser(prog=prog, description=description, epilog=EPILOG.format(script=script) + examples,
+    usage = f"{prog}{' SOURCE' if source is None else ''} --input INPUT --output OUTPUT [options] [-- beam options]"
+    ap = argparse.ArgumentParser(prog=prog, usage=usage, description=description,
+                                 epilog=EPILOG.format(script=script) + examples,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     if source is None:
         ap.add_argument("source", choices=sorted(SOURCES), metavar="SOURCE", help="which dataset: " +
