@@ -16,10 +16,6 @@ from converters.registry import SOURCES, get
 from converters.source import Source
 from pipelines.stages import JobConfig
 
-SCRIPTS = {"egodex": "pipelines/egodex_tokenize.py", "humanoid_everyday": "pipelines/humanoid_everyday.py",
-           "teleop": "pipelines/teleop_ingest.py"}
-"""The entry script of each source (same options as `psi0 ingest SOURCE`)."""
-
 EPILOG = """runners:
   local   in-process (debugging, tests)
   ray     Ray Data: a fresh local cluster when no address is given; RAY_ADDRESS / --address for a running one;
@@ -52,14 +48,15 @@ def _source_help(source: Source) -> str:
 def parser(prog: str, source: Source | None) -> argparse.ArgumentParser:
     """The job's options; with `source` None the first argument names the source."""
     if source is None:
-        listing = "\n".join(f"  {name:<18} {s.describe()['summary']}\n  {'':<18} (also: python {SCRIPTS[name]})"
-                             for name, s in sorted(SOURCES.items()))
+        listing = "\n".join(f"  {name:<18} {s.describe()['summary']}" for name, s in sorted(SOURCES.items()))
         description = ("Ingest a dataset into LeRobot v3 / Zarr v3 shards with FAST action tokens.\n\nsources:\n"
-                       + listing + "\n\n`psi0 ingest SOURCE --help` shows what a source produces and its defaults.")
-        script = "pipelines/<source script>.py"
+                       + listing + "\n\n`psi0 ingest SOURCE --help` shows what a source produces and its defaults. "
+                       "The scripts in pipelines/\n(egodex_tokenize.py, humanoid_everyday.py, teleop_ingest.py) are "
+                       "this command with the source fixed.")
+        script = "-m psi0 ingest SOURCE"
     else:
         description = _source_help(source)
-        script = SCRIPTS.get(source.name, f"-m psi0 ingest {source.name}")
+        script = prog if prog.endswith(".py") else f"-m {prog}"
     examples = ("\nexamples:\n"
                 "  psi0 ingest egodex --input /data/egodex --output /data/shards/egodex --runner ray\n"
                 "  psi0 ingest humanoid_everyday --input s3://raw/he --output s3://shards/he "
