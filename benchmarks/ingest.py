@@ -100,7 +100,7 @@ def main() -> None:
     ap.add_argument("--episodes-per-task", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=1, help="take the best of N runs of each")
     args = ap.parse_args()
-    from converters.samples import egodex as egodex_sample
+    from samples import egodex as egodex_sample
 
     work = Path(tempfile.mkdtemp(prefix="psi0-bench-"))
     try:

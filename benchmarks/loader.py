@@ -29,9 +29,9 @@ import numpy as np  # noqa: E402
 
 def build_shard(work: Path, seconds: float) -> Path:
     """An EgoDex sample (6 episodes) ingested by the real job at 224x224 AV1, one shard."""
-    from converters.samples import egodex as egodex_sample
     from pipelines.runners import run_local
     from pipelines.stages import JobConfig
+    from samples import egodex as egodex_sample
 
     shard = work / "egodex" / "shards" / "egodex-00000"
     if (shard / "shard.json").is_file():
@@ -39,7 +39,7 @@ def build_shard(work: Path, seconds: float) -> Path:
     egodex_sample.write_sample(work / "in", episodes_per_task=2, seconds=seconds)
     run_local(JobConfig(source="egodex", input=str(work / "in"), output=str(work / "egodex"),
                         formats=("lerobot", "zarr"), episodes_per_shard=64, video_width=224, video_height=224,
-                        tokenize=True, token_column=None, token_horizon=1))
+                        tokenize=True, token_horizon=1))
     return shard
 
 

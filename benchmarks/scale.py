@@ -36,22 +36,23 @@ def stage_costs(src: Path, work: Path) -> dict[str, float]:
     """CPU seconds per frame for each stage, over every sample episode."""
     from converters import egodex
     from converters.retarget import retarget_episode
-    from converters.tokenize.columns import egodex_delta_chunks, tokenize_episode
+    from converters.tokenize.columns import tokenize_episode
     from converters.tokenize.fast import FastTokenizer
-    from pipelines.stages import JobConfig, load
+    from pipelines.stages import JobConfig, build_transforms, load
     from shards.video import EpisodeEncoder, VideoConfig, iter_frames
 
     cfg = JobConfig(source="egodex", input=str(src), output=str(work / "o"))
     refs = egodex.discover(str(src))
-    episodes = [load(ref, cfg, []) for ref in refs]
-    tok = FastTokenizer.fit(np.concatenate([egodex_delta_chunks(e, 1) for e in episodes]), vocab_size=1024)
+    validate = build_transforms(cfg, None)
+    episodes = [load(ref, cfg, validate) for ref in refs]
+    tok = FastTokenizer.fit(np.concatenate([egodex.EGODEX.token_chunks(e, 1) for e in episodes]), vocab_size=1024)
     cost = {k: 0.0 for k in ("read", "retarget", "tokenize", "decode", "encode_av1", "encode_h264")}
     frames = 0
     for ref, ep in zip(refs, episodes):
         frames += ep.length
-        cost["read"] += cpu(load, ref, cfg, [])[1]
+        cost["read"] += cpu(load, ref, cfg, validate)[1]
         cost["retarget"] += cpu(retarget_episode, ep)[1]
-        cost["tokenize"] += cpu(lambda e: tokenize_episode(e, tok, column=None), ep)[1]
+        cost["tokenize"] += cpu(lambda e: tokenize_episode(e, tok, egodex.EGODEX.token_chunks(e, 1)), ep)[1]
         video = ep.videos["observation.images.egocentric"]
         cost["decode"] += cpu(lambda: sum(1 for _ in iter_frames(video, 224, 224)))[1]
         for key, codec in (("encode_av1", "libsvtav1"), ("encode_h264", "libx264")):
@@ -100,7 +101,7 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, nargs="+", default=[8, 32, 128])
     ap.add_argument("--cores-per-node", type=int, default=16)
     args = ap.parse_args()
-    from converters.samples import egodex as egodex_sample
+    from samples import egodex as egodex_sample
 
     work = Path(tempfile.mkdtemp(prefix="psi0-scale-"))
     try:

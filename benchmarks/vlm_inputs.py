@@ -25,7 +25,8 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
-from training.model.system2 import System2, VisionPreprocess  # noqa: E402
+from training.model.system2 import VisionPreprocess  # noqa: E402
+from training.model.tiny import tiny_system2  # noqa: E402
 
 TASKS = ["pick up the red cup and place it on the tray", "open the drawer with the left hand",
          "wave hello with the right hand", "push the cart to the table"]
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    s2 = System2.tiny(seed=0)
+    s2 = tiny_system2(seed=0)
     s2.vision = VisionPreprocess()  # the real Qwen3-VL-2B preprocessing settings
     from transformers import Qwen2VLImageProcessorFast
 

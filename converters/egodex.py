@@ -17,17 +17,20 @@ import io
 import os
 import posixpath
 from contextlib import nullcontext
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from schemas import HUMAN_ACTION_48, Episode, EpisodeError, EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef
+from converters.source import JobDefaults, features_summary
+from converters.transforms import HandQA
+from schemas import HUMAN_ACTION_48, HUMAN_ACTION_48_DELTA, Episode, EpisodeError, EpisodeMeta, FeatureSpec, \
+    RejectReason, SourceRef, VideoRef, remote
 from schemas.embodiments import HUMAN_HAND_KEYPOINTS, HUMAN_HAND_TIPS, SIDES, human_hand_joints
 from schemas.episode import build_frames
+from schemas.rotations import rot6d
 from schemas.validation import FPS_TOLERANCE, MIN_FRAMES, check_finite, check_rigid
-
-from schemas import remote
 
 SOURCE = "egodex"
 FPS = 30.0
@@ -40,13 +43,13 @@ HAND_JOINTS = {side: human_hand_joints(side) for side in SIDES}
 REQUIRED_TRANSFORMS = ("camera",) + HAND_JOINTS["left"] + HAND_JOINTS["right"]
 
 FEATURES: dict[str, FeatureSpec] = {
-    "observation.state": FeatureSpec("observation.state", "float32", (48,), HUMAN_ACTION_48.dims),
-    "action": FeatureSpec("action", "float32", (48,), HUMAN_ACTION_48.dims),
-    **{f"human.{s}_hand.keypoints": FeatureSpec(f"human.{s}_hand.keypoints", "float32", (75,),
+    "observation.state": FeatureSpec("observation.state", "float32", (HUMAN_ACTION_48.size,), HUMAN_ACTION_48.dims),
+    "action": FeatureSpec("action", "float32", (HUMAN_ACTION_48.size,), HUMAN_ACTION_48.dims),
+    **{f"human.{s}_hand.keypoints": FeatureSpec(f"human.{s}_hand.keypoints", "float32", (HUMAN_HAND_KEYPOINTS[s].size,),
                                                 HUMAN_HAND_KEYPOINTS[s].dims) for s in SIDES},
-    **{f"human.{s}_hand.confidence": FeatureSpec(f"human.{s}_hand.confidence", "float32", (25,), HAND_JOINTS[s])
-       for s in SIDES},
-    "human.camera.pose": FeatureSpec("human.camera.pose", "float32", (16,), CAMERA_POSE_NAMES),
+    **{f"human.{s}_hand.confidence": FeatureSpec(f"human.{s}_hand.confidence", "float32", (len(HAND_JOINTS[s]),),
+                                                 HAND_JOINTS[s]) for s in SIDES},
+    "human.camera.pose": FeatureSpec("human.camera.pose", "float32", (len(CAMERA_POSE_NAMES),), CAMERA_POSE_NAMES),
     f"observation.images.{CAMERA}": FeatureSpec(f"observation.images.{CAMERA}", "video", NATIVE_SHAPE),
 }
 """Video shape is the native EgoDex 1080p; the actual size of an episode is in its VideoRef."""
@@ -138,7 +141,7 @@ def read(ref: SourceRef, **options: Any) -> Episode:
     for side in SIDES:
         conf = raw["confidences"][side]
         if conf is None:
-            conf = np.ones((n, 25), np.float32)
+            conf = np.ones((n, len(HAND_JOINTS[side])), np.float32)
             derived[f"human.{side}_hand.confidence"] = "no /confidences in the file: filled with 1.0"
         columns[f"human.{side}_hand.confidence"] = conf
     frames = build_frames(np.arange(n, dtype=np.float64) / FPS, {key: columns[key] for key in FEATURES
@@ -296,11 +299,6 @@ def rigid_inverse(T: np.ndarray) -> np.ndarray:
     return out
 
 
-def rot6d(R: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) -> (..., 6): first column then second column of the rotation matrix."""
-    return np.concatenate([R[..., :, 0], R[..., :, 1]], axis=-1)
-
-
 def human_columns(transforms: np.ndarray) -> dict[str, np.ndarray]:
     """Per-frame float32 columns from (1 + 50, N, 4, 4) world transforms (camera first, then the
     25 left and 25 right hand joints in `human_hand_joints` order)."""
@@ -309,17 +307,17 @@ def human_columns(transforms: np.ndarray) -> dict[str, np.ndarray]:
     in_cam = np.matmul(rigid_inverse(cam)[None], transforms[1:].astype(np.float64))   # (50, N, 4, 4)
     cols: dict[str, np.ndarray] = {}
     action = np.empty((n, HUMAN_ACTION_48.size), np.float64)
+    joints = len(HAND_JOINTS[SIDES[0]])
     for k, side in enumerate(SIDES):
-        hand = in_cam[25 * k:25 * (k + 1)]                      # (25, N, 4, 4)
+        hand = in_cam[joints * k:joints * (k + 1)]              # (25, N, 4, 4)
         points = np.transpose(hand[:, :, :3, 3], (1, 0, 2))     # (N, 25, 3)
-        cols[f"human.{side}_hand.keypoints"] = points.reshape(n, 75).astype(np.float32)
-        part = action[:, HUMAN_ACTION_48.slice(f"{side}_hand")]
-        part[:, 0:3] = hand[0, :, :3, 3]
-        part[:, 3:9] = rot6d(hand[0, :, :3, :3])
-        part[:, 9:24] = points[:, HUMAN_HAND_TIPS, :].reshape(n, 15)
+        cols[f"human.{side}_hand.keypoints"] = points.reshape(n, -1).astype(np.float32)
+        action[:, HUMAN_ACTION_48.slice(f"{side}_hand.wrist_pos")] = hand[0, :, :3, 3]
+        action[:, HUMAN_ACTION_48.slice(f"{side}_hand.wrist_rot")] = rot6d(hand[0, :, :3, :3])
+        action[:, HUMAN_ACTION_48.slice(f"{side}_hand.tips")] = points[:, HUMAN_HAND_TIPS, :].reshape(n, -1)
     cols["observation.state"] = action.astype(np.float32)
     cols["action"] = cols["observation.state"].copy()
-    cols["human.camera.pose"] = cam.reshape(n, 16).astype(np.float32)
+    cols["human.camera.pose"] = cam.reshape(n, -1).astype(np.float32)
     return cols
 
 
@@ -394,3 +392,64 @@ def mp4_box_truncation(f: Any, size: int) -> str:
         offset += box_size
     return ""
 
+
+
+# ------------------------------------------------------------------------------------------ the Source
+TOKEN_RATE = 10.0
+"""Rate (Hz) of the 48-D delta chunks FAST tokenizes (the Ψ₀ pre-training representation)."""
+CAMERA_POSE_COLUMN = "human.camera.pose"
+
+
+def delta_token_chunks(episode: Episode, horizon: int, rate: float = TOKEN_RATE) -> np.ndarray:
+    """(T, horizon, 48) HUMAN_ACTION_48_DELTA chunks starting at every frame (source rate = episode fps),
+    from the keypoint and camera-pose columns."""
+    from converters.retarget.human_action import HumanActionConfig, delta_chunks  # noqa: PLC0415 - torch
+
+    kps = {s: episode.column(f"human.{s}_hand.keypoints").reshape(-1, len(HAND_JOINTS[s]), 3).astype(np.float64)
+           for s in SIDES}
+    if CAMERA_POSE_COLUMN not in episode.frames.column_names:
+        raise EpisodeError(RejectReason.MISSING_KEY, f"tokenize needs column {CAMERA_POSE_COLUMN!r}")
+    camera = episode.column(CAMERA_POSE_COLUMN).reshape(-1, 4, 4).astype(np.float64)
+    cfg = HumanActionConfig(source_rate=episode.meta.fps, rate=rate, chunk=horizon)
+    return delta_chunks(kps, camera, cfg, every_frame=True)[1]
+
+
+@dataclass(frozen=True)
+class EgoDex:
+    """Apple's EgoDex: egocentric 1080p video + ARKit hand/body joint poses of people doing tasks."""
+
+    name: str = SOURCE
+    token_column: str | None = None          # tokens are derived 48-D delta chunks, not a recorded column
+    defaults: JobDefaults = JobDefaults(token_horizon=1, episodes_per_shard=64)
+
+    def discover(self, root: str) -> list[SourceRef]:
+        return discover(root)
+
+    def read(self, ref: SourceRef) -> Episode:
+        return read(ref)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "summary": "EgoDex (hdf5 + mp4): human hand poses in the camera frame, egocentric video",
+            "layout": "<split>/<task>/<n>.hdf5 + <n>.mp4 (local path or s3:// URL)",
+            "fps": FPS, "embodiments": ["human"], "features": features_summary(FEATURES),
+            "derived": {
+                "observation.state == action": f"the absolute {HUMAN_ACTION_48.size}-D human representation "
+                                               "(wrist pose + fingertips per hand) from the joint transforms",
+                "frame": "every vector in the current frame's camera frame (OpenCV axes)",
+                "task": "llm_description (Apple's rule), else description attributes, else the task folder",
+            },
+            "tokens": f"{HUMAN_ACTION_48_DELTA.size}-D delta chunks (HUMAN_ACTION_48_DELTA) at {TOKEN_RATE:g} Hz "
+                      "from the keypoint and camera-pose columns",
+            "hand_qa": "MediaPipe detections on sampled frames vs the projected hand joints (--hand-qa)",
+            "defaults": asdict(self.defaults),
+        }
+
+    def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
+        return delta_token_chunks(episode, horizon)
+
+    def hand_qa(self) -> HandQA:
+        return HandQA()
+
+
+EGODEX = EgoDex()

@@ -21,11 +21,13 @@ from typing import Sequence
 
 import numpy as np
 
+from converters.egodex import DEFAULT_INTRINSIC, NATIVE_SHAPE
 from schemas import Episode, EpisodeError, RejectReason
 from schemas.embodiments import MEDIAPIPE_FROM_HUMAN25
 
-EGODEX_INTRINSICS = np.array([[736.6339, 0.0, 960.0], [0.0, 736.6339, 540.0], [0.0, 0.0, 1.0]])
-EGODEX_SIZE = (1920, 1080)
+EGODEX_INTRINSICS = np.array(DEFAULT_INTRINSIC)
+EGODEX_SIZE = (NATIVE_SHAPE[1], NATIVE_SHAPE[0])
+"""EgoDex's camera (w, h) at native resolution: what an episode without its own intrinsics is scored with."""
 
 
 def model_path() -> Path:

@@ -37,12 +37,14 @@ import re
 import threading
 import zipfile
 from collections import OrderedDict
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from converters.source import JobDefaults, action_chunks, features_summary, task_key, task_sentence
 from schemas import LOWER_BODY_COMMAND, NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, EpisodeError, \
     EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef
 from schemas.actions import PSI0_HANDS
@@ -94,11 +96,6 @@ H1_LEG_NAMES = H1_LEGS_WAIST.dims + ("pad.0", "pad.1")
 
 
 # ------------------------------------------------------------------------------------------ discover
-def task_key(name: str) -> str:
-    """Stable task key from a folder / archive name: `Push a button` -> `push_a_button`."""
-    return re.sub(r"[\s\-]+", "_", name.strip()).lower()
-
-
 def discover(root: str) -> list[SourceRef]:
     """Every episode under `root` (zips at any depth, extracted `episode_<k>/` folders), sorted.
 
@@ -537,8 +534,7 @@ def task_text(task_dir: str, descriptions: str = "") -> tuple[str, str]:
         text = _descriptions(descriptions).get(task_key(task_dir))
         if text:
             return text, ""
-    words = re.sub(r"[_\s]+", " ", task_dir).strip()
-    return (words[:1].upper() + words[1:]), "task folder / archive name (underscores -> spaces, sentence case)"
+    return task_sentence(task_dir), "task folder / archive name (underscores -> spaces, sentence case)"
 
 
 # ------------------------------------------------------------------------------------------ images / sidecars
@@ -672,3 +668,49 @@ def parse_pcd(blob: bytes) -> np.ndarray:
     else:
         raise ValueError(f"PCD DATA {kind} not supported")
     return xyz.astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ the Source
+EMBODIMENTS = ("g1_dex3", "h1_inspire")
+"""What `read` can tag an episode with (`robot_embodiment`)."""
+
+
+@dataclass(frozen=True)
+class HumanoidEveryday:
+    """Humanoid Everyday: Unitree G1 / H1 teleoperation episodes (states, arm commands, camera, depth, lidar)."""
+
+    name: str = SOURCE
+    token_column: str | None = "action"
+    defaults: JobDefaults = JobDefaults(token_horizon=16, episodes_per_shard=32)
+
+    def discover(self, root: str) -> list[SourceRef]:
+        return discover(root)
+
+    def read(self, ref: SourceRef) -> Episode:
+        return read(ref)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "summary": "Humanoid Everyday (task zips or folders): Unitree G1/H1 episodes, "
+                                         f"{PSI0_ACTION.size}-D Psi0 actions",
+            "layout": "<task>.zip or [<category>/]<task>/episode_<k>/data.json + frames (read in place)",
+            "fps": FPS, "embodiments": list(EMBODIMENTS), "features": features_summary(FEATURES),
+            "derived": {
+                "action.lower_body": "no lower-body command is recorded: derived from IMU and odometry",
+                "action.hands": "no hand command is recorded: the measured hand state",
+                "observation.state.torso": "the previous frame's derived torso rpy / height",
+                "task": "task_description_dict entry, else the task folder / archive name",
+            },
+            "tokens": f"chunks of the recorded `{self.token_column}` column",
+            "hand_qa": None,
+            "defaults": asdict(self.defaults),
+        }
+
+    def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
+        return action_chunks(episode, horizon, self.token_column)
+
+    def hand_qa(self) -> None:
+        return None
+
+
+HUMANOID_EVERYDAY = HumanoidEveryday()

@@ -1,16 +1,17 @@
 """Teleop recordings (`teleop record` sessions) -> Episodes at the dataset rate (30 fps).
 
-Layout: see `teleop.recording` (`<session>/session.json`, `<session>/episode_<k>/<stream>/*.arrows`).
+Layout: the recording format contract, `schemas.recording` (`<session>/session.json`,
+`<session>/episode_<k>/<stream>/*.arrows`); this reader never imports the recorder (`teleop/`).
 
 What `read` produces (one feature set for every robot; the embodiment is in the metadata):
 - timeline: a 30 Hz grid from the first instant every needed stream has data to the last one.
-- `action` (PSI0_ACTION 36) = the command in effect at each grid time (zero-order hold of the 50 Hz
-  `commands` stream: what the robot was actually told), i.e. hands 14 + arms 14 + 8-DoF lower body.
-- `observation.state` (PSI0_STATE 36) = measured hands 14 + measured arms 14 (robot_state, linearly
+- `action` (PSI0_ACTION) = the command in effect at each grid time (zero-order hold of the 50 Hz
+  `commands` stream: what the robot was actually told), i.e. hands + arms + 8-DoF lower body.
+- `observation.state` (PSI0_STATE) = measured hands + measured arms (robot_state, linearly
   interpolated) + the previous frame's commanded torso rpy/height (0, 0, 0, 0.75 at frame 0), as the
-  reference converter builds it, padded to 36.
-- full robot state as extra features: `observation.body_q` / `observation.body_dq` (29, legs and
-  waist included), `observation.hand_q` (14), `observation.base` (imu roll/pitch/yaw + base height; a
+  reference converter builds it, zero-padded.
+- full robot state as extra features: `observation.body_q` / `observation.body_dq` (G1_BODY, legs and
+  waist included), `observation.hand_q` (PSI0_HANDS), `observation.base` (imu roll/pitch/yaw + base height; a
   separate (1,) feature would be read back by LeRobot as a scalar and fail to load).
 - `observation.images.egocentric`: the frame nearest each grid time, as a `VideoRef(kind="images")`
   over JPEGs extracted (bytes as recorded, no re-encode) to a per-episode cache directory.
@@ -23,19 +24,22 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from converters.source import JobDefaults, action_chunks, features_summary, task_key, task_sentence
 from schemas import NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, EpisodeError, EpisodeMeta, FeatureSpec, \
     RejectReason, SourceRef, VideoRef
 from schemas.actions import PSI0_HANDS
-from schemas.embodiments import G1_BODY
+from schemas.embodiments import G1_BODY, G1_LEGS_WAIST
 from schemas.episode import build_frames
+from schemas.recording import (IMU_RPY, episode_dirs, episode_info, find_sessions, fixed_column, load_session,
+                               read_stream, segments)
 
 log = logging.getLogger("psi0.converters.teleop")
 
@@ -45,32 +49,32 @@ CAMERA = "egocentric"
 MIN_SECONDS = 0.2
 CACHE_ENV = "PSI0_TELEOP_FRAME_CACHE"
 
+BASE_DIMS = tuple(f"imu_{a}" for a in IMU_RPY) + ("base_height",)
+
 FEATURES: dict[str, FeatureSpec] = {
     spec.key: spec for spec in (
-        FeatureSpec("observation.state", "float32", (36,), PSI0_STATE.dims),
-        FeatureSpec("action", "float32", (36,), PSI0_ACTION.dims),
-        FeatureSpec("observation.body_q", "float32", (29,), G1_BODY.dims),
-        FeatureSpec("observation.body_dq", "float32", (29,), G1_BODY.dims),
-        FeatureSpec("observation.hand_q", "float32", (14,), PSI0_HANDS.dims),
-        FeatureSpec("observation.base", "float32", (4,), ("imu_roll", "imu_pitch", "imu_yaw", "base_height")),
+        FeatureSpec("observation.state", "float32", (PSI0_STATE.size,), PSI0_STATE.dims),
+        FeatureSpec("action", "float32", (PSI0_ACTION.size,), PSI0_ACTION.dims),
+        FeatureSpec("observation.body_q", "float32", (G1_BODY.size,), G1_BODY.dims),
+        FeatureSpec("observation.body_dq", "float32", (G1_BODY.size,), G1_BODY.dims),
+        FeatureSpec("observation.hand_q", "float32", (PSI0_HANDS.size,), PSI0_HANDS.dims),
+        FeatureSpec("observation.base", "float32", (len(BASE_DIMS),), BASE_DIMS),
         FeatureSpec(f"observation.images.{CAMERA}", "video", (120, 160, 3)),
     )
 }
 """The video shape is the sim camera's; the shard writer re-encodes at the job's --video-size."""
 
 EMBODIMENTS = {"g1-dex3": "g1_dex3", "h1-inspire": "h1_inspire"}
+"""Session `robot` names (the teleop CLI's spelling) -> the embodiment names written into shards."""
+ARMS_IN_BODY = slice(len(G1_LEGS_WAIST.dims), G1_BODY.size)
+"""The arm joints inside the recorded body state (G1_BODY: legs + waist, then both arms)."""
 
 
 # ------------------------------------------------------------------------------------------ discover
-def task_key(name: str) -> str:
-    return re.sub(r"[\s\-]+", "_", name.strip()).lower()
-
-
 def discover(root: str) -> list[SourceRef]:
     """Every recorded episode under `root` except those the operator discarded, sorted by id.
 
     Sessions with an unreadable session.json are listed (one ref each) so `read` rejects them."""
-    from teleop.recording import episode_dirs, episode_info, find_sessions, load_session  # noqa: PLC0415
     refs: list[SourceRef] = []
     discarded = 0
     for session in find_sessions(root):
@@ -110,7 +114,6 @@ def read(ref: SourceRef, **options: Any) -> Episode:
 
 
 def _stream(episode: Path, name: str) -> pa.Table:
-    from teleop.recording import read_stream, segments  # noqa: PLC0415
     directory = episode / name
     if not directory.is_dir() or not segments(directory):
         raise EpisodeError(RejectReason.MISSING_KEY, f"{episode}: no '{name}' stream", key=name)
@@ -118,7 +121,6 @@ def _stream(episode: Path, name: str) -> pa.Table:
 
 
 def _read(ref: SourceRef) -> Episode:
-    from teleop.recording import episode_info, fixed_column, load_session  # noqa: PLC0415
     episode = Path(ref.uri)
     session = load_session(ref.get("session") or episode.parent)
     info = episode_info(episode)
@@ -141,17 +143,17 @@ def _read(ref: SourceRef) -> Episode:
 
     # action: zero-order hold of the commands (the command in effect at each grid time)
     ci = np.searchsorted(tc, grid + 1e-9, side="right") - 1
-    action = fixed_column(commands, "action", 36)[ci].astype(np.float64)
+    action = fixed_column(commands, "action")[ci].astype(np.float64)
     flags = commands.column("flags").to_pylist()
     held = [flags[i] for i in ci]
     # state: linear interpolation of the 50 Hz robot state
     def interp(values: np.ndarray) -> np.ndarray:
         return np.stack([np.interp(grid, ts, values[:, j]) for j in range(values.shape[1])], axis=1)
 
-    body_q = interp(fixed_column(states, "body_q", 29))
-    body_dq = interp(fixed_column(states, "body_dq", 29))
-    hand_q = interp(fixed_column(states, "hand_q", 14))
-    imu = interp(fixed_column(states, "imu_rpy", 3))
+    body_q = interp(fixed_column(states, "body_q"))
+    body_dq = interp(fixed_column(states, "body_dq"))
+    hand_q = interp(fixed_column(states, "hand_q"))
+    imu = interp(fixed_column(states, "imu_rpy"))
     height = interp(states.column("base_height").to_numpy()[:, None])
     for name, arr in (("action", action), ("body_q", body_q), ("hand_q", hand_q), ("imu_rpy", imu)):
         bad = ~np.isfinite(arr)
@@ -159,11 +161,14 @@ def _read(ref: SourceRef) -> Episode:
             raise EpisodeError(RejectReason.NON_FINITE, f"{episode}: {name} has {int(bad.sum())} non-finite values",
                                field=name)
     lower = action[:, PSI0_ACTION.slice("lower_body")]
-    prev = np.empty((n, 4))
+    torso = PSI0_STATE.slice("torso")
+    prev = np.empty((n, torso.stop - torso.start))
     prev[0] = (0.0, 0.0, 0.0, NOMINAL_TORSO_HEIGHT)
-    prev[1:] = lower[:-1, 0:4]
-    state = np.zeros((n, 36))
-    state[:, 0:14], state[:, 14:28], state[:, 28:32] = hand_q, body_q[:, 15:29], prev
+    prev[1:] = lower[:-1, :prev.shape[1]]                   # commanded torso rpy + height lead the lower body
+    state = np.zeros((n, PSI0_STATE.size))
+    state[:, PSI0_STATE.slice("hands")] = hand_q
+    state[:, PSI0_STATE.slice("arms")] = body_q[:, ARMS_IN_BODY]
+    state[:, torso] = prev
 
     video = _frames(episode, camera, tv, grid)
     t = grid - grid[0]
@@ -191,20 +196,29 @@ def _read(ref: SourceRef) -> Episode:
         f"observation.images.{CAMERA}": "recorded frame nearest each 30 fps grid time",
         "task": "session task name (underscores -> spaces, sentence case)",
     }
-    words = re.sub(r"[_\s]+", " ", task).strip()
     extra = {"outcome": info.get("outcome", ""), "robot": robot, "operator": session.get("operator", ""),
              "device": session.get("device", {}).get("kind", ""), "session": Path(ref.get("session")).name,
              "episode": episode.name, "calibration": session.get("calibration", {}),
              "software": session.get("software", {}), "t_start_monotonic": float(grid[0])}
     meta = EpisodeMeta(source=SOURCE, source_id=ref.source_id, embodiment=EMBODIMENTS.get(robot, robot), fps=FPS,
-                       task=words[:1].upper() + words[1:], task_name=task_key(task), quality=quality, derived=derived,
+                       task=task_sentence(task), task_name=task_key(task), quality=quality, derived=derived,
                        extra=extra)
     return Episode(meta, frames, dict(FEATURES), {video.key: video})
 
 
+def decode_frame(data: bytes, encoding: str, width: int, height: int) -> np.ndarray:
+    """One recorded camera frame (`schemas.recording.CAMERA_ENCODINGS`) -> RGB uint8 (H, W, 3)."""
+    if encoding == "raw":
+        return np.frombuffer(data, np.uint8).reshape(height, width, 3)
+    import cv2  # noqa: PLC0415
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("not a decodable JPEG")
+    return bgr[..., ::-1].copy()
+
+
 def _frames(episode: Path, camera: pa.Table, tv: np.ndarray, grid: np.ndarray) -> VideoRef:
     """Nearest recorded frame per grid time, written once as JPEG/PNG files in a cache dir."""
-    from teleop.recording import decode_image  # noqa: PLC0415
     right = np.clip(np.searchsorted(tv, grid), 1, len(tv) - 1)
     left = right - 1
     pick = np.where(np.abs(tv[left] - grid) <= np.abs(tv[right] - grid), left, right)
@@ -216,7 +230,8 @@ def _frames(episode: Path, camera: pa.Table, tv: np.ndarray, grid: np.ndarray) -
     for seg in sorted((episode / f"camera_{CAMERA}").glob("*.arrows")):
         digest.update(f"{seg.resolve()}:{seg.stat().st_size}:{seg.stat().st_mtime_ns}".encode())
     digest.update(pick.tobytes())
-    cache = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "psi0-teleop-frames") / digest.hexdigest()[:24]
+    root = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "psi0-teleop-frames")
+    cache = root / digest.hexdigest()[:24]
     if not (cache / "done").is_file():
         tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
@@ -226,7 +241,7 @@ def _frames(episode: Path, camera: pa.Table, tv: np.ndarray, grid: np.ndarray) -
                 name = f"{k:06d}.jpg"
             else:
                 import cv2  # noqa: PLC0415
-                rgb = decode_image(blob, encodings[i], int(widths[i]), int(heights[i]))
+                rgb = decode_frame(blob, encodings[i], int(widths[i]), int(heights[i]))
                 blob = cv2.imencode(".png", rgb[..., ::-1])[1].tobytes()
                 name = f"{k:06d}.png"
             (tmp / name).write_bytes(blob)
@@ -239,9 +254,51 @@ def _frames(episode: Path, camera: pa.Table, tv: np.ndarray, grid: np.ndarray) -
     ext = ".jpg" if encodings[int(pick[0])] == "jpeg" else ".png"
     names = [f"{k:06d}{ext}" for k in range(len(pick))]
     try:
-        decode_image(data[int(pick[0])].as_py(), encodings[int(pick[0])], int(widths[pick[0]]), int(heights[pick[0]]))
+        decode_frame(data[int(pick[0])].as_py(), encodings[int(pick[0])], int(widths[pick[0]]), int(heights[pick[0]]))
     except ValueError as exc:
         raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"{episode}: camera frame undecodable ({exc})") from None
     return VideoRef(camera=CAMERA, kind="images", uri=str(cache), frame_count=len(pick), fps=FPS,
                     width=int(widths[pick[0]]), height=int(heights[pick[0]]),
                     codec="mjpeg" if ext == ".jpg" else "png", frames=tuple(names))
+
+
+# ------------------------------------------------------------------------------------------ the Source
+@dataclass(frozen=True)
+class Teleop:
+    """psi0's own teleop recordings (`teleop record`): commands, full robot state and camera at the control rate."""
+
+    name: str = SOURCE
+    token_column: str | None = "action"
+    defaults: JobDefaults = JobDefaults(token_horizon=16, episodes_per_shard=32)
+
+    def discover(self, root: str) -> list[SourceRef]:
+        return discover(root)
+
+    def read(self, ref: SourceRef) -> Episode:
+        return read(ref)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "summary": f"teleop recordings (`teleop record` sessions) at {FPS:g} fps, "
+                                         f"{PSI0_ACTION.size}-D Psi0 actions",
+            "layout": "<session>/session.json + episode_<k>/<stream>/*.arrows (schemas.recording), local paths",
+            "fps": FPS, "embodiments": sorted(set(EMBODIMENTS.values())), "features": features_summary(FEATURES),
+            "derived": {
+                "action": "recorded commands, zero-order hold at the dataset rate (the command in effect)",
+                "observation.*": "recorded robot state, linear interpolation at the dataset rate",
+                "observation.state.torso": "the previous frame's commanded torso rpy / height",
+                f"observation.images.{CAMERA}": "the recorded frame nearest each grid time",
+            },
+            "tokens": f"chunks of the recorded `{self.token_column}` column",
+            "hand_qa": None,
+            "defaults": asdict(self.defaults),
+        }
+
+    def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
+        return action_chunks(episode, horizon, self.token_column)
+
+    def hand_qa(self) -> None:
+        return None
+
+
+TELEOP = Teleop()

@@ -1,14 +1,10 @@
-"""Humanoid Everyday (task zips or folders, Unitree G1/H1) → LeRobot v3 / Zarr v3 shards, 36-D Ψ₀ actions.
+"""Humanoid Everyday (task zips or folders, Unitree G1/H1) → LeRobot v3 / Zarr v3 shards, Ψ₀ actions.
 
     python pipelines/humanoid_everyday.py --input /data/he --output /data/shards/he --runner ray
+
+Same as `psi0 ingest humanoid_everyday ...` (run from the repository root with the environment active).
 """
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipelines.jobcli import main  # noqa: E402
+from pipelines.jobcli import main
 
 if __name__ == "__main__":
-    raise SystemExit(main("humanoid_everyday", __doc__.split("\n")[0], "pipelines/humanoid_everyday.py",
-                          defaults={"token_column": "action", "token_horizon": 16, "episodes_per_shard": 32}))
+    raise SystemExit(main(source="humanoid_everyday", prog="pipelines/humanoid_everyday.py"))

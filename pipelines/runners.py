@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines.stages import (JobConfig, Plan, ShardPlan, build_transforms, finalize, load_tokenizer, prepare,
-                              run_shard, tokenizer_location)
+from pipelines.stages import JobConfig, Plan, ShardPlan, build_transforms, finalize, prepare, run_shard
 
 log = logging.getLogger("psi0.pipelines")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,11 +48,13 @@ def run_local(config: JobConfig) -> Any:
 
 # ---------------------------------------------------------------- Ray
 class ShardWorker:
-    """Ray Data actor: per-worker setup (tokenizer, retarget models) once, then one shard per row."""
+    """Ray Data actor: per-worker setup (the job's tokenizer, the transform chain) once, then one shard per row."""
 
-    def __init__(self, config: JobConfig, tokenizer_dir: str | None):
+    def __init__(self, config: JobConfig, with_tokenizer: bool):
         self.config = config
-        tokenizer = load_tokenizer(tokenizer_dir) if tokenizer_dir else None
+        tokenizer = config.out.load_tokenizer() if with_tokenizer else None
+        if with_tokenizer and tokenizer is None:
+            raise FileNotFoundError(f"no tokenizer at {config.out.tokenizer_location}")
         self.transforms = build_transforms(config, tokenizer)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -79,9 +80,10 @@ def _ray_init(address: str | None, num_cpus: int | None) -> None:
             **({"env_vars": storage} if storage else {})})
     elif os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=False, **({"runtime_env": {"env_vars": storage}} if storage else {}))
-    else:
+    else:       # workers import this checkout, and whatever the driver's PYTHONPATH adds
+        pythonpath = os.pathsep.join([str(REPO_ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT), **storage}})
+                 runtime_env={"env_vars": {"PYTHONPATH": pythonpath, **storage}})
 
 
 def storage_env() -> dict[str, str]:
@@ -106,12 +108,11 @@ def _run_ray(config: JobConfig, workers: int | None, cpus_per_worker: float) -> 
     the_plan, tokenizer = prepare(config)
     if not the_plan.shards:
         return finalize(config, the_plan, tokenizer)
-    tok_dir = tokenizer_location(config) if tokenizer is not None else None
     concurrency = max(1, min(workers or int(ray.available_resources().get("CPU", 1) // cpus_per_worker),
                              len(the_plan.shards)))
     ds = ray.data.from_items([{"plan": s} for s in the_plan.shards], override_num_blocks=len(the_plan.shards))
-    ds = ds.map_batches(ShardWorker, fn_constructor_args=(config, tok_dir), batch_size=1, concurrency=concurrency,
-                        num_cpus=cpus_per_worker, max_restarts=2, max_task_retries=2)
+    ds = ds.map_batches(ShardWorker, fn_constructor_args=(config, tokenizer is not None), batch_size=1,
+                        concurrency=concurrency, num_cpus=cpus_per_worker, max_restarts=2, max_task_retries=2)
     with _progress(len(the_plan.shards), f"{config.source} (ray x{concurrency})") as bar:
         for row in ds.iter_rows():
             bar.set_postfix(last=row["result"])
@@ -125,11 +126,11 @@ def run_beam(config: JobConfig, beam_args: list[str]) -> Any:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     the_plan, tokenizer = prepare(config)
-    tok_dir = tokenizer_location(config) if tokenizer is not None else None
+    with_tokenizer = tokenizer is not None
 
     class WriteShard(beam.DoFn):
         def setup(self) -> None:
-            self.worker = ShardWorker(config, tok_dir)
+            self.worker = ShardWorker(config, with_tokenizer)
 
         def process(self, shard: ShardPlan):
             yield self.worker({"plan": [shard]})["result"][0]

@@ -7,7 +7,8 @@ import sys
 
 # name -> (module with `main(argv) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sample": ("converters.samples.cli", "write a small sample of each source in its real on-disk format"),
+    "ingest": ("pipelines.jobcli", "ingest a source (egodex, humanoid_everyday, teleop) into shards: local, Ray or Beam"),
+    "sample": ("samples.cli", "write a small sample of each source in its real on-disk format"),
     "inspect": ("shards.inspect", "summarize an output root: shards, episodes, hours, tasks, rejects"),
     "validate": ("shards.validate", "re-open every shard with LeRobot's and zarr's readers, check vs catalog"),
     "tokenizer": ("converters.tokenize.cli", "fit / inspect the FAST action tokenizer"),

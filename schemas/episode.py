@@ -64,7 +64,7 @@ class EpisodeError(Exception):
         self.details = details
 
     def rejected(self, source_id: str, stage: str) -> Rejected:
-        return Rejected(source_id, stage, self.reason, self.message, _jsonable(self.details))
+        return Rejected(source_id, stage, self.reason, self.message, jsonable(self.details))
 
 
 @dataclass(frozen=True, order=True)
@@ -142,7 +142,7 @@ class EpisodeMeta:
     schema_version: str = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 @dataclass
@@ -196,17 +196,19 @@ def build_frames(timestamps: np.ndarray, vectors: dict[str, np.ndarray]) -> pa.T
     return pa.table(cols)
 
 
-def _jsonable(obj: Any) -> Any:
-    """Numpy scalars/arrays and enums -> plain JSON types (recursively)."""
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types, recursively: enums by value, numpy scalars and arrays (and anything else with a
+    `tolist`, e.g. torch tensors) as Python values; non-finite Python floats as null. The one copy used for
+    episode metadata, teleop session files and checkpoint state."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, Enum):
         return obj.value
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, np.ndarray):
+    if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, float) and not np.isfinite(obj):
         return None
@@ -215,4 +217,4 @@ def _jsonable(obj: Any) -> Any:
 
 def canonical_json(obj: Any) -> str:
     """Deterministic JSON (sorted keys, fixed separators): identical inputs give identical bytes."""
-    return json.dumps(_jsonable(obj), sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+    return json.dumps(jsonable(obj), sort_keys=True, indent=1, ensure_ascii=False) + "\n"

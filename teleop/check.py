@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from schemas.durable import fsync_dir, write_json_atomic
-from teleop.recording import (_EOS, EPISODE_FILE, SESSION_FILE, episode_dirs, episode_info, find_sessions,
-                              load_session, scan_segment, schema_for, segments)
+from schemas.recording import (END_OF_STREAM, EPISODE_FILE, SESSION_FILE, episode_dirs, episode_info, find_sessions,
+                               load_session, scan_segment, schema_for, segments)
 
 
 @dataclass
@@ -142,7 +142,7 @@ def _check_stream(stream: Path, report: CheckReport, repair: bool) -> float | No
                 _truncate(seg, scan.good_bytes)
                 finding.repaired = True
             report.findings.append(finding)
-        elif not seg.read_bytes()[-8:] == _EOS:
+        elif not seg.read_bytes()[-8:] == END_OF_STREAM:
             finding = Finding(str(seg), "no_end_marker", "ends after a complete batch (writer did not close it)",
                               rows_kept=scan.rows, last_t=scan.last_t)
             if repair:
@@ -157,7 +157,7 @@ def _truncate(path: Path, size: int) -> None:
     with open(path, "r+b") as f:
         f.truncate(size)
         f.seek(size)
-        f.write(_EOS)
+        f.write(END_OF_STREAM)
         f.flush()
         os.fsync(f.fileno())
 

@@ -1,22 +1,11 @@
-"""The crash-safe teleop recording format: append-only Arrow IPC stream segments, fsynced often.
+"""The crash-safe teleop recorder: append-only Arrow IPC stream segments, fsynced often.
 
-Layout of one session (one `teleop record` run)::
-
-    <session>/session.json                 task, operator, robot, calibration, software, stream schemas
-    <session>/events/000000.arrows          session-level events (keys between episodes, e-stop, quit)
-    <session>/episode_000000/episode.json   outcome + times; written when the episode ends (atomic)
-    <session>/episode_000000/<stream>/000000.arrows, 000001.arrows, ...
-
-Streams: `inputs` (OperatorInput), `commands` (RobotCommand), `robot_state` (RobotState),
-`camera_<name>` (JPEG or raw frames), `events`, `loop` (per-tick timing). Every row has `t`,
-seconds on the recorder's one monotonic clock.
-
-Why Arrow IPC *streams*: every record batch is a self-delimiting message, so a file cut anywhere
-(SIGKILL, power loss) still reads up to its last complete batch, with no index to rebuild. The
-writer thread turns rows buffered by the control loop into one batch per stream every
-`flush_interval` (40 ms, on fixed deadlines) and fsyncs each file it touched, so at most ~flush_interval + one fsync
-of data is ever at risk; `Recorder.stats()["max_at_risk_s"]` measures it. Segments roll by size.
-`teleop.check` verifies and repairs; `read_stream` tolerates a truncated tail.
+The on-disk format (layout, stream schemas, record <-> batch codecs, the reader) is a contract in
+`schemas.recording`; this module writes it. The writer thread turns rows buffered by the control
+loop into one batch per stream every `flush_interval` (40 ms, on fixed deadlines) and fsyncs each
+file it touched, so at most ~flush_interval + one fsync of data is ever at risk;
+`Recorder.stats()["max_at_risk_s"]` measures it. Segments roll by size. `teleop.check` verifies and
+repairs; `schemas.recording.read_stream` tolerates a truncated tail.
 """
 from __future__ import annotations
 
@@ -25,106 +14,26 @@ import os
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
 
+from schemas.actions import PSI0_ACTION, PSI0_HANDS
 from schemas.durable import fsync_dir, write_json_atomic
-from teleop.streams import BODY_SITES, HAND_SIDES, CameraFrame, OperatorInput, RobotCommand, RobotState
+from schemas.embodiments import G1_BODY
+from schemas.episode import jsonable
+from schemas.recording import (BODY_SITES, EPISODE_FILE, EPISODE_PREFIX, EPISODE_STREAMS, GAMEPAD_AXES, HAND_KEYPOINTS,
+                               HAND_SIDES, IMU_RPY, OUTCOMES, SCHEMAS, SESSION_FILE, SUFFIX, CameraFrame, OperatorInput,
+                               RobotCommand, RobotState, SessionMeta, camera_batch, commands_batch, episode_dirs,
+                               inputs_batch, is_session, read_stream, rows_batch, schema_for, states_batch,
+                               table_to_inputs)
+# Re-exported for the teleop modules that read recordings through `teleop.recording`:
+from schemas.recording import episode_info, find_sessions, fixed_column, load_session, table_to_commands  # noqa: F401
 
-FORMAT = "psi0.teleop-recording/1"
-SUFFIX = ".arrows"
-SESSION_FILE = "session.json"
-EPISODE_FILE = "episode.json"
-EPISODE_PREFIX = "episode_"
 FLUSH_INTERVAL = 0.04
 SEGMENT_BYTES = 64 << 20
-OUTCOMES = ("success", "failure", "discarded", "unlabeled", "interrupted")
-"""Episode outcomes: marked by the operator (s/f/d), stopped without a mark, or cut by a crash."""
-
-_F64, _F32 = pa.float64(), pa.float32()
-
-
-def _vec(dtype: pa.DataType, n: int) -> pa.DataType:
-    return pa.list_(dtype, n)
-
-
-SCHEMAS: dict[str, pa.Schema] = {
-    "inputs": pa.schema([
-        ("t", _F64),
-        ("poses", _vec(_F64, len(BODY_SITES) * 16)),          # BODY_SITES order, row-major 4x4 each
-        ("pose_valid", _vec(pa.bool_(), len(BODY_SITES))),
-        ("hand_keypoints", _vec(_F64, len(HAND_SIDES) * 63)),  # HAND_SIDES order, (21, 3) each
-        ("hand_valid", _vec(pa.bool_(), len(HAND_SIDES))),
-        ("axes", _vec(_F64, 4)),
-        ("buttons", pa.string()),                               # sorted, "|"-joined
-    ], metadata={"sites": "|".join(BODY_SITES), "hands": "|".join(HAND_SIDES)}),
-    "commands": pa.schema([("t", _F64), ("action", _vec(_F32, 36)), ("flags", pa.string())]),
-    "robot_state": pa.schema([
-        ("t", _F64), ("body_q", _vec(_F64, 29)), ("body_dq", _vec(_F64, 29)), ("hand_q", _vec(_F64, 14)),
-        ("imu_rpy", _vec(_F64, 3)), ("base_height", _F64), ("extra", pa.string()),   # extra: canonical JSON
-    ]),
-    "camera": pa.schema([("t", _F64), ("encoding", pa.string()), ("width", pa.int32()), ("height", pa.int32()),
-                         ("data", pa.binary())]),
-    "events": pa.schema([("t", _F64), ("kind", pa.string()), ("detail", pa.string())]),
-    "loop": pa.schema([("t", _F64), ("deadline", _F64), ("period", _F64), ("work", _F64), ("overruns", pa.int32())]),
-}
-"""Stream name (camera streams: "camera") -> Arrow schema. Kept in session.json too."""
-
-EPISODE_STREAMS = ("inputs", "commands", "robot_state", "events", "loop")
-"""Streams every episode has (created at its start); `camera_<name>` for each camera in the session meta."""
-EVENT_KINDS = ("episode_start", "episode_stop", "mark", "key", "estop", "estop_release", "quit", "note")
-
-
-def schema_for(stream: str) -> pa.Schema:
-    return SCHEMAS["camera" if stream.startswith("camera_") else stream]
-
-
-# ------------------------------------------------------------------------------------------ rows <-> batches
-def _stack(rows: list[np.ndarray], dtype: Any, width: int) -> pa.Array:
-    flat = np.ascontiguousarray(np.stack(rows).reshape(len(rows), width), dtype=dtype)
-    return pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), width)
-
-
-def inputs_batch(items: list[OperatorInput]) -> pa.RecordBatch:
-    eye = np.eye(4)
-    zeros = np.zeros((21, 3))
-    return pa.record_batch([
-        pa.array([x.t for x in items], _F64),
-        _stack([np.stack([np.asarray(x.poses.get(s, eye), np.float64) for s in BODY_SITES]) for x in items],
-               np.float64, len(BODY_SITES) * 16),
-        pa.FixedSizeListArray.from_arrays(pa.array([bool(x.pose_valid.get(s, False)) for x in items for s in BODY_SITES]),
-                                          len(BODY_SITES)),
-        _stack([np.stack([np.asarray(x.hand_keypoints.get(h, zeros), np.float64) for h in HAND_SIDES]) for x in items],
-               np.float64, len(HAND_SIDES) * 63),
-        pa.FixedSizeListArray.from_arrays(pa.array([bool(x.hand_valid.get(h, False)) for x in items for h in HAND_SIDES]),
-                                          len(HAND_SIDES)),
-        _stack([np.asarray(x.axes, np.float64) for x in items], np.float64, 4),
-        pa.array(["|".join(sorted(x.buttons)) for x in items], pa.string()),
-    ], schema=SCHEMAS["inputs"])
-
-
-def commands_batch(items: list[RobotCommand]) -> pa.RecordBatch:
-    return pa.record_batch([
-        pa.array([x.t for x in items], _F64),
-        _stack([np.asarray(x.action, np.float32) for x in items], np.float32, 36),
-        pa.array(["|".join(sorted(x.flags)) for x in items], pa.string()),
-    ], schema=SCHEMAS["commands"])
-
-
-def states_batch(items: list[RobotState]) -> pa.RecordBatch:
-    return pa.record_batch([
-        pa.array([x.t for x in items], _F64),
-        _stack([np.asarray(x.body_q, np.float64) for x in items], np.float64, 29),
-        _stack([np.asarray(x.body_dq, np.float64) for x in items], np.float64, 29),
-        _stack([np.asarray(x.hand_q, np.float64) for x in items], np.float64, 14),
-        _stack([np.asarray(x.imu_rpy, np.float64) for x in items], np.float64, 3),
-        pa.array([float(x.base_height) for x in items], _F64),
-        pa.array([json.dumps(x.extra, sort_keys=True) for x in items], pa.string()),
-    ], schema=SCHEMAS["robot_state"])
 
 
 def encode_image(image: np.ndarray, encoding: str, quality: int = 90) -> bytes:
@@ -138,66 +47,9 @@ def encode_image(image: np.ndarray, encoding: str, quality: int = 90) -> bytes:
     return buf.tobytes()
 
 
-def decode_image(data: bytes, encoding: str, width: int, height: int) -> np.ndarray:
-    if encoding == "raw":
-        return np.frombuffer(data, np.uint8).reshape(height, width, 3)
-    import cv2  # noqa: PLC0415
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError("not a decodable JPEG")
-    return bgr[..., ::-1].copy()
-
-
-def camera_batch(items: list[CameraFrame], encoding: str) -> pa.RecordBatch:
-    return pa.record_batch([
-        pa.array([x.t for x in items], _F64),
-        pa.array([encoding] * len(items), pa.string()),
-        pa.array([x.image.shape[1] for x in items], pa.int32()),
-        pa.array([x.image.shape[0] for x in items], pa.int32()),
-        pa.array([encode_image(x.image, encoding) for x in items], pa.binary()),
-    ], schema=SCHEMAS["camera"])
-
-
-def rows_batch(stream: str, rows: list[tuple]) -> pa.RecordBatch:
-    """events / loop rows (plain tuples in schema order)."""
-    schema = SCHEMAS[stream]
-    cols = list(zip(*rows))
-    return pa.record_batch([pa.array(list(c), f.type) for c, f in zip(cols, schema)], schema=schema)
-
-
-def table_to_inputs(table: pa.Table) -> list[OperatorInput]:
-    t = table.column("t").to_numpy()
-    poses = _fixed(table, "poses").reshape(-1, len(BODY_SITES), 4, 4)
-    valid = _fixed(table, "pose_valid").reshape(-1, len(BODY_SITES))
-    hands = _fixed(table, "hand_keypoints").reshape(-1, len(HAND_SIDES), 21, 3)
-    hvalid = _fixed(table, "hand_valid").reshape(-1, len(HAND_SIDES))
-    axes = _fixed(table, "axes").reshape(-1, 4)
-    buttons = table.column("buttons").to_pylist()
-    return [OperatorInput(t=float(t[i]), poses={s: poses[i, j] for j, s in enumerate(BODY_SITES)},
-                          pose_valid={s: bool(valid[i, j]) for j, s in enumerate(BODY_SITES)},
-                          hand_keypoints={h: hands[i, j] for j, h in enumerate(HAND_SIDES)},
-                          hand_valid={h: bool(hvalid[i, j]) for j, h in enumerate(HAND_SIDES)},
-                          axes=axes[i], buttons=frozenset(b for b in buttons[i].split("|") if b))
-            for i in range(len(t))]
-
-
-def table_to_commands(table: pa.Table) -> list[RobotCommand]:
-    t = table.column("t").to_numpy()
-    action = _fixed(table, "action").reshape(-1, 36)
-    flags = table.column("flags").to_pylist()
-    return [RobotCommand(float(t[i]), action[i], frozenset(f for f in flags[i].split("|") if f)) for i in range(len(t))]
-
-
-def _fixed(table: pa.Table, key: str) -> np.ndarray:
-    col = table.column(key).combine_chunks()
-    return col.flatten().to_numpy(zero_copy_only=False)
-
-
-def fixed_column(table: pa.Table, key: str, width: int) -> np.ndarray:
-    """A fixed_size_list column as a dense (N, width) array (empty-safe)."""
-    if table.num_rows == 0:
-        return np.zeros((0, width))
-    return _fixed(table, key).reshape(-1, width)
+def encoded_camera_batch(items: list[CameraFrame], encoding: str) -> pa.RecordBatch:
+    """A camera stream batch: each frame's pixels encoded here, then the format's codec."""
+    return camera_batch(items, encoding, [encode_image(x.image, encoding) for x in items])
 
 
 # ------------------------------------------------------------------------------------------ segment writing
@@ -283,43 +135,6 @@ def software_version() -> dict[str, str]:
     return out
 
 
-@dataclass
-class SessionMeta:
-    task: str
-    robot: str
-    operator: str = ""
-    device: dict[str, Any] = field(default_factory=dict)
-    cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
-    calibration: dict[str, Any] = field(default_factory=dict)
-    control_rate_hz: float = 50.0
-    camera_encoding: str = "jpeg"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self, start_monotonic: float, start_wall: float) -> dict[str, Any]:
-        return {
-            "format": FORMAT, "task": self.task, "operator": self.operator, "robot": self.robot,
-            "device": self.device, "cameras": self.cameras, "calibration": _jsonable(self.calibration),
-            "control_rate_hz": self.control_rate_hz, "camera_encoding": self.camera_encoding,
-            "software": software_version(),
-            "clock": {"kind": "time.monotonic", "start_monotonic": start_monotonic,
-                      "start_wall_unix": start_wall, "note": "wall time is informational; all t are monotonic"},
-            "streams": {name: schema.to_string(show_schema_metadata=False) for name, schema in SCHEMAS.items()},
-            "flush_interval_s": FLUSH_INTERVAL, "extra": _jsonable(self.extra),
-        }
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
-
-
 class Recorder:
     """Thread-safe, append-only session writer. The control loop calls `record_*` (cheap: a list
     append under a lock); a background thread encodes, writes and fsyncs every `flush_interval`."""
@@ -337,7 +152,8 @@ class Recorder:
         self.encoding = meta.camera_encoding
         self.start = clock()
         warm_up(self.encoding)
-        write_json_atomic(self.dir / SESSION_FILE, meta.to_json(self.start, time.time()))
+        session = meta.to_json(self.start, time.time(), software_version(), FLUSH_INTERVAL)
+        write_json_atomic(self.dir / SESSION_FILE, session)
         self._lock = threading.Lock()              # guards _pending (held for list appends only)
         self._io = threading.Lock()                # serializes swap + write + fsync; the loop never waits on it
         self._accepting = False
@@ -399,7 +215,7 @@ class Recorder:
     def event(self, t: float, kind: str, detail: str | dict = "") -> None:
         """An event in the current episode's stream, or the session's between episodes."""
         if isinstance(detail, dict):
-            detail = json.dumps(_jsonable(detail), sort_keys=True)
+            detail = json.dumps(jsonable(detail), sort_keys=True)
         target = "events" if self.recording else "session_events"
         self._put(target, (float(t), kind, detail))
 
@@ -553,7 +369,7 @@ class Recorder:
         if name == "robot_state":
             return states_batch(items)
         if name.startswith("camera_"):
-            return camera_batch(items, self.encoding)
+            return encoded_camera_batch(items, self.encoding)
         return rows_batch("events" if name == "session_events" else name, items)
 
     def stats(self) -> dict[str, Any]:
@@ -581,11 +397,16 @@ def warm_up(encoding: str = "jpeg") -> None:
     modules (pyarrow.compute, codecs) inside the writer thread, which on a busy machine took seconds:
     seconds of data at risk at every session start."""
     x = OperatorInput(0.0, {s: np.eye(4) for s in BODY_SITES}, {s: True for s in BODY_SITES},
-                      {h: np.zeros((21, 3)) for h in HAND_SIDES}, {h: True for h in HAND_SIDES}, np.zeros(4))
-    batches = {"inputs": inputs_batch([x]), "commands": commands_batch([RobotCommand(0.0, np.zeros(36, np.float32))]),
-               "robot_state": states_batch([RobotState(0.0, np.zeros(29), np.zeros(29), np.zeros(14), np.zeros(3), 0.75)]),
-               "camera": camera_batch([CameraFrame(0.0, "warm", np.zeros((8, 8, 3), np.uint8))], encoding),
-               "events": rows_batch("events", [(0.0, "note", "")]), "loop": rows_batch("loop", [(0.0, 0.0, 0.0, 0.0, 0)])}
+                      {h: np.zeros((HAND_KEYPOINTS, 3)) for h in HAND_SIDES}, {h: True for h in HAND_SIDES},
+                      np.zeros(len(GAMEPAD_AXES)))
+    state = RobotState(0.0, np.zeros(G1_BODY.size), np.zeros(G1_BODY.size), np.zeros(PSI0_HANDS.size),
+                       np.zeros(len(IMU_RPY)), 0.75)
+    batches = {"inputs": inputs_batch([x]),
+               "commands": commands_batch([RobotCommand(0.0, np.zeros(PSI0_ACTION.size, np.float32))]),
+               "robot_state": states_batch([state]),
+               "camera": encoded_camera_batch([CameraFrame(0.0, "warm", np.zeros((8, 8, 3), np.uint8))], encoding),
+               "events": rows_batch("events", [(0.0, "note", "")]),
+               "loop": rows_batch("loop", [(0.0, 0.0, 0.0, 0.0, 0)])}
     for name, batch in batches.items():
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, SCHEMAS[name]) as writer:
@@ -599,128 +420,7 @@ def next_episode_index(session_dir: Path) -> int:
     return max(existing, default=-1) + 1
 
 
-# ------------------------------------------------------------------------------------------ reading
-@dataclass
-class SegmentScan:
-    """What a segment holds: byte offset after its last complete message, batches, whether it ended cleanly."""
-    path: Path
-    size: int
-    good_bytes: int
-    batches: int
-    rows: int
-    clean_end: bool
-    error: str = ""
-    last_t: float | None = None
-
-    @property
-    def truncated(self) -> bool:
-        return self.good_bytes < self.size or not self.clean_end
-
-
-_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
-
-
-def scan_segment(path: Path, expected: pa.Schema | None = None) -> tuple[SegmentScan, pa.Schema | None, list[pa.RecordBatch]]:
-    """Read messages one by one; stop at the first incomplete or undecodable one."""
-    data = path.read_bytes()
-    source = pa.BufferReader(data)
-    reader = pa.ipc.MessageReader.open_stream(source)
-    schema, batches, good, error, clean = None, [], 0, "", False
-    while True:
-        try:
-            message = reader.read_next_message()
-        except StopIteration:
-            clean = source.tell() == len(data)
-            if not clean:
-                error = f"{len(data) - source.tell()} bytes after the end-of-stream marker"
-            break
-        except (OSError, pa.ArrowInvalid) as exc:
-            error = str(exc)
-            break
-        try:
-            if schema is None:
-                if message.type != "schema":
-                    raise pa.ArrowInvalid(f"first message is a {message.type}, not a schema")
-                schema = pa.ipc.read_schema(message)
-                if expected is not None and not schema.equals(expected):
-                    raise pa.ArrowInvalid(f"schema differs from the {path.parent.name} stream schema")
-            else:
-                batch = pa.ipc.read_record_batch(message, schema)
-                batch.validate(full=True)
-                batches.append(batch)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-            error = f"undecodable {message.type} message: {exc}"
-            break
-        good = source.tell()
-    rows = sum(b.num_rows for b in batches)
-    last_t = None
-    if rows and "t" in batches[-1].schema.names and batches[-1].num_rows:
-        last_t = float(batches[-1].column("t")[-1].as_py())
-    if clean:
-        good = len(data)
-    return SegmentScan(path, len(data), good, len(batches), rows, clean, error, last_t), schema, batches
-
-
-def segments(stream_dir: Path) -> list[Path]:
-    return sorted(p for p in stream_dir.glob(f"*{SUFFIX}") if p.is_file())
-
-
-def read_stream(stream_dir: str | Path) -> pa.Table:
-    """All complete rows of a stream (every segment, in order); a truncated tail is skipped."""
-    stream_dir = Path(stream_dir)
-    schema = schema_for(stream_dir.name)
-    batches = []
-    for seg in segments(stream_dir):
-        _, _, bs = scan_segment(seg, schema)
-        batches.extend(bs)
-    return pa.Table.from_batches(batches, schema=schema)
-
-
-def stream_names(episode_dir: Path) -> list[str]:
-    return sorted(p.name for p in episode_dir.iterdir() if p.is_dir() and segments(p))
-
-
-def episode_dirs(session_dir: str | Path) -> list[Path]:
-    return sorted(p for p in Path(session_dir).glob(f"{EPISODE_PREFIX}*") if p.is_dir())
-
-
-def load_session(session_dir: str | Path) -> dict[str, Any]:
-    with open(Path(session_dir) / SESSION_FILE, encoding="utf-8") as f:
-        meta = json.load(f)
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{session_dir}: not a {FORMAT} session (format={meta.get('format')!r})")
-    return meta
-
-
-def episode_info(episode_dir: Path) -> dict[str, Any]:
-    """episode.json, or (episode cut by a crash) what the events stream says, outcome `interrupted`."""
-    path = episode_dir / EPISODE_FILE
-    if path.is_file():
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    info: dict[str, Any] = {"index": int(episode_dir.name[len(EPISODE_PREFIX):]), "outcome": "interrupted"}
-    if (episode_dir / "events").is_dir():
-        events = read_stream(episode_dir / "events").to_pylist()
-        for e in events:
-            if e["kind"] == "episode_start":
-                info["start_t"] = e["t"]
-            if e["kind"] == "mark":
-                info["outcome_mark"] = json.loads(e["detail"]).get("outcome")
-    return info
-
-
-def is_session(path: Path) -> bool:
-    return (path / SESSION_FILE).is_file()
-
-
-def find_sessions(root: str | Path) -> list[Path]:
-    """Session dirs at or below `root`, sorted."""
-    root = Path(root)
-    if is_session(root):
-        return [root]
-    return sorted(p.parent for p in root.rglob(SESSION_FILE))
-
-
+# ------------------------------------------------------------------------------------------ replay
 def iter_inputs(path: Path) -> Iterator[OperatorInput]:
     """OperatorInputs of a recording: a session (all episodes in order), an episode dir or an inputs dir."""
     path = Path(path)

@@ -91,15 +91,15 @@ def build_egodex_roots(base: Path) -> tuple[Path, Path]:
         return _BUILT["roots"]
     import torch
 
-    from converters.samples import egodex as sample
     from pipelines.runners import run
     from pipelines.stages import JobConfig
+    from samples import egodex as sample
 
     torch.set_num_threads(1)   # retargeting's small torch ops: 8x slower when threads fight over 2 busy cores
     src = base / "egodex-src"
     sample.write_sample(src, 0, episodes_per_task=1, seconds=1.0)
     common = dict(source="egodex", input=str(src), video_width=96, video_height=64, video_codec="libx264",
-                  tokenize=True, token_column=None, token_horizon=4)
+                  tokenize=True, token_horizon=4)
     run(JobConfig(output=str(base / "egodex-lerobot"), formats=("lerobot",), hand_qa=True, **common), "local")
     run(JobConfig(output=str(base / "egodex-zarr"), formats=("zarr",), retarget=True, **common), "local")
     _BUILT["roots"] = (base / "egodex-lerobot", base / "egodex-zarr")

@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
     ["-m", "psi0", "--help"], ["-m", "psi0", "sample", "--help"], ["-m", "psi0", "inspect", "--help"],
     ["-m", "psi0", "validate", "--help"], ["-m", "psi0", "tokenizer", "--help"], ["-m", "psi0", "dashboard", "--help"],
     ["pipelines/egodex_tokenize.py", "--help"], ["pipelines/humanoid_everyday.py", "--help"],
+    ["pipelines/teleop_ingest.py", "--help"], ["-m", "psi0", "ingest", "--help"],
+    ["-m", "psi0", "ingest", "teleop", "--help"],
 ])
 def test_help_teaches(args):
     out = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -201,17 +201,17 @@ def test_export_rerun(out, tmp_path):
 
 def test_real_ingest_job_output(tmp_path):
     """The dashboard over what the psi0 pipeline really writes: LeRobot + Zarr twins, psi0/meta, tokens."""
-    from converters.samples import faults
-    from converters.samples import humanoid_everyday as he_sample
     from pipelines.runners import run
     from pipelines.stages import JobConfig
+    from samples import faults
+    from samples import humanoid_everyday as he_sample
 
     src, out = tmp_path / "src", tmp_path / "out"
     he_sample.write_sample(src, 0)
     faults.write_all(src, "humanoid_everyday")
     catalog = run(JobConfig(source="humanoid_everyday", input=str(src), output=str(out), formats=("lerobot", "zarr"),
                             episodes_per_shard=4, video_width=96, video_height=64, tokenize=True,
-                            token_column="action", token_horizon=4, video_codec="libx264"), "local")
+                            token_horizon=4, video_codec="libx264"), "local")
     c = TestClient(create_app([out]))
     o = c.get("/api/overview").json()
     assert o["episodes"] == catalog.counts()["ingested"] and o["rejected"] == catalog.counts()["rejected"]

@@ -35,7 +35,8 @@ def test_dockerfile_is_well_formed_and_copies_what_exists():
     assert "requirements.lock" in run and "build_hand_model.py" in run and "ffmpeg" in run
     # every package directory of the distribution is copied
     copied = {rest.split()[0] for op, rest in steps if op == "COPY"}
-    for pkg in ("schemas", "converters", "shards", "pipelines", "training", "teleop", "deploy", "dashboard", "psi0"):
+    for pkg in ("schemas", "converters", "shards", "pipelines", "training", "teleop", "deploy", "dashboard", "psi0",
+                "samples"):
         assert pkg in copied
 
 

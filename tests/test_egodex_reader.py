@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from converters import egodex
-from converters.samples import egodex as sample
-from converters.samples import faults
+from samples import egodex as sample
+from samples import faults
 from schemas import HUMAN_ACTION_48, EpisodeError, RejectReason, validate_episode
 from schemas.embodiments import SIDES, human_hand_joints
 

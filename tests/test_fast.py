@@ -135,6 +135,7 @@ def test_cli_fit_and_info_on_egodex_and_lerobot(tmp_path):
 
 
 def test_tokenize_episode_columns_fixed_shape_and_decodable(tok):
+    from converters.source import action_chunks
     from converters.tokenize.columns import tokenize_episode
     from converters.tokenize.fast import unpad_token_arrays
     from schemas import Episode, EpisodeMeta, FeatureSpec, build_frames
@@ -142,7 +143,7 @@ def test_tokenize_episode_columns_fixed_shape_and_decodable(tok):
     acts = _chunks(n=1, h=t, d=8, seed=5)[0]
     ep = Episode(EpisodeMeta("humanoid_everyday", "he/x/0", "g1_dex3", 30.0, "t", "t"),
                  build_frames(np.arange(t) / 30.0, {"action": acts}), {"action": FeatureSpec("action", "float32", (8,))})
-    out = tokenize_episode(ep, tok, column="action")
+    out = tokenize_episode(ep, tok, action_chunks(ep, tok.config.horizon))
     tokens, lens = out.column("action.tokens"), out.column("action.tokens_len")
     assert tokens.shape == (t, tok.config.coefficients) and tokens.dtype == np.int32 and lens.shape == (t,)
     dec = tok.decode(unpad_token_arrays(tokens, lens))
@@ -152,8 +153,9 @@ def test_tokenize_episode_columns_fixed_shape_and_decodable(tok):
 
 
 def test_tokenize_episode_egodex_delta_mode():
-    from converters.tokenize.columns import egodex_delta_chunks, tokenize_episode
-    from schemas import Episode, EpisodeMeta, FeatureSpec, build_frames
+    from converters.egodex import EGODEX
+    from converters.tokenize.columns import tokenize_episode
+    from schemas import Episode, EpisodeError, EpisodeMeta, FeatureSpec, RejectReason, build_frames
     rng = np.random.default_rng(0)
     t = 40
     cols = {f"human.{s}_hand.keypoints": (rng.normal(scale=0.05, size=(1, 75)) + np.cumsum(rng.normal(scale=0.002, size=(t, 75)), 0)
@@ -163,8 +165,11 @@ def test_tokenize_episode_egodex_delta_mode():
     cols["human.camera.pose"] = cam.reshape(t, 16)
     ep = Episode(EpisodeMeta("egodex", "egodex/x/0", "human", 30.0, "t", "t"), build_frames(np.arange(t) / 30.0, cols),
                  {k: FeatureSpec(k, "float32", (v.shape[1],)) for k, v in cols.items()})
-    chunks = egodex_delta_chunks(ep, horizon=1)
+    chunks = EGODEX.token_chunks(ep, horizon=1)
     assert chunks.shape == (t, 1, 48)
     tok48 = FastTokenizer.fit(chunks, vocab_size=400, scale=100)
-    out = tokenize_episode(ep, tok48, column=None)
+    out = tokenize_episode(ep, tok48, chunks)
     assert out.column("action.tokens").shape == (t, 48) and (out.column("action.tokens_len") > 0).all()
+    with pytest.raises(EpisodeError) as err:                 # chunks of another space do not fit the tokenizer
+        tokenize_episode(ep, tok48, chunks[:, :, :24])
+    assert err.value.reason is RejectReason.SHAPE_MISMATCH

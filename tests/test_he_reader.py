@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from converters import humanoid_everyday as he
-from converters.samples import faults
-from converters.samples import humanoid_everyday as sample
+from samples import faults
+from samples import humanoid_everyday as sample
 from schemas import LOWER_BODY_COMMAND, PSI0_ACTION, PSI0_STATE, EpisodeError, RejectReason, validate_episode
 from schemas.embodiments import INSPIRE_HAND
 

@@ -14,11 +14,12 @@ import pytest
 import zarr
 
 from converters import egodex, humanoid_everyday
-from converters.samples import egodex as egodex_sample
-from converters.samples import faults
-from converters.samples import humanoid_everyday as he_sample
+from fault_injection import fault_env
 from pipelines.runners import run
 from pipelines.stages import JobConfig
+from samples import egodex as egodex_sample
+from samples import faults
+from samples import humanoid_everyday as he_sample
 from schemas.names import CATALOG_FILE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _config(source: str, src: Path, out: Path, **kw) -> JobConfig:
     base = dict(source=source, input=str(src), output=str(out), formats=("lerobot", "zarr"), episodes_per_shard=4,
                 video_width=96, video_height=64, tokenize=True,
-                token_column=None if source == "egodex" else "action", token_horizon=1 if source == "egodex" else 4)
+                token_horizon=1 if source == "egodex" else 4)
     base.update(kw)
     return JobConfig(**base)
 
@@ -165,7 +166,7 @@ def test_runs_are_byte_identical_and_resume_after_kill(tmp_path):
         killed = tmp_path / f"killed-{point.replace(':', '-')}"
         args = [sys.executable, str(script), "--input", str(src), "--output", str(killed), "--episodes-per-shard", "2",
                 "--video-size", "96x64", "--runner", "local"]
-        first = subprocess.run(args, cwd=REPO, env={**os.environ, "PSI0_FAULT": point}, capture_output=True, timeout=300)
+        first = subprocess.run(args, cwd=REPO, env=fault_env(point), capture_output=True, timeout=300)
         assert first.returncode == -signal.SIGKILL, first.stderr[-500:]
         second = subprocess.run(args, cwd=REPO, capture_output=True, timeout=300)
         assert second.returncode == 0, second.stderr[-2000:]

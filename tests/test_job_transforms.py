@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from converters import egodex
-from converters.samples import egodex as egodex_sample
 from pipelines.stages import JobConfig, build_transforms, load
+from samples import egodex as egodex_sample
 from schemas import Episode, Rejected, RejectReason
 
 

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from converters.samples import egodex as egodex_sample
-from converters.samples import faults
-from converters.samples import humanoid_everyday as he_sample
+from fault_injection import fault_env
 from pipelines.runners import run
 from pipelines.stages import JobConfig
+from samples import egodex as egodex_sample
+from samples import faults
+from samples import humanoid_everyday as he_sample
 from schemas.names import SHARD_FILE
 from shards import objectstore
 
@@ -76,7 +77,7 @@ def s3(tmp_path_factory):
 def _config(source: str, src: str, out: str, **kw) -> JobConfig:
     base = dict(source=source, input=src, output=out, formats=("lerobot", "zarr"), episodes_per_shard=2,
                 video_width=96, video_height=64, tokenize=True,
-                token_column=None if source == "egodex" else "action", token_horizon=1 if source == "egodex" else 4)
+                token_horizon=1 if source == "egodex" else 4)
     base.update(kw)
     return JobConfig(**base)
 
@@ -161,7 +162,7 @@ def test_killed_s3_job_resumes_to_identical_output(s3, tmp_path):
         out = f"s3://{BUCKET}/resume/killed-{point.replace(':', '-')}"
         args = [sys.executable, script, "--input", remote_src, "--output", out, "--episodes-per-shard", "2",
                 "--video-size", "96x64", "--runner", "local"]
-        first = subprocess.run(args, cwd=REPO, env={**env, "PSI0_FAULT": point}, capture_output=True, timeout=300)
+        first = subprocess.run(args, cwd=REPO, env=fault_env(point, env), capture_output=True, timeout=300)
         assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
         partial = _s3_tree(fs, out)
         assert "catalog.json" not in partial

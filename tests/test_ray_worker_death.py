@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from converters.samples import egodex as egodex_sample
+from fault_injection import fault_env
 from pipelines.runners import run
 from pipelines.stages import JobConfig
+from samples import egodex as egodex_sample
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,14 +27,16 @@ def test_worker_killed_mid_episode_is_retried_to_identical_output(tmp_path):
     egodex_sample.write_sample(src, 4, (96, 64), episodes_per_task=1, seconds=1.0)
     reference = tmp_path / "reference"
     run(JobConfig(source="egodex", input=str(src), output=str(reference), formats=("lerobot", "zarr"),
-                  episodes_per_shard=2, video_width=96, video_height=64, tokenize=True, token_column=None,
+                  episodes_per_shard=2, video_width=96, video_height=64, tokenize=True,
                   token_horizon=1), "local")
 
     out, marker = tmp_path / "ray", tmp_path / "worker-died"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "PSI0_FAULT")}
+    env["HF_HUB_OFFLINE"] = "1"
     # The 2nd episode a worker process reaches SIGKILLs that process — once (the marker file): the actor
-    # is restarted and the retried task gets past the same point.
-    env.update(PSI0_FAULT="episode:2", PSI0_FAULT_ONCE=str(marker), HF_HUB_OFFLINE="1")
+    # is restarted and the retried task gets past the same point. The workers load the fault hooks
+    # because they inherit the job's PYTHONPATH.
+    env = fault_env("episode:2", env, once=marker)
     job = subprocess.run([sys.executable, "pipelines/egodex_tokenize.py", "--input", str(src), "--output", str(out),
                           "--runner", "ray", "--workers", "2", "--episodes-per-shard", "2", "--video-size", "96x64"],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)

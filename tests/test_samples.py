@@ -13,9 +13,9 @@ import h5py
 import numpy as np
 import pytest
 
-from converters.samples import egodex as ego_sample
-from converters.samples import humanoid_everyday as he_sample
-from converters.samples.motion import hand_pose, min_jerk_path
+from samples import egodex as ego_sample
+from samples import humanoid_everyday as he_sample
+from samples.motion import hand_pose, min_jerk_path
 from schemas.embodiments import DEX3_LEFT, DEX3_RIGHT, EGODEX_JOINTS, G1_ARMS, H1_ARMS, SIDES
 from schemas.validation import check_rigid
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from training.model.system2 import IGNORE, ActionTokenMap, System2, VisionPreprocess
+from training.model.tiny import tiny_system2
 
 TASKS = ["pick up the cup", "wave hello", "open the drawer", "pick up the cup"]
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def tiny():
-    return System2.tiny(seed=0)
+    return tiny_system2(seed=0)
 
 
 def images(b: int, cams: int = 2, h: int = 32, w: int = 32, seed: int = 0) -> torch.Tensor:
@@ -43,7 +44,7 @@ def test_action_rows_grown_or_reused(tiny):
     assert rows >= tm.stop and rows % 64 == 0
     assert tiny.model.lm_head.weight is tiny.model.get_input_embeddings().weight  # still tied
     # a FAST vocabulary that fits in the checkpoint's padded rows reuses them: no resize
-    small = System2.tiny(seed=0, fast_vocab_size=16)
+    small = tiny_system2(seed=0, fast_vocab_size=16)
     assert small.model.get_input_embeddings().weight.shape[0] == small.model.config.text_config.vocab_size
     assert small.token_map.stop <= small.model.get_input_embeddings().weight.shape[0]
 
@@ -123,7 +124,7 @@ def test_features_exclude_action_tokens(tiny):
 
 def test_stage1_memorizes_and_decodes():
     torch.manual_seed(0)
-    s2 = System2.tiny(seed=0)
+    s2 = tiny_system2(seed=0)
     g = torch.Generator().manual_seed(0)
     toks = torch.randint(0, 128, (4, 12), generator=g)
     tl = torch.tensor([12, 7, 10, 9])
@@ -157,9 +158,9 @@ def test_truncated_pass_matches_full(tiny):
 
 
 def test_tiny_is_deterministic(tiny):
-    again = System2.tiny(seed=0)
+    again = tiny_system2(seed=0)
     assert again.tokenizer.get_vocab() == tiny.tokenizer.get_vocab()
     a, b = tiny.model.state_dict(), again.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    other = System2.tiny(seed=1)
+    other = tiny_system2(seed=1)
     assert not torch.equal(other.model.lm_head.weight, tiny.model.lm_head.weight)

@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
+from schemas.recording import (BODY_SITES, EPISODE_FILE, CameraFrame, RobotCommand, SessionMeta, episode_info,
+                               read_stream, scan_segment, segments, table_to_commands, table_to_inputs)
 from teleop.check import check
 from teleop.devices.replay import ReplayInput
 from teleop.devices.sim import SimOperator, SimRobot
-from teleop.recording import (EPISODE_FILE, Recorder, SessionMeta, episode_info, read_stream, register_replay_reader,
-                              scan_segment, segments, table_to_commands, table_to_inputs)
-from teleop.streams import BODY_SITES, CameraFrame, RobotCommand
+from teleop.recording import Recorder, register_replay_reader
 
 
 class FakeClock:
@@ -80,10 +80,10 @@ def test_round_trip_all_streams(tmp_path):
 
 
 def test_raw_frames_and_jpeg_decode(tmp_path):
-    from teleop.recording import decode_image
+    from converters.teleop import decode_frame
     _record(tmp_path, n=9, encoding="raw")
     cam = read_stream(tmp_path / "s" / "episode_000000" / "camera_egocentric").to_pylist()
-    img = decode_image(cam[0]["data"], cam[0]["encoding"], cam[0]["width"], cam[0]["height"])
+    img = decode_frame(cam[0]["data"], cam[0]["encoding"], cam[0]["width"], cam[0]["height"])
     assert img.shape == (24, 32, 3) and img.dtype == np.uint8
 
 

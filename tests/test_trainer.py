@@ -285,19 +285,19 @@ def test_stage_option_parsing():
 def shards(tmp_path_factory) -> dict[str, Path]:
     """EgoDex + Humanoid Everyday output roots from the real ingest job (tiny video, FAST tokens sized
     for the tiny policy's 128-token vocabulary)."""
-    from converters.samples import egodex as egodex_sample
-    from converters.samples import humanoid_everyday as he_sample
     from pipelines.runners import run_local
     from pipelines.stages import JobConfig
+    from samples import egodex as egodex_sample
+    from samples import humanoid_everyday as he_sample
 
     base = tmp_path_factory.mktemp("train_shards")
     egodex_sample.write_sample(base / "in" / "egodex", resolution=(96, 64), episodes_per_task=1, seconds=1.2)
     he_sample.write_sample(base / "in" / "humanoid_everyday", resolution=(96, 64), seconds=1.2)
     out = {}
-    for source, column, horizon, scale in (("egodex", None, 1, 40.0), ("humanoid_everyday", "action", 8, 10.0)):
+    for source, horizon, scale in (("egodex", 1, 40.0), ("humanoid_everyday", 8, 10.0)):
         cfg = JobConfig(source=source, input=str(base / "in" / source), output=str(base / source),
                         formats=("lerobot",), episodes_per_shard=4, video_width=64, video_height=48,
-                        tokenize=True, token_column=column, token_horizon=horizon, token_vocab=128,
+                        tokenize=True, token_horizon=horizon, token_vocab=128,
                         token_scale=scale, token_fit_episodes=8)
         assert run_local(cfg).counts()["rejected"] == 0
         out[source] = base / source

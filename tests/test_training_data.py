@@ -24,19 +24,19 @@ SOURCES = ("egodex", "humanoid_everyday")
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory) -> dict[str, Path]:
     """Two output roots from the real job (local runner), tiny video, 2 episodes per shard, FAST tokens."""
-    from converters.samples import egodex as egodex_sample
-    from converters.samples import humanoid_everyday as he_sample
     from pipelines.runners import run_local
     from pipelines.stages import JobConfig
+    from samples import egodex as egodex_sample
+    from samples import humanoid_everyday as he_sample
 
     base = tmp_path_factory.mktemp("shards")
     egodex_sample.write_sample(base / "in" / "egodex", resolution=(96, 64), episodes_per_task=1, seconds=1.2)
     he_sample.write_sample(base / "in" / "humanoid_everyday", resolution=(96, 64), seconds=1.2)
     out = {}
-    for source, column, horizon in (("egodex", None, 1), ("humanoid_everyday", "action", 8)):
+    for source, horizon in (("egodex", 1), ("humanoid_everyday", 8)):
         cfg = JobConfig(source=source, input=str(base / "in" / source), output=str(base / source),
                         formats=("lerobot", "zarr"), episodes_per_shard=2, video_width=64, video_height=48,
-                        tokenize=True, token_column=column, token_horizon=horizon, token_vocab=1024,
+                        tokenize=True, token_horizon=horizon, token_vocab=1024,
                         token_fit_episodes=8)
         catalog = run_local(cfg)
         assert catalog.counts()["rejected"] == 0

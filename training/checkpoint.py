@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from schemas.durable import fsync_dir
+from schemas.episode import jsonable
 
 FORMAT = "psi0-checkpoint/1"
 CKPT_DIR = "checkpoints"
@@ -234,7 +235,7 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimiz
         rng_json.append({"python": rng["python"], "numpy": rng["numpy"], "cuda_devices": len(rng.get("cuda", []))})
     save_file(rng_tensors, str(tmp / "rng.safetensors"), metadata={"format": FORMAT})
     state = {"format": FORMAT, "step": int(step), "epoch": int(epoch), "weights": weights,
-             "scheduler": _jsonable(scheduler.state_dict()), "optimizer": opt_meta,
+             "scheduler": jsonable(scheduler.state_dict()), "optimizer": opt_meta,
              "sampler": sampler_states, "rng": rng_json, "world_size": len(rng_states), **(extra or {})}
     _fsync_write(tmp / "state.json", json.dumps(state, sort_keys=True) + "\n")
     _fsync_write(tmp / "config.json", json.dumps({"format": FORMAT, "step": int(step), "weights": weights,
@@ -254,19 +255,6 @@ def save_checkpoint(run_dir: str | Path, step: int, *, model: nn.Module, optimiz
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _jsonable(obj: Any) -> Any:
-    """Scheduler state (LambdaLR keeps our WarmupCosine's fields as a dict) without tensors/tuples."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return obj.item() if obj.numel() == 1 else obj.tolist()
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise TypeError(f"cannot store {type(obj).__name__} in state.json")
 
 
 @dataclass

@@ -22,6 +22,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from converters.retarget.hands import H_TIP, human_hand_frame
+from schemas.rotations import rot6d
 
 TIPS = [H_TIP[f] for f in ("thumb", "index", "middle", "ring", "little")]
 
@@ -51,8 +52,8 @@ def _to_frame(ref: np.ndarray, cam: np.ndarray, points: np.ndarray) -> np.ndarra
 
 def hand24(wrist: np.ndarray, tips: np.ndarray) -> np.ndarray:
     """(..., 4, 4) wrist pose + (..., 5, 3) tips -> (..., 24)."""
-    rot6d = np.concatenate([wrist[..., :3, 0], wrist[..., :3, 1]], axis=-1)
-    return np.concatenate([wrist[..., :3, 3], rot6d, tips.reshape(tips.shape[:-2] + (15,))], axis=-1)
+    tips15 = tips.reshape(tips.shape[:-2] + (15,))
+    return np.concatenate([wrist[..., :3, 3], rot6d(wrist[..., :3, :3]), tips15], axis=-1)
 
 
 def sample_indices(length: int, cfg: HumanActionConfig, extra: int = 0,

@@ -131,7 +131,8 @@ class Psi0Policy(nn.Module):
         """Build from a config; `vlm_path` (or cfg.system2 when it is a path) loads Qwen3-VL weights."""
         src = str(vlm_path) if vlm_path else cfg.system2
         if src == "tiny":
-            s2 = System2.tiny(seed=cfg.seed, fast_vocab_size=cfg.fast_vocab_size, **cfg.tiny_vlm)
+            from training.model.tiny import tiny_system2
+            s2 = tiny_system2(seed=cfg.seed, fast_vocab_size=cfg.fast_vocab_size, **cfg.tiny_vlm)
         elif src:
             s2 = System2.from_pretrained(src, fast_vocab_size=cfg.fast_vocab_size)
         else:

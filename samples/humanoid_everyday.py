@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from converters.samples.motion import min_jerk_path, random_knots
+from samples.motion import min_jerk_path, random_knots
 from schemas.embodiments import DEX3_LEFT, DEX3_RIGHT, G1_ARMS, H1_ARMS
 
 FPS = 30

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from converters.samples.motion import hand_pose, min_jerk_path, random_knots, rot_x, rot_y, rot_z, transform
+from samples.motion import hand_pose, min_jerk_path, random_knots, rot_x, rot_y, rot_z, transform
 from schemas.embodiments import EGODEX_JOINTS, MEDIAPIPE_FROM_HUMAN25, SIDES, human_hand_joints
 
 FPS = 30

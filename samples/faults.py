@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.samples import egodex as egodex_sample
-from converters.samples import humanoid_everyday as he_sample
+from samples import egodex as egodex_sample
+from samples import humanoid_everyday as he_sample
 from schemas import RejectReason
 
 EGODEX_FAULTS: dict[str, RejectReason] = {

@@ -37,13 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seconds", type=float, default=None, help="approximate episode length (default 2.5 / 2.0 s)")
     ap.add_argument("--episodes-per-task", type=int, default=2, help="EgoDex episodes per task (3 tasks; default 2)")
     ap.add_argument("--with-faults", action="store_true",
-                    help="also write one bad input of every kind (converters/samples/faults.py)")
+                    help="also write one bad input of every kind (samples/faults.py)")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from converters.samples import egodex, faults, humanoid_everyday
+    from samples import egodex, faults, humanoid_everyday
 
     out: Path = args.out
     if "egodex" in args.sources:

@@ -1,0 +1,80 @@
+"""The `Source` protocol: what every dataset reader (`converters/<source>.py`) implements.
+
+A source knows where its episodes are (`discover`), how to read one into a `schemas.Episode`
+(`read`, raising `EpisodeError` for unusable input), what it produces (`describe`), and the steps
+only it can do: the action chunks its FAST tokens are made of (`token_chunks`) and, where it has
+one, a hand-pose QA step (`hand_qa`). The pipeline (`pipelines/`) asks the registry
+(`converters.registry`) for a source by name and never branches on which one it got.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from schemas import Episode, SourceRef
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    """Job options whose best value depends on the source (the entry scripts' and `psi0 ingest` defaults)."""
+
+    token_horizon: int = 16
+    episodes_per_shard: int = 32
+
+
+@runtime_checkable
+class Source(Protocol):
+    """One dataset behind one face; see the module docstring."""
+
+    name: str
+    token_column: str | None
+    """The frame column whose chunks `token_chunks` returns (recorded in the catalog); None when the
+    source derives its chunks from other columns."""
+    defaults: JobDefaults
+
+    def discover(self, root: str) -> list[SourceRef]:
+        """Every episode under `root` (a path or URL), sorted; unusable ones too, so `read` can reject them."""
+        ...
+
+    def read(self, ref: SourceRef) -> Episode:
+        """One episode; raises `schemas.EpisodeError` with a reason for anything unusable."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Features, fps, embodiments, what is derived rather than recorded, and the job defaults."""
+        ...
+
+    def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
+        """(T, horizon, D) float64 action chunks starting at every frame: what FAST tokenizes."""
+        ...
+
+    def hand_qa(self) -> Any | None:
+        """The source's hand-pose QA transform, or None when it has none."""
+        ...
+
+
+def action_chunks(episode: Episode, horizon: int, column: str = "action") -> np.ndarray:
+    """(T, horizon, D) chunks of a recorded (T, D) action column starting at every frame, end-padded
+    by repeating the last frame: the token chunks of sources that record robot actions."""
+    from converters.tokenize.sources import frame_chunks   # noqa: PLC0415 - pulls in the retargeting math
+
+    return frame_chunks(episode.column(column).astype(np.float64), horizon)
+
+
+def features_summary(features: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`describe()`'s feature table: key -> dtype and shape."""
+    return {key: {"dtype": spec.dtype, "shape": list(spec.shape)} for key, spec in features.items()}
+
+
+def task_key(name: str) -> str:
+    """Stable task key from a folder / archive / session task name: `Push a button` -> `push_a_button`."""
+    return re.sub(r"[\s\-]+", "_", name.strip()).lower()
+
+
+def task_sentence(name: str) -> str:
+    """A task folder / session task name as an instruction: underscores as spaces, sentence case."""
+    words = re.sub(r"[_\s]+", " ", name).strip()
+    return words[:1].upper() + words[1:]
