@@ -215,7 +215,7 @@ class Recording:
         calibration = dev.calibration
         if calibration is None:
             self.phase = "calibrate"
-            calibrator = Calibrator("ready", ticks=max(10, int(opts.calibration_s * opts.rate_hz)))
+            calibrator = Calibrator("ready", ticks=max(10, int(opts.calibration_s * opts.rate_hz)), embodiment=opts.robot)
             loop.mapper = HoldMapper(calibrator)
             self.status.say("calibration: stand in the 'ready' pose (upper arms down, elbows at 90 deg), hold still")
             loop.run(lambda: calibrator.ready or self.quit, self._on_tick, max_seconds=15.0)

@@ -143,3 +143,18 @@ def test_ingests_into_shards_and_the_training_loader_reads_it(he_root, tmp_path)
         frame = int(batch["frame_index"][b])
         got = batch["actions"][b, 0, PSI0_ACTION.slice("hands")].numpy()
         np.testing.assert_allclose(got, hands[frame], atol=1e-5)
+
+
+def test_deploy_clamps_to_inspire_limits_not_dex3():
+    from deploy.system0 import split_action
+
+    a = np.zeros(PSI0_ACTION.size)
+    a[PSI0_ACTION.slice("lower_body")][3] = 0.75
+    a[PSI0_ACTION.slice("left_hand").start] = 1.2             # Inspire thumb rotation: within [-0.1, 1.3]
+    a[PSI0_ACTION.slice("left_hand").start + 2] = 1.6         # Inspire index: within [0, 1.7]
+    inspire = split_action(a, "g1_inspire")
+    assert not inspire.clamped and inspire.upper_body_q[2] == pytest.approx(1.6)
+    dex3 = split_action(a)                                    # the default robot's Dex3-1 thumb_2 / thumb_0 limits
+    assert dex3.clamped and dex3.upper_body_q[0] == pytest.approx(1.04719755)
+    a[PSI0_ACTION.slice("left_hand").start + 6] = 0.3         # the pad slot carries nothing on an Inspire robot
+    assert split_action(a, "g1_inspire").upper_body_q[6] == 0.0

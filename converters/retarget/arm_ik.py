@@ -1,4 +1,4 @@
-"""Damped least-squares IK for the G1 arms, batched over every frame of an episode at once.
+"""Damped least-squares IK for robot arms (an embodiment's `ArmIK` chains; G1), batched over every frame.
 
 Why this shape: per-frame solvers in Python are slow and jittery. Here all frames iterate together
 (torch, float64, CPU): one DLS solve per iteration is a batched 6x6 system. Warm start then runs as
@@ -70,7 +70,7 @@ class IKConfig:
 
 @dataclass
 class IKResult:
-    q: np.ndarray                      # (N, 7)
+    q: np.ndarray                      # (N, dof)
     position_error: np.ndarray         # (N,) metres
     rotation_error: np.ndarray         # (N,) radians
 
