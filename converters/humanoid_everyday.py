@@ -398,7 +398,8 @@ def robot_embodiment(frame: dict) -> tuple[str, str]:
 def parse_frames(data: list[dict], where: str) -> dict[str, Any]:
     """All numeric fields as arrays, validated for presence, shape and finiteness."""
     embodiment, robot_type = robot_embodiment(data[0])
-    body, hand = embodiments.get(embodiment).body, embodiments.get(embodiment).hand
+    emb = embodiments.get(embodiment)
+    body, hand = emb.body, emb.hand
     raw: dict[str, Any] = {"embodiment": embodiment, "robot_type": robot_type}
     raw["time"] = _field(data, ("time",), where)
     s = ("states",)

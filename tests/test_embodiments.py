@@ -164,3 +164,29 @@ def test_one_module_adds_a_configuration(toy_module):
     assert np.abs(acts[-1, PSI0_ACTION.slice("arms")]).max() > 0.0      # the arms were solved
     assert hand_model(embodiments.get("toy_g1").hand, "left").name == "dex3_left"
     assert embodiments.get("toy_g1").body.joints == G1_BODY
+
+
+def test_teleop_robot_choices_come_from_the_registry(capsys):
+    from teleop.cli import parser
+
+    args = parser().parse_args(["record", "--task", "t", "--robot", "g1-inspire"])
+    assert embodiments.canonical(args.robot) == "g1_inspire"
+    assert parser().parse_args(["record", "--task", "t"]).robot == embodiments.DEFAULT
+    with pytest.raises(SystemExit):
+        parser().parse_args(["record", "--task", "t", "--robot", "g2_dex3"])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser().parse_args(["record", "--help"])
+    assert all(name in capsys.readouterr().out for name in ALL)
+
+
+def test_human_hand_landmark_indices():
+    """The retargeting's knuckle / middle-joint / tip indices into the EgoDex 25-joint hand, by name."""
+    from schemas.embodiments import HUMAN_HAND_KNUCKLE, HUMAN_HAND_MID, HUMAN_HAND_TIP, human_hand_joints
+
+    names = human_hand_joints("right")
+    assert [names[i] for i in HUMAN_HAND_KNUCKLE.values()] == [
+        "rightThumbIntermediateBase", "rightIndexFingerKnuckle", "rightMiddleFingerKnuckle", "rightRingFingerKnuckle",
+        "rightLittleFingerKnuckle"]
+    assert list(HUMAN_HAND_KNUCKLE.values()) == [2, 6, 11, 16, 21]
+    assert list(HUMAN_HAND_MID.values()) == [3, 7, 12, 17, 22] and list(HUMAN_HAND_TIP.values()) == [4, 9, 14, 19, 24]

@@ -19,13 +19,14 @@ import numpy as np
 import torch
 
 from converters.retarget.kinematics import DTYPE, Chain, chain
-from schemas.embodiments import DEX3, INSPIRE, MEDIAPIPE_FROM_HUMAN25, HandSpec
+from schemas.embodiments import (DEX3, HUMAN_HAND_KNUCKLE, HUMAN_HAND_MID, HUMAN_HAND_TIP, HUMAN_HAND_WRIST, INSPIRE,
+                                 MEDIAPIPE_FROM_HUMAN25, HandSpec)
 
 # EgoDex 25-joint layout indices (schemas.embodiments.human_hand_joints)
-H_WRIST = 0
-H_KNUCKLE = {"thumb": 2, "index": 6, "middle": 11, "ring": 16, "little": 21}
-H_MID = {"thumb": 3, "index": 7, "middle": 12, "ring": 17, "little": 22}     # PIP (thumb: IP)
-H_TIP = {"thumb": 4, "index": 9, "middle": 14, "ring": 19, "little": 24}
+H_WRIST = HUMAN_HAND_WRIST
+H_KNUCKLE = HUMAN_HAND_KNUCKLE
+H_MID = HUMAN_HAND_MID                     # PIP (thumb: IP)
+H_TIP = HUMAN_HAND_TIP
 
 
 @dataclass

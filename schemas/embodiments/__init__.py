@@ -26,7 +26,8 @@ from schemas.embodiments.parts.dex3 import DEX3, DEX3_LEFT, DEX3_RIGHT
 from schemas.embodiments.parts.g1 import G1_ARMS, G1_BODY, G1_LEGS_WAIST
 from schemas.embodiments.parts.h1 import H1_ARMS, H1_BODY, H1_LEGS_WAIST
 from schemas.embodiments.parts.human import (EGODEX_JOINTS, FINGERS, HUMAN_BODY_JOINTS, HUMAN_HAND_KEYPOINTS,
-                                             HUMAN_HAND_TIPS, MEDIAPIPE_FROM_HUMAN25, MEDIAPIPE_LANDMARKS,
+                                             HUMAN_HAND_KNUCKLE, HUMAN_HAND_MID, HUMAN_HAND_TIP, HUMAN_HAND_TIPS,
+                                             HUMAN_HAND_WRIST, MEDIAPIPE_FROM_HUMAN25, MEDIAPIPE_LANDMARKS,
                                              human_hand_joints, xyz_space)
 from schemas.embodiments.parts.inspire import INSPIRE, INSPIRE_HAND
 from schemas.embodiments.spec import (SIDES, ArmIK, BodySpec, ChainSpec, Embodiment, HandDDS, HandSide, HandSpec,
@@ -114,5 +115,6 @@ __all__ = [
     "Embodiment", "BodySpec", "HandSpec", "HandSide", "HandDDS", "ArmIK", "ChainSpec", "JointSpec", "SIDES",
     "G1_BODY", "G1_ARMS", "G1_LEGS_WAIST", "H1_BODY", "H1_ARMS", "H1_LEGS_WAIST", "DEX3", "DEX3_LEFT", "DEX3_RIGHT",
     "INSPIRE", "INSPIRE_HAND", "FINGERS", "human_hand_joints", "HUMAN_HAND_TIPS", "HUMAN_BODY_JOINTS",
+    "HUMAN_HAND_WRIST", "HUMAN_HAND_KNUCKLE", "HUMAN_HAND_MID", "HUMAN_HAND_TIP",
     "EGODEX_JOINTS", "MEDIAPIPE_LANDMARKS", "MEDIAPIPE_FROM_HUMAN25", "xyz_space", "HUMAN_HAND_KEYPOINTS",
 ]

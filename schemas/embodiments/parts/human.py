@@ -19,6 +19,24 @@ def human_hand_joints(side: str) -> tuple[str, ...]:
 
 
 HUMAN_HAND_TIPS = (4, 9, 14, 19, 24)
+
+_FINGER_NAMES = {"thumb": "Thumb", "index": "IndexFinger", "middle": "MiddleFinger", "ring": "RingFinger",
+                 "little": "LittleFinger"}
+
+
+def _joint_of_each_finger(thumb: str, finger: str) -> dict[str, int]:
+    names = human_hand_joints("left")
+    return {f: names.index(f"left{n}{thumb if f == 'thumb' else finger}") for f, n in _FINGER_NAMES.items()}
+
+
+HUMAN_HAND_WRIST = 0
+HUMAN_HAND_KNUCKLE = _joint_of_each_finger("IntermediateBase", "Knuckle")
+"""Index of each finger's knuckle (MCP; thumb: its MCP, `ThumbIntermediateBase`) in `human_hand_joints`."""
+HUMAN_HAND_MID = _joint_of_each_finger("IntermediateTip", "IntermediateBase")
+"""Index of each finger's middle joint (PIP; thumb: IP)."""
+HUMAN_HAND_TIP = _joint_of_each_finger("Tip", "Tip")
+"""Index of each fingertip (thumb, index, middle, ring, little = HUMAN_HAND_TIPS)."""
+assert tuple(HUMAN_HAND_TIP.values()) == HUMAN_HAND_TIPS
 HUMAN_BODY_JOINTS = ("hip",) + tuple(f"spine{i}" for i in range(1, 8)) + tuple(f"neck{i}" for i in range(1, 5)) + tuple(
     f"{side}{part}" for side in SIDES for part in ("Shoulder", "Arm", "Forearm"))
 EGODEX_JOINTS: tuple[str, ...] = HUMAN_BODY_JOINTS + human_hand_joints("left") + human_hand_joints("right")
