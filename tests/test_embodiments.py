@@ -177,7 +177,8 @@ def test_teleop_robot_choices_come_from_the_registry(capsys):
     assert "invalid choice" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parser().parse_args(["record", "--help"])
-    assert all(name in capsys.readouterr().out for name in ALL)
+    helped = capsys.readouterr().out
+    assert all(name in helped for name in ALL)
 
 
 def test_human_hand_landmark_indices():

@@ -307,6 +307,9 @@ _LOWER = PSI0_ACTION.slice("lower_body")
 _RPYH = slice(_LOWER.start + LOWER_BODY_COMMAND.slice("torso_rpy").start,
               _LOWER.start + LOWER_BODY_COMMAND.slice("torso_height").stop)
 _LB = {d: _LOWER.start + LOWER_BODY_COMMAND.index(d) for d in LOWER_BODY_COMMAND.dims}
+_LEG_START = {side: SIM_BODY.slice(f"{side}_leg").start for side in ("left", "right")}
+_WAIST = SIM_BODY.slice("waist")
+_BODY_ARMS = SIM_BODY.slice("arms")
 
 
 class SimRobot:
@@ -360,7 +363,7 @@ class SimRobot:
         speed = min(1.0, float(np.hypot(self._vel[0] / 0.5, self._vel[1] / 0.4) + abs(self._vel[2]) / 0.5))
         swing = np.sin(self._gait)
         for side, sgn in (("left", 1.0), ("right", -1.0)):
-            o = SIM_BODY.slice(f"{side}_leg").start
+            o = _LEG_START[side]
             phase = sgn * swing
             q[o + 0] = -knee / 2 - extra_pitch - 0.35 * speed * phase          # hip pitch
             q[o + 1] = 0.15 * sgn * self._vel[1] / 0.4 * max(0.0, phase)      # hip roll
@@ -368,7 +371,7 @@ class SimRobot:
             q[o + 3] = knee + 0.5 * speed * max(0.0, phase)                   # knee (swing leg lifts)
             q[o + 4] = -knee / 2 + 0.1 * speed * phase                        # ankle pitch keeps the foot flat
             q[o + 5] = 0.0
-        q[SIM_BODY.slice("waist")] = waist
+        q[_WAIST] = waist
         return q
 
     def _step(self, dt: float) -> None:
@@ -386,7 +389,7 @@ class SimRobot:
         moving = abs(self._vel[0]) > 0.05 or abs(self._vel[1]) > 0.05 or abs(self._vel[2]) > 0.1
         self._gait = (self._gait + 2 * np.pi * 1.3 * dt) % (2 * np.pi) if moving else self._gait * (1 - kb)
         q = self._legs_waist_q()
-        q[SIM_BODY.slice("arms")] = self._upper[_ARM]
+        q[_BODY_ARMS] = self._upper[_ARM]
         q = np.clip(q, self._lo, self._hi)
         self._body_dq = (q - self._body_q) / dt
         self._body_q = q
