@@ -11,11 +11,13 @@ What `read` produces (one feature set for G1 and H1; the embodiment is in the me
 - `action` (PSI0_ACTION 36) = hands 14 + arms 14 + lower-body command 8.
   * arms: `actions.sol_q` (the IK solution sent to the arm controller; the last 14 when 29-D),
     falling back to `left_angles + right_angles` when a file has no `sol_q`.
-  * hands: HE records no hand *command*, so the measured `hand_state` is used. G1 Dex3-1: as-is.
-    H1 Inspire (12 = right 6 + left 6, Unitree's DDS order): 0..1 closures (1 = open) -> joint
-    angles `lo + (1 - q) (hi - lo)` within
-    INSPIRE_HAND limits, then ordered thumb -> little (reversed hardware order) and zero-padded to
-    7 per hand, as the reference post-training converter orders them.
+  * hands: HE records no hand *command*, so the measured `hand_state` is used, mapped into the hand
+    blocks by the embodiment's tables (`schemas.embodiments`): Dex3-1 (14): as-is. Inspire (12 =
+    right 6 + left 6, Unitree's DDS order): 0..1 closures (1 = open) -> joint angles
+    `lo + (1 - q) (hi - lo)` within the Inspire limits, then ordered thumb -> little (reversed
+    hardware order) and zero-padded to 7 per hand, as the reference post-training converter does.
+  * embodiment: the body from `robot_type` (absent = H1), the hand from the width of `hand_state`
+    (`robot_embodiment`): G1 + Dex3-1 `g1_dex3`, G1 + Inspire `g1_inspire`, H1 + Inspire `h1_inspire`.
   * lower body: HE has no lower-body command; it is DERIVED from IMU/odometry (see
     `derive_lower_body`) and every derived dim is listed in `meta.derived`.
 - raw columns: `observation.arm_state`, `observation.leg_state` (15; H1's 13 zero-padded),
@@ -46,9 +48,9 @@ import numpy as np
 
 from converters.source import JobDefaults, action_chunks, features_summary, task_key, task_sentence
 from schemas import LOWER_BODY_COMMAND, NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, EpisodeError, \
-    EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef
+    EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef, embodiments
 from schemas.actions import PSI0_HANDS
-from schemas.embodiments import G1_ARMS, G1_LEGS_WAIST, H1_ARMS, H1_LEGS_WAIST, INSPIRE_HAND
+from schemas.embodiments import G1_BODY, Embodiment
 from schemas.episode import build_frames
 from schemas.validation import MIN_FRAMES, check_finite, check_timestamps
 
@@ -61,9 +63,15 @@ EPISODE_RE = re.compile(r"episode_(\d+)")
 DESCRIPTION_FILES = ("task_description_dict.json", "task_descriptions.json")
 JUNK = ("__MACOSX",)
 
-# Depth camera intrinsics used by the public loader (fx, fy, cx, cy) and the colour camera per robot.
+# Depth camera intrinsics used by the public loader (fx, fy, cx, cy); the colour camera's are per robot
+# body (`BodySpec.color_intrinsics`).
 DEPTH_INTRINSICS = (389.07278, 389.07278, 321.61887, 238.43630)
-COLOR_INTRINSICS = {"g1_dex3": (606.300, 606.292, 330.766, 252.646), "h1_inspire": (606.815, 606.335, 321.493, 247.556)}
+DEFAULT_FAMILY = "h1"
+"""HE writes `robot_type` for G1 only: an episode without one is an H1."""
+SOL_Q_BODY = G1_BODY
+"""A whole-body `actions.sol_q` is the G1 29-DoF SDK vector; its `arms` slice holds the arm command."""
+_RAW_LAYOUT = embodiments.get()
+"""Raw columns are named by the default embodiment's layout (G1, Dex3-1); others record their names."""
 
 
 def _names(prefix: str, dims: tuple[str, ...]) -> tuple[str, ...]:
@@ -72,12 +80,13 @@ def _names(prefix: str, dims: tuple[str, ...]) -> tuple[str, ...]:
 
 FEATURES: dict[str, FeatureSpec] = {
     spec.key: spec for spec in (
-        FeatureSpec("observation.state", "float32", (36,), PSI0_STATE.dims),
-        FeatureSpec("action", "float32", (36,), PSI0_ACTION.dims),
-        FeatureSpec("action.lower_body", "float32", (8,), LOWER_BODY_COMMAND.dims),
-        FeatureSpec("observation.arm_state", "float32", (14,), G1_ARMS.dims),
-        FeatureSpec("observation.leg_state", "float32", (15,), G1_LEGS_WAIST.dims),
-        FeatureSpec("observation.hand_state_raw", "float32", (14,), PSI0_HANDS.dims),
+        FeatureSpec("observation.state", "float32", (PSI0_STATE.size,), PSI0_STATE.dims),
+        FeatureSpec("action", "float32", (PSI0_ACTION.size,), PSI0_ACTION.dims),
+        FeatureSpec("action.lower_body", "float32", (LOWER_BODY_COMMAND.size,), LOWER_BODY_COMMAND.dims),
+        FeatureSpec("observation.arm_state", "float32", (_RAW_LAYOUT.body.arms.size,), _RAW_LAYOUT.body.arms.dims),
+        FeatureSpec("observation.leg_state", "float32", (_RAW_LAYOUT.body.legs_waist.size,),
+                    _RAW_LAYOUT.body.legs_waist.dims),
+        FeatureSpec("observation.hand_state_raw", "float32", (PSI0_HANDS.size,), PSI0_HANDS.dims),
         FeatureSpec("observation.imu.rpy", "float32", (3,), ("roll", "pitch", "yaw")),
         FeatureSpec("observation.imu.quaternion", "float32", (4,), ("w", "x", "y", "z")),
         FeatureSpec("observation.imu.accelerometer", "float32", (3,), ("x", "y", "z")),
@@ -89,10 +98,28 @@ FEATURES: dict[str, FeatureSpec] = {
         FeatureSpec(f"observation.images.{CAMERA}", "video", (480, 640, 3)),
     )
 }
-"""Raw columns are named by the G1 layout; H1 episodes record their own names in meta.extra["names"]."""
+"""Raw columns are named by the G1 / Dex3-1 layout; other embodiments record their own names in
+meta.extra["names"] (`raw_names`)."""
 
-H1_HAND_NAMES = tuple(f"{side}.{j}" for side in ("right", "left") for j in INSPIRE_HAND.dims) + ("pad.0", "pad.1")
-H1_LEG_NAMES = H1_LEGS_WAIST.dims + ("pad.0", "pad.1")
+
+def _padded_names(names: tuple[str, ...], width: int) -> tuple[str, ...]:
+    return tuple(names) + tuple(f"pad.{i}" for i in range(width - len(names)))
+
+
+def raw_names(emb: Embodiment) -> dict[str, tuple[str, ...]]:
+    """Dim names of the raw columns whose layout differs from the default embodiment's (zero-padded to the
+    feature width), e.g. H1: legs + waist yaw, Inspire hands right then left, H1 arm joints."""
+    names: dict[str, tuple[str, ...]] = {}
+    body, hand, ref = emb.body, emb.hand, _RAW_LAYOUT
+    if body.legs_waist.dims != ref.body.legs_waist.dims:
+        names["observation.leg_state"] = _padded_names(body.legs_waist.dims, FEATURES["observation.leg_state"].shape[0])
+    if hand.stored_names() != ref.hand.stored_names():
+        names["observation.hand_state_raw"] = _padded_names(hand.stored_names(),
+                                                            FEATURES["observation.hand_state_raw"].shape[0])
+    if body.arms.dims != ref.body.arms.dims:
+        names["observation.arm_state"] = body.arms.dims
+        names["action.arms"] = body.arms.dims
+    return names
 
 
 # ------------------------------------------------------------------------------------------ discover
@@ -353,56 +380,52 @@ def _field(data: list[dict], path: tuple[str, ...], where: str, dim: int | tuple
 
 
 def robot_embodiment(frame: dict) -> tuple[str, str]:
-    """(embodiment, raw robot_type): `robot_type` at the top or in `states`; absent means H1."""
+    """(embodiment, raw robot_type). The body from `robot_type` (at the top or in `states`; absent means
+    H1), the hand from the width of `states.hand_state` (14 Dex3-1, 12 Inspire; any other width: the
+    body's stock hand, whose width check then rejects the episode)."""
     states = frame.get("states") if isinstance(frame.get("states"), dict) else {}
     raw = frame.get("robot_type") or states.get("robot_type") or ""
-    return ("g1_dex3" if "g1" in str(raw).lower() else "h1_inspire"), str(raw)
+    families = sorted({e.body.family for e in embodiments.all_embodiments()})
+    family = next((f for f in families if f in str(raw).lower()), DEFAULT_FAMILY)
+    hand = states.get("hand_state")
+    emb = embodiments.find(family, len(hand) if isinstance(hand, list) else None)
+    return emb.name, str(raw)
 
 
 def parse_frames(data: list[dict], where: str) -> dict[str, Any]:
     """All numeric fields as arrays, validated for presence, shape and finiteness."""
     embodiment, robot_type = robot_embodiment(data[0])
-    g1 = embodiment == "g1_dex3"
+    emb = embodiments.get(embodiment)
+    body, hand = emb.body, emb.hand
     raw: dict[str, Any] = {"embodiment": embodiment, "robot_type": robot_type}
     raw["time"] = _field(data, ("time",), where)
     s = ("states",)
-    raw["arm_state"] = _field(data, s + ("arm_state",), where, 14)
-    raw["leg_state"] = _field(data, s + ("leg_state",), where, 15 if g1 else 13)
-    raw["hand_state"] = _field(data, s + ("hand_state",), where, 14 if g1 else 12)
+    raw["arm_state"] = _field(data, s + ("arm_state",), where, body.arms.size)
+    raw["leg_state"] = _field(data, s + ("leg_state",), where, body.legs_waist.size)
+    raw["hand_state"] = _field(data, s + ("hand_state",), where, hand.stored_size)
     raw["imu.rpy"] = _field(data, s + ("imu", "rpy"), where, 3)
     for key, dim in (("quaternion", 4), ("accelerometer", 3), ("gyroscope", 3)):
         raw[f"imu.{key}"] = _field(data, s + ("imu", key), where, dim, optional=True)
     for key, dim in (("position", 3), ("velocity", 3), ("rpy", 3), ("quat", 4)):
         raw[f"odometry.{key}"] = _field(data, s + ("odometry", key), where, dim, optional=True)
     a = ("actions",)
-    sol_q = _field(data, a + ("sol_q",), where, (14, 29), optional=True)
+    sol_q = _field(data, a + ("sol_q",), where, (body.arms.size, SOL_Q_BODY.size), optional=True)
     if sol_q is not None:
-        suffix = "[15:29]" if sol_q.shape[1] == 29 else ""
-        raw["arm_command"], raw["arm_command_source"] = sol_q[:, -14:], f"actions.sol_q{suffix}"
+        arms = SOL_Q_BODY.slices["arms"]
+        suffix = f"[{arms[0]}:{arms[1]}]" if sol_q.shape[1] == SOL_Q_BODY.size else ""
+        raw["arm_command"], raw["arm_command_source"] = sol_q[:, -body.arms.size:], f"actions.sol_q{suffix}"
     else:
-        left = _field(data, a + ("left_angles",), where, 7)
-        right = _field(data, a + ("right_angles",), where, 7)
+        left = _field(data, a + ("left_angles",), where, body.arm_dof)
+        right = _field(data, a + ("right_angles",), where, body.arm_dof)
         raw["arm_command"], raw["arm_command_source"] = np.concatenate([left, right], 1), "actions.left/right_angles"
     return raw
 
 
-H1_HAND_SIDES = ("right", "left")
-"""Order of the two Inspire hands in H1 `hand_state` (12): Unitree's Inspire DDS layout puts the
-right hand at 0-5 and the left at 6-11 (`Inspire_{Right,Left}_Hand_JointIndex`), and the Psi0
-post-training transform reads HE H1 hands the same way (`raw[0:6]` right, `raw[6:12]` left)."""
-
-
-def inspire_to_psi0(hand12: np.ndarray) -> np.ndarray:
-    """H1 Inspire closures (N, 12: right 6 + left 6, hardware order pinky..thumb rotation,
-    1 = open) -> (N, 14) angles, left then right, each thumb -> little + one zero pad."""
-    lo, hi = INSPIRE_HAND.bounds()
-    out = np.zeros((len(hand12), 14))
-    for k, side in enumerate(("left", "right")):
-        start = 6 * H1_HAND_SIDES.index(side)
-        q = np.clip(hand12[:, start:start + 6], 0.0, 1.0)
-        angles = lo + (1.0 - q) * (hi - lo)
-        out[:, 7 * k:7 * k + 6] = angles[:, ::-1]
-    return out
+def hands_to_psi0(embodiment: str | Embodiment, hand_state: np.ndarray) -> np.ndarray:
+    """Stored `hand_state` (N, hand.stored_size) -> the Ψ₀ hands block (N, 14: left 7, right 7), by the
+    embodiment's hand table: Dex3-1 as is; Inspire closures (right 6 + left 6, hardware order pinky..thumb
+    rotation, 1 = open) -> angles, each side thumb -> little + one zero pad."""
+    return embodiments.get(embodiment).stored_hands_to_slots(hand_state)
 
 
 def derive_lower_body(raw: dict[str, Any], t: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
@@ -412,25 +435,26 @@ def derive_lower_body(raw: dict[str, Any], t: np.ndarray) -> tuple[np.ndarray, d
     rpy = raw["imu.rpy"]
     yaw = np.unwrap(rpy[:, 2])
     rel_yaw = yaw - yaw[0]
-    out = np.zeros((n, 8))
+    out = np.zeros((n, LOWER_BODY_COMMAND.size))
+    i = {d: k for k, d in enumerate(LOWER_BODY_COMMAND.dims)}
     how = {
         "torso_roll": "imu.rpy roll",
         "torso_pitch": "imu.rpy pitch",
         "torso_yaw": "imu.rpy yaw (unwrapped) minus the episode's first yaw",
     }
-    out[:, 0], out[:, 1], out[:, 2] = rpy[:, 0], rpy[:, 1], rel_yaw
+    out[:, i["torso_roll"]], out[:, i["torso_pitch"]], out[:, i["torso_yaw"]] = rpy[:, 0], rpy[:, 1], rel_yaw
     pos, vel = raw["odometry.position"], raw["odometry.velocity"]
     if pos is not None:
-        out[:, 3] = pos[:, 2]
+        out[:, i["torso_height"]] = pos[:, 2]
         how["torso_height"] = "odometry.position z"
     else:
-        out[:, 3] = NOMINAL_TORSO_HEIGHT
+        out[:, i["torso_height"]] = NOMINAL_TORSO_HEIGHT
         how["torso_height"] = f"no odometry: nominal {NOMINAL_TORSO_HEIGHT} m"
     if vel is not None:
         heading = np.unwrap(raw["odometry.rpy"][:, 2]) if raw["odometry.rpy"] is not None else yaw
         c, s = np.cos(heading), np.sin(heading)
-        out[:, 4] = c * vel[:, 0] + s * vel[:, 1]
-        out[:, 5] = -s * vel[:, 0] + c * vel[:, 1]
+        out[:, i["vx"]] = c * vel[:, 0] + s * vel[:, 1]
+        out[:, i["vy"]] = -s * vel[:, 0] + c * vel[:, 1]
         src = "odometry.rpy yaw" if raw["odometry.rpy"] is not None else "imu yaw"
         how["vx"] = f"odometry.velocity rotated into the body frame by {src}: forward component"
         how["vy"] = f"odometry.velocity rotated into the body frame by {src}: lateral component"
@@ -438,13 +462,13 @@ def derive_lower_body(raw: dict[str, Any], t: np.ndarray) -> tuple[np.ndarray, d
         how["vx"] = how["vy"] = "no odometry: 0"
     yaw_rate = np.gradient(yaw, t) if n > 1 else np.zeros(n)
     low, high = LOWER_BODY_COMMAND.bounds()
-    yaw_rate = np.clip(yaw_rate, low[6], high[6])
-    out[:, 6] = yaw_rate
+    yaw_rate = np.clip(yaw_rate, low[i["yaw_rate"]], high[i["yaw_rate"]])
+    out[:, i["yaw_rate"]] = yaw_rate
     how["yaw_rate"] = "finite difference (np.gradient) of unwrapped imu yaw over time"
     target = np.concatenate([[0.0], np.cumsum(0.5 * (yaw_rate[1:] + yaw_rate[:-1]) * np.diff(t))])
-    out[:, 7] = np.angle(np.exp(1j * target))
+    out[:, i["target_yaw"]] = np.angle(np.exp(1j * target))
     how["target_yaw"] = "trapezoidal integral of yaw_rate from 0 at the first frame, wrapped to [-pi, pi]"
-    out[:, 2] = np.angle(np.exp(1j * out[:, 2]))
+    out[:, i["torso_yaw"]] = np.angle(np.exp(1j * out[:, i["torso_yaw"]]))
     how = {f"action.lower_body.{k}": v + " (clipped to LOWER_BODY_COMMAND bounds)" for k, v in how.items()}
     return LOWER_BODY_COMMAND.clip(out.astype(np.float32)), how
 
@@ -453,17 +477,22 @@ def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict |
     t = raw["time"] - raw["time"][0]
     check_timestamps(t, FPS)
     n = len(t)
-    g1 = raw["embodiment"] == "g1_dex3"
-    hands = raw["hand_state"] if g1 else inspire_to_psi0(raw["hand_state"])
+    emb = embodiments.get(raw["embodiment"])
+    hands = hands_to_psi0(emb, raw["hand_state"])
     lower, derived = derive_lower_body(raw, t)
-    prev = np.empty((n, 4), np.float32)
+    torso = PSI0_STATE.slice("torso")
+    prev = np.empty((n, torso.stop - torso.start), np.float32)
     prev[0] = (0.0, 0.0, 0.0, NOMINAL_TORSO_HEIGHT)
-    prev[1:] = lower[:-1, 0:4]
-    state = np.zeros((n, 36), np.float32)
-    state[:, 0:14], state[:, 14:28], state[:, 28:32] = hands, raw["arm_state"], prev
-    action = np.concatenate([hands, raw["arm_command"], lower], axis=1)
+    prev[1:] = lower[:-1, LOWER_BODY_COMMAND.slice("torso_rpy").start:LOWER_BODY_COMMAND.slice("torso_height").stop]
+    state = np.zeros((n, PSI0_STATE.size), np.float32)
+    state[:, PSI0_STATE.slice("hands")], state[:, PSI0_STATE.slice("arms")], state[:, torso] = \
+        hands, raw["arm_state"], prev
+    action = np.zeros((n, PSI0_ACTION.size))
+    action[:, PSI0_ACTION.slice("hands")] = hands
+    action[:, PSI0_ACTION.slice("arms")] = raw["arm_command"]
+    action[:, PSI0_ACTION.slice("lower_body")] = lower
     derived["action.hands"] = "no hand command in HE: measured states.hand_state" + (
-        "" if g1 else " (Inspire closures -> angles, thumb->little, padded to 7)")
+        f" ({emb.hand.conversion})" if emb.hand.conversion else "")
     derived["action.arms"] = raw["arm_command_source"]
     derived["observation.state.torso"] = "previous frame's derived action.lower_body rpy/height (0, 0, 0, 0.75 at t=0)"
 
@@ -477,8 +506,8 @@ def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict |
     columns = {
         "observation.state": state, "action": action, "action.lower_body": lower,
         "observation.arm_state": raw["arm_state"],
-        "observation.leg_state": _pad(raw["leg_state"], 15),
-        "observation.hand_state_raw": _pad(raw["hand_state"], 14),
+        "observation.leg_state": _pad(raw["leg_state"], FEATURES["observation.leg_state"].shape[0]),
+        "observation.hand_state_raw": _pad(raw["hand_state"], FEATURES["observation.hand_state_raw"].shape[0]),
         "observation.imu.rpy": raw["imu.rpy"],
         "observation.imu.quaternion": opt("imu.quaternion", 4),
         "observation.imu.accelerometer": opt("imu.accelerometer", 3),
@@ -496,11 +525,11 @@ def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict |
     extra: dict[str, Any] = {
         "robot_type": raw["robot_type"], "time_start": float(raw["time"][0]),
         "archive": os.path.basename(ref.uri) if ref.get("kind") == "zip" else "",
-        "color_intrinsics": COLOR_INTRINSICS[raw["embodiment"]],
+        "color_intrinsics": emb.body.color_intrinsics,
     }
-    if not g1:
-        extra["names"] = {"observation.leg_state": H1_LEG_NAMES, "observation.hand_state_raw": H1_HAND_NAMES,
-                          "observation.arm_state": H1_ARMS.dims, "action.arms": H1_ARMS.dims}
+    names = raw_names(emb)
+    if names:
+        extra["names"] = names
     if depth is not None:
         extra["depth"] = depth
     if lidar is not None:

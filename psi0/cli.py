@@ -16,10 +16,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "teleop": ("teleop.cli", "record / check / replay whole-body teleop sessions; list devices"),
     "deploy": ("deploy.cli", "run a trained policy through the RTC engine on a recorded episode (replay)"),
     "train": ("training.cli", "train the Psi0 policy on shards: stage 1 (VLM tokens), 2 (action expert), 3 (fine-tune)"),
+    "embodiments": ("schemas.embodiments.cli", "list the robot/hand configurations and their dimensions (--json)"),
 }
 
 USAGE = "usage: psi0 <command> [options]\n\ncommands:\n" + "\n".join(
-    f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items()
+    f"  {name:<{max(map(len, COMMANDS))}} {help_}" for name, (_, help_) in COMMANDS.items()
 ) + "\n\nRun `psi0 <command> --help` for a command's options."
 
 

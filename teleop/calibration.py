@@ -102,8 +102,9 @@ def _robust_mean_position(ps: np.ndarray) -> np.ndarray:
 
 
 def calibrate(samples: Iterable[OperatorInput], reference: str = "ready", *, min_ticks: int = 20,
-              max_motion: float = 0.04, floor_height: float = 0.0) -> Calibration:
-    """Estimate a `Calibration` from ticks of an operator holding `reference` still.
+              max_motion: float = 0.04, floor_height: float = 0.0, embodiment: str | None = None) -> Calibration:
+    """Estimate a `Calibration` from ticks of an operator holding `reference` still (a reference pose of
+    `embodiment`'s arms; None: the default embodiment's).
 
     Ticks where a required site is lost are skipped; raises `CalibrationError` with fewer than `min_ticks`
     usable ticks or when a site moved more than `max_motion` m (p95 distance from its median)."""
@@ -140,8 +141,8 @@ def calibrate(samples: Iterable[OperatorInput], reference: str = "ready", *, min
     shoulder_offset = r_heading.T @ (shoulder_world - pelvis)
     head_offset = r_heading.T @ (m["head"] - pelvis)
 
-    robot_wrists = robot_reference_wrists(reference)
-    c_robot = np.asarray(robot_shoulder_center())
+    robot_wrists = robot_reference_wrists(reference, embodiment)
+    c_robot = np.asarray(robot_shoulder_center(embodiment))
     robot_len = sum(np.linalg.norm(robot_wrists[s][:3, 3] - c_robot) for s in HAND_SIDES)
     human_len = sum(np.linalg.norm(m[f"{s}_wrist"] - shoulder_world) for s in HAND_SIDES)
     scale = float(robot_len / human_len)

@@ -1,6 +1,6 @@
 """`teleop` — record whole-body teleop sessions, check/repair them, replay them, list devices.
 
-    teleop record --task lunchbag [--device sim|openvr|openxr|replay FILE] [--robot g1-dex3|h1-inspire]
+    teleop record --task lunchbag [--device sim|openvr|openxr|replay FILE] [--robot g1_dex3|g1_inspire|...]
                   [--out recordings/] [--episodes N --duration S] [--operator NAME]
     teleop check DIR [--repair]
     teleop replay DIR --to sim
@@ -29,7 +29,11 @@ def _record_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", required=True, help="task name, e.g. lunchbag (also the sim operator's script)")
     p.add_argument("--device", nargs="+", default=["sim"], metavar="DEVICE",
                    help="sim | openvr | openxr | replay FILE (a recorded session/episode dir or an .npz)")
-    p.add_argument("--robot", default="g1-dex3", choices=("g1-dex3", "h1-inspire"))
+    from schemas import embodiments  # noqa: PLC0415  (numpy only; keeps `teleop --help` light)
+    p.add_argument("--robot", default=embodiments.DEFAULT, choices=embodiments.spellings(), metavar="ROBOT",
+                   help="robot/hand configuration (`psi0 embodiments` lists them): "
+                        + ", ".join(embodiments.names()) + f" (default {embodiments.DEFAULT}; hyphenated "
+                        "spellings such as g1-dex3 are accepted)")
     p.add_argument("--bridge", default="sim", help="robot bridge: sim (kinematic G1) or unitree-g1 (DDS)")
     p.add_argument("--camera", help="camera: default the sim camera with the sim bridge; opencv:SOURCE; none")
     p.add_argument("--out", default="recordings", help="recordings root (default: recordings/)")
@@ -49,6 +53,7 @@ def _record_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    from schemas import embodiments  # noqa: PLC0415
     from teleop.session import RecordOptions, record  # noqa: PLC0415
     from teleop.streams import DeviceUnavailable  # noqa: PLC0415
     device, *rest = args.device
@@ -59,7 +64,8 @@ def cmd_record(args: argparse.Namespace) -> int:
         print(f"teleop record: unexpected argument(s) after --device {device}: {rest}", file=sys.stderr)
         return 2
     width, height = (int(v) for v in args.camera_size.lower().split("x"))
-    opts = RecordOptions(task=args.task, device=device, replay_file=rest[0] if rest else None, robot=args.robot,
+    opts = RecordOptions(task=args.task, device=device, replay_file=rest[0] if rest else None,
+                         robot=embodiments.canonical(args.robot),
                          out=args.out, episodes=args.episodes, duration=args.duration, operator=args.operator,
                          rate_hz=args.rate, camera_rate_hz=args.camera_rate, camera_size=(width, height),
                          countdown_s=args.countdown, reset_s=args.reset, outcome=args.outcome, seed=args.seed,

@@ -1,4 +1,4 @@
-"""Hand keypoints (21 MediaPipe landmarks, any rigid frame) -> Dex3-1 or Inspire joint angles, per tick.
+"""Hand keypoints (21 MediaPipe landmarks, any rigid frame) -> a robot hand's joint angles, per tick.
 
 Uses the models and objective of `converters.retarget.hands` (vector retargeting over the project's hand
 FK), solved one frame at a time by `teleop.fastkin.FastHand` (numpy Levenberg-Marquardt, analytic
@@ -6,8 +6,9 @@ Jacobian), warm-started from the previous tick's solution so a few iterations su
 scale is fixed per session from the calibrated palm length (not re-estimated every tick, which would
 make the hand breathe with tracking noise).
 
-Output per side is 7 values in PSI0_ACTION hand-slot order: Dex3-1 hardware order, or Inspire's 6
-hardware-order angles followed by one zero pad (the Ψ₀ convention for Inspire data).
+The hand is the embodiment's (`schemas.embodiments`: Dex3-1, Inspire, ...). Output per side is one
+PSI0_ACTION hand block, filled by the hand table's slot map: Dex3-1 hardware order as is; Inspire's 6
+angles thumb -> little plus one zero pad (the Ψ₀ convention for Inspire data, as the HE reader writes).
 """
 from __future__ import annotations
 
@@ -15,13 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from converters.retarget.hands import (HandModel, HandRetargetConfig, dex3_model, human25_from_mediapipe, inspire_model,
-                                       retarget_hand)
+from converters.retarget.hands import HandModel, HandRetargetConfig, hand_model, human25_from_mediapipe, retarget_hand
+from schemas import embodiments
+from schemas.embodiments import Embodiment
 from teleop.calibration import Calibration
 from teleop.fastkin import FastHand
 from teleop.streams import HAND_SIDES
-
-HAND_KINDS = ("dex3", "inspire")
 
 
 @dataclass(frozen=True)
@@ -35,12 +35,12 @@ class HandMapperConfig:
 
 
 class HandMapper:
-    def __init__(self, kind: str, calibration: Calibration, config: HandMapperConfig = HandMapperConfig()):
-        if kind not in HAND_KINDS:
-            raise ValueError(f"unknown hand kind {kind!r}; choose from {HAND_KINDS}")
-        self.kind = kind
+    def __init__(self, robot: str | Embodiment | None, calibration: Calibration,
+                 config: HandMapperConfig = HandMapperConfig()):
+        self.embodiment = embodiments.get(robot)
+        self.hand = self.embodiment.hand
         self.cfg = config
-        self.models: dict[str, HandModel] = {s: (dex3_model(s) if kind == "dex3" else inspire_model(s)) for s in HAND_SIDES}
+        self.models: dict[str, HandModel] = {s: hand_model(self.hand, s) for s in HAND_SIDES}
         self.solvers = {s: FastHand(m, config.mid_weight, config.pinch_weight) for s, m in self.models.items()}
         self.scale = {s: self.models[s].length / max(calibration.palm_length[s], 1e-3) for s in HAND_SIDES}
         self.reset()
@@ -53,7 +53,8 @@ class HandMapper:
         return self.models["left"].chain.dof
 
     def step_side(self, side: str, keypoints21: np.ndarray) -> tuple[np.ndarray, float]:
-        """(21, 3) landmarks of one hand -> (7,) action-slot values and the mean fingertip error (m, robot scale)."""
+        """(21, 3) landmarks of one hand -> its action hand-block values and the mean fingertip error (m, robot
+        scale)."""
         kp = human25_from_mediapipe(np.asarray(keypoints21, np.float64))
         prev = self._q[side]
         if self.cfg.backend == "torch":
@@ -69,9 +70,7 @@ class HandMapper:
 
     def _out(self, side: str, q: np.ndarray) -> np.ndarray:
         self._q[side] = q
-        out = np.zeros(7)
-        out[: q.shape[0]] = q
-        return out
+        return self.hand.to_slots(q)
 
 
-__all__ = ["HandMapper", "HandMapperConfig", "HAND_KINDS"]
+__all__ = ["HandMapper", "HandMapperConfig"]

@@ -23,6 +23,9 @@ from teleop.calibration import Calibration
 from teleop.geometry import wrap_angle
 
 _LOW, _HIGH = (b.astype(np.float64) for b in LOWER_BODY_COMMAND.bounds())
+_VEL = LOWER_BODY_COMMAND.slice("velocity")                  # vx, vy, yaw rate
+_YAW_RATE = LOWER_BODY_COMMAND.index("yaw_rate")
+_TARGET_YAW = LOWER_BODY_COMMAND.index("target_yaw")
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ class LocomotionMapper:
 
     def step(self, t: float, axes: np.ndarray | None, pelvis_z: float | None, torso: np.ndarray | None,
              stop: bool = False) -> np.ndarray:
-        """One tick -> (8,) command. None inputs hold their part; `stop` drives velocities to zero at once."""
+        """One tick -> LOWER_BODY_COMMAND row. None inputs hold their part; `stop` drives velocities to zero at once."""
         dt = 0.0 if self._t is None else float(np.clip(t - self._t, 0.0, self.cfg.max_dt))
         self._t = float(t)
         cmd = self.command.copy()
@@ -88,12 +91,12 @@ class LocomotionMapper:
             self.clamped |= target_h != wanted
             cmd[3] = float(_toward(cmd[3:4], np.array([target_h]), np.array([self.cfg.height_rate * dt]))[0])
         if stop:
-            cmd[4:7] = 0.0
+            cmd[_VEL] = 0.0
         else:
             vel = self.velocity_targets(np.zeros(4) if axes is None else axes)
-            vel = np.clip(vel, _LOW[4:7], _HIGH[4:7])
-            cmd[4:7] = _toward(cmd[4:7], vel, np.asarray(self.cfg.accel) * dt)
-        cmd[7] = float(wrap_angle(cmd[7] + cmd[6] * dt))
+            vel = np.clip(vel, _LOW[_VEL], _HIGH[_VEL])
+            cmd[_VEL] = _toward(cmd[_VEL], vel, np.asarray(self.cfg.accel) * dt)
+        cmd[_TARGET_YAW] = float(wrap_angle(cmd[_TARGET_YAW] + cmd[_YAW_RATE] * dt))
         self.command = np.clip(cmd, _LOW, _HIGH)
         return self.command.copy()
 

@@ -23,7 +23,8 @@ from teleop.streams import Camera, InputDevice, OperatorInput, RobotBridge, Robo
 
 
 class Mapper(Protocol):
-    """What the loop needs from `teleop.mapping.WholeBodyMapper`."""
+    """What the loop needs from `teleop.mapping.WholeBodyMapper` (whose `robot` names its embodiment; a
+    mapper without one is taken for the default embodiment when the loop needs limits)."""
 
     def step(self, inp: OperatorInput) -> RobotCommand: ...
 
@@ -105,7 +106,7 @@ class ControlLoop:
     def tick(self, now: float) -> TickResult:
         """One control step at time `now` (also used directly by offline replays)."""
         inp = self.device.poll(now)
-        command = guard(self.mapper.step(inp), self.last_command, now)
+        command = guard(self.mapper.step(inp), self.last_command, now, getattr(self.mapper, "robot", None))
         self.robot.send(command)
         state = self.robot.state(now)
         frames = []
@@ -171,15 +172,15 @@ class ControlLoop:
             pass
 
 
-def guard(command: RobotCommand, last: RobotCommand | None, now: float) -> RobotCommand:
-    """Last line of defence after the mapper's own safety: never send a non-finite command."""
+def guard(command: RobotCommand, last: RobotCommand | None, now: float, robot: str | None = None) -> RobotCommand:
+    """Last line of defence after the mapper's own safety: never send a non-finite command. Without a last
+    command, the safe default pose within `robot`'s limits (an embodiment name; None: the default)."""
     if np.isfinite(command.action).all():
         return command
     if last is not None:
         return RobotCommand(now, last.action, frozenset(command.flags | {"nonfinite", "hold"}))
     from teleop.mapping import action_bounds  # noqa: PLC0415
-    from schemas.actions import NOMINAL_TORSO_HEIGHT, PSI0_ACTION  # noqa: PLC0415
-    low, high = action_bounds("g1-dex3")
-    safe = np.clip(np.zeros(PSI0_ACTION.size), low, high)
-    safe[PSI0_ACTION.slice("lower_body").start + 3] = NOMINAL_TORSO_HEIGHT
+    from teleop.safety import safe_default  # noqa: PLC0415
+    low, high = action_bounds(robot)
+    safe = np.clip(safe_default(), low, high)
     return RobotCommand(now, safe.astype(np.float32), frozenset(command.flags | {"nonfinite", "hold"}))

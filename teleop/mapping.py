@@ -1,4 +1,4 @@
-"""Whole-body mapping: one `OperatorInput` -> one `RobotCommand` (PSI0_ACTION, 36-D), per control tick.
+"""Whole-body mapping: one `OperatorInput` -> one `RobotCommand` (a PSI0_ACTION row), per control tick.
 
 The split of the reference system: upper body by IK (wrists -> G1 arms, `teleop.upper_body`), hands by
 retargeting (`teleop.hands`), lower body as the 8-DoF command for the RL tracker (`teleop.locomotion`),
@@ -6,9 +6,11 @@ then `teleop.safety` (hold on tracker loss, e-stop latch, rate limits, clamp). F
 what happened: `<site>_lost` (head, pelvis, left_wrist, right_wrist), `<side>_hand_lost`, `hold`, `estop`,
 `clamped`, `rate_limited`, `<side>_arm_unreachable` (IK residual above the limit), `nonfinite`.
 
-Robots: `g1-dex3` (G1 arms + Dex3-1 hands, PSI0_ACTION as is) and `h1-inspire` (Inspire hands: 6 angles
-+ 1 zero pad per hand slot). The project has kinematics only for the G1 arm, so `h1-inspire` arm slots
-are G1-arm IK solutions too — good for the hand pipeline and the recorder, not for driving a real H1 arm.
+Robots are `schemas.embodiments` configurations (`embodiments.names()`: `g1_dex3`, `g1_inspire`,
+`h1_inspire`, ...; hyphenated spellings accepted). Each brings its arm IK chains and rest pose, its hand
+chains and the slot map of its hands into the action (Dex3-1 as is; Inspire thumb -> little + 1 zero pad
+per hand block), and its action limits. `h1_inspire` declares the G1 arm as a stand-in IK model (the
+project has no H1 arm kinematics): good for the hand pipeline and the recorder, not for a real H1 arm.
 """
 from __future__ import annotations
 
@@ -18,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from schemas import embodiments
 from schemas.actions import PSI0_ACTION
-from schemas.embodiments import INSPIRE_HAND
 from teleop.calibration import Calibration
 from teleop.filters import OneEuro, OneEuroConfig, PoseFilter
 from teleop.hands import HandMapper, HandMapperConfig
@@ -33,28 +35,10 @@ ESTOP_BUTTON = "estop"
 """Semantic button name; drivers map their physical e-stop button (and the recorder its key) to it."""
 
 
-@dataclass(frozen=True)
-class RobotSpec:
-    name: str
-    hands: str                      # teleop.hands kind
-    description: str
-
-
-ROBOTS: dict[str, RobotSpec] = {
-    "g1-dex3": RobotSpec("g1-dex3", "dex3", "Unitree G1 (29 DoF) with Dex3-1 hands"),
-    "h1-inspire": RobotSpec("h1-inspire", "inspire", "Unitree H1 with Inspire hands (arm slots from G1-arm IK)"),
-}
-
-
-def action_bounds(robot: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-slot limits of the 36-D action for `robot`."""
-    low, high = (b.astype(np.float64) for b in PSI0_ACTION.bounds())
-    if ROBOTS[robot].hands == "inspire":
-        ilo, ihi = INSPIRE_HAND.bounds()
-        for side in HAND_SIDES:
-            sl = PSI0_ACTION.slice(f"{side}_hand")
-            low[sl], high[sl] = np.r_[ilo, 0.0], np.r_[ihi, 0.0]
-    return low, high
+def action_bounds(robot: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slot limits of the action for `robot` (an embodiment name; None: the default), float64."""
+    low, high = embodiments.get(robot).action_space().bounds()
+    return low.astype(np.float64), high.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -73,15 +57,14 @@ class MapperConfig:
 class WholeBodyMapper:
     """Stateful per-tick mapper (warm starts, rate limits, held commands, e-stop latch)."""
 
-    def __init__(self, robot: str = "g1-dex3", calibration: Calibration | None = None,
+    def __init__(self, robot: str = embodiments.DEFAULT, calibration: Calibration | None = None,
                  config: MapperConfig = MapperConfig()):
-        if robot not in ROBOTS:
-            raise ValueError(f"unknown robot {robot!r}; choose from {sorted(ROBOTS)}")
-        self.robot = robot
+        self.embodiment = embodiments.get(robot)          # ValueError names the choices
+        self.robot = self.embodiment.name
         self.calibration = calibration or Calibration()
         self.config = config
-        self.upper = UpperBodyMapper(self.calibration, config.upper)
-        self.hands = HandMapper(ROBOTS[robot].hands, self.calibration, config.hands)
+        self.upper = UpperBodyMapper(self.calibration, config.upper, self.embodiment)
+        self.hands = HandMapper(self.embodiment, self.calibration, config.hands)
         self.locomotion = LocomotionMapper(self.calibration, config.locomotion)
         self.safety = Safety(*action_bounds(robot), config=config.safety)
         self.pose_filters = {s: PoseFilter(config.position_filter, config.rotation_filter) for s in _SITES}
@@ -182,4 +165,4 @@ class WholeBodyMapper:
                 "max_ms": float(ms.max())}
 
 
-__all__ = ["WholeBodyMapper", "MapperConfig", "ROBOTS", "RobotSpec", "ESTOP_BUTTON", "action_bounds"]
+__all__ = ["WholeBodyMapper", "MapperConfig", "ESTOP_BUTTON", "action_bounds"]

@@ -13,19 +13,21 @@ from typing import Any
 
 import numpy as np
 
+from schemas import embodiments
+from schemas.actions import PSI0_HANDS
+from teleop.devices.sim import SIM_BODY
 from teleop.recording import (episode_dirs, episode_info, find_sessions, fixed_column, load_session, read_stream,
                               table_to_commands)
 
 BODY_PARTS: dict[str, tuple[str, slice]] = {
-    "left_leg": ("body_q", slice(0, 6)), "right_leg": ("body_q", slice(6, 12)), "waist": ("body_q", slice(12, 15)),
-    "left_arm": ("body_q", slice(15, 22)), "right_arm": ("body_q", slice(22, 29)),
-    "left_hand": ("hand_q", slice(0, 7)), "right_hand": ("hand_q", slice(7, 14)),
+    **{part: ("body_q", SIM_BODY.slice(part)) for part in ("left_leg", "right_leg", "waist", "left_arm", "right_arm")},
+    "left_hand": ("hand_q", PSI0_HANDS.slice("left_hand")), "right_hand": ("hand_q", PSI0_HANDS.slice("right_hand")),
     "base_height": ("base_height", slice(0, 1)), "imu_rpy": ("imu_rpy", slice(0, 3)),
 }
 """Part -> (robot_state column, slice). Joint parts in rad, base height in m."""
 
 
-def replay_episode(episode: Path, robot: str = "g1-dex3", warmup_s: float = 1.0) -> dict[str, Any]:
+def replay_episode(episode: Path, robot: str = embodiments.DEFAULT, warmup_s: float = 1.0) -> dict[str, Any]:
     """Per-part mean L1 between the recorded states and SimRobot driven by the recorded commands."""
     from teleop.devices.sim import SimRobot  # noqa: PLC0415
     commands = table_to_commands(read_stream(episode / "commands"))
@@ -33,7 +35,8 @@ def replay_episode(episode: Path, robot: str = "g1-dex3", warmup_s: float = 1.0)
     ts = states.column("t").to_numpy()
     if not commands or len(ts) == 0:
         return {"episode": episode.name, "error": "no commands or no robot states"}
-    recorded = {"body_q": fixed_column(states, "body_q", 29), "hand_q": fixed_column(states, "hand_q", 14),
+    recorded = {"body_q": fixed_column(states, "body_q", SIM_BODY.size),
+                "hand_q": fixed_column(states, "hand_q", PSI0_HANDS.size),
                 "imu_rpy": fixed_column(states, "imu_rpy", 3),
                 "base_height": states.column("base_height").to_numpy()[:, None]}
     sim = SimRobot(robot)
@@ -64,7 +67,7 @@ def replay(directory: str | Path, warmup_s: float = 1.0) -> list[dict[str, Any]]
     """Replay every episode of every session under `directory`."""
     results = []
     for session in find_sessions(directory):
-        robot = load_session(session).get("robot", "g1-dex3")
+        robot = load_session(session).get("robot", embodiments.DEFAULT)    # old sessions: "g1-dex3" (accepted)
         for episode in episode_dirs(session):
             if (episode / "commands").is_dir():
                 results.append(dict(replay_episode(episode, robot, warmup_s), session=str(session)))

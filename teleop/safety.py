@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schemas.actions import NOMINAL_TORSO_HEIGHT, PSI0_ACTION
+from schemas.actions import LOWER_BODY_COMMAND, NOMINAL_TORSO_HEIGHT, PSI0_ACTION
 
 PARTS: dict[str, slice] = {
     "left_hand": PSI0_ACTION.slice("left_hand"), "right_hand": PSI0_ACTION.slice("right_hand"),
@@ -21,8 +21,9 @@ PARTS: dict[str, slice] = {
     "torso": slice(PSI0_ACTION.slice("lower_body").start, PSI0_ACTION.slice("lower_body").start + 4),
     "locomotion": slice(PSI0_ACTION.slice("lower_body").start + 4, PSI0_ACTION.slice("lower_body").stop),
 }
-"""Independently held parts of the 36-D action."""
-_VEL = slice(PSI0_ACTION.slice("lower_body").start + 4, PSI0_ACTION.slice("lower_body").start + 7)
+"""Independently held parts of the action."""
+_VEL = slice(PSI0_ACTION.slice("lower_body").start + LOWER_BODY_COMMAND.slice("velocity").start,
+             PSI0_ACTION.slice("lower_body").start + LOWER_BODY_COMMAND.slice("velocity").stop)
 
 
 def safe_default() -> np.ndarray:
@@ -63,7 +64,7 @@ class Safety:
         self.estopped = False
 
     def apply(self, t: float, proposed: np.ndarray, ok: dict[str, bool]) -> tuple[np.ndarray, set[str]]:
-        """Proposed (36,) action + per-part validity -> safe action and flags."""
+        """Proposed PSI0_ACTION row + per-part validity -> safe action and flags."""
         flags: set[str] = set()
         dt = 0.0 if self._t is None else float(np.clip(t - self._t, 0.0, self.cfg.max_dt))
         first = self._t is None

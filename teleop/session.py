@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from schemas import embodiments
 from teleop.devices.capture_thread import CaptureThread
 from teleop.keys import KEYS_HELP, KeyReader
 from teleop.loop import ControlLoop, TickResult
@@ -29,7 +30,7 @@ class RecordOptions:
     task: str
     device: str = "sim"
     replay_file: str | None = None
-    robot: str = "g1-dex3"
+    robot: str = embodiments.DEFAULT     # an embodiment (`psi0 embodiments`); recorded by its canonical name
     out: str = "recordings"
     episodes: int | None = None
     duration: float | None = None
@@ -100,7 +101,7 @@ def open_devices(opts: RecordOptions) -> Devices:
         robot = SimRobot(opts.robot)
     else:
         from teleop.devices.registry import open_robot  # noqa: PLC0415
-        robot = open_robot(opts.bridge)
+        robot = open_robot(opts.bridge, robot=opts.robot)
         opened.add("robot")
     width, height = opts.camera_size
     if opts.camera is None:
@@ -214,7 +215,7 @@ class Recording:
         calibration = dev.calibration
         if calibration is None:
             self.phase = "calibrate"
-            calibrator = Calibrator("ready", ticks=max(10, int(opts.calibration_s * opts.rate_hz)))
+            calibrator = Calibrator("ready", ticks=max(10, int(opts.calibration_s * opts.rate_hz)), embodiment=opts.robot)
             loop.mapper = HoldMapper(calibrator)
             self.status.say("calibration: stand in the 'ready' pose (upper arms down, elbows at 90 deg), hold still")
             loop.run(lambda: calibrator.ready or self.quit, self._on_tick, max_seconds=15.0)
@@ -226,7 +227,7 @@ class Recording:
         loop.mapper = self.mapper
         # 3. session on disk, then countdown (mapper drives the robot; nothing recorded yet)
         directory = session_dir(Path(opts.out), opts.task, opts.session_name)
-        meta = SessionMeta(task=opts.task, robot=opts.robot, operator=opts.operator, device=dev.input.describe(),
+        meta = SessionMeta(task=opts.task, robot=self.mapper.robot, operator=opts.operator, device=dev.input.describe(),
                            cameras={c.name: {"rate_hz": c.rate_hz, "width": getattr(c, "width", None),
                                              "height": getattr(c, "height", None)} for c in dev.cameras},
                            calibration=calibration.to_dict(), control_rate_hz=opts.rate_hz)

@@ -1,10 +1,11 @@
-"""Upper body: torso rpy from head vs pelvis, wrist poses (pelvis-relative, scaled) -> G1 arm joints.
+"""Upper body: torso rpy from head vs pelvis, wrist poses (pelvis-relative, scaled) -> robot arm joints.
 
 Frames (see `teleop.body`): the operator's torso frame is the pelvis heading (yaw of the pelvis tracker)
 rotated by the torso roll/pitch/yaw this module commands; the robot's torso_link turns by the same command
 (the lower-body tracker executes it), so expressing the operator's wrists relative to their shoulder
-centre in that frame, scaled, and re-anchoring at the G1 shoulder centre puts the robot's hands where the
-operator's are, in the robot's own proportions. Wrist orientation carries over unscaled.
+centre in that frame, scaled, and re-anchoring at the robot's shoulder centre puts the robot's hands where
+the operator's are, in the robot's own proportions. Wrist orientation carries over unscaled. The arms are
+the embodiment's IK model (`schemas.embodiments` `ArmIK`: chains, reference and rest poses; G1 today).
 
 Torso: pitch/roll = lean of the pelvis->head vector relative to the calibrated upright one; yaw = head yaw
 relative to the pelvis times `torso_yaw_gain` after a deadzone (people turn their heads far more than
@@ -22,7 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from converters.retarget.arm_ik import IKConfig, arm_chain, solve_ik
-from teleop.body import REFERENCE_POSES, robot_shoulder_center
+from schemas import embodiments
+from schemas.embodiments import Embodiment
+from teleop.body import robot_shoulder_center
 from teleop.calibration import Calibration
 from teleop.fastkin import NumpyChain, dls_ik
 from teleop.geometry import heading, rot_z, rpy, wrap_angle
@@ -30,13 +33,15 @@ from teleop.streams import HAND_SIDES
 
 TELEOP_IK = IKConfig(iterations=12, seeds=(), sweeps=0, tolerance=2e-5)
 """Per-tick IK: warm start only, few iterations (targets move little in one tick)."""
-_NUMPY_CHAINS: dict[str, NumpyChain] = {}
+_NUMPY_CHAINS: dict[tuple[str, str], NumpyChain] = {}
 
 
-def numpy_arm(side: str) -> NumpyChain:
-    if side not in _NUMPY_CHAINS:
-        _NUMPY_CHAINS[side] = NumpyChain(arm_chain(side))
-    return _NUMPY_CHAINS[side]
+def numpy_arm(side: str, embodiment: str | None = None) -> NumpyChain:
+    """The numpy twin of `arm_chain(side, embodiment)`, built once per process."""
+    key = (side, embodiments.canonical(embodiment))
+    if key not in _NUMPY_CHAINS:
+        _NUMPY_CHAINS[key] = NumpyChain(arm_chain(side, key[1]))
+    return _NUMPY_CHAINS[key]
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class UpperBodyConfig:
 
 @dataclass
 class UpperBodyResult:
-    arm_q: dict[str, np.ndarray | None]              # side -> (7,), None when that wrist (or pelvis) is lost
+    arm_q: dict[str, np.ndarray | None]              # side -> (arm dof,), None when that wrist (or pelvis) is lost
     torso_rpy: np.ndarray                            # (3,) the torso rpy the arms were mapped under
     targets: dict[str, np.ndarray] = field(default_factory=dict)   # side -> 4x4 wrist target, torso frame
     position_error: dict[str, float] = field(default_factory=dict)
@@ -77,18 +82,24 @@ def operator_torso(pelvis: np.ndarray, rpy_cmd: np.ndarray, cal: Calibration) ->
     return pelvis[:3, 3] + r_t @ np.asarray(cal.shoulder_offset), r_t
 
 
-def wrist_target(wrist: np.ndarray, shoulder: np.ndarray, r_torso: np.ndarray, scale: float) -> np.ndarray:
-    """Operator wrist pose (world) -> G1 wrist_yaw_link target in the torso frame."""
+def wrist_target(wrist: np.ndarray, shoulder: np.ndarray, r_torso: np.ndarray, scale: float,
+                 embodiment: str | None = None) -> np.ndarray:
+    """Operator wrist pose (world) -> the robot's wrist-link target in the torso frame."""
     out = np.eye(4)
     out[:3, :3] = r_torso.T @ wrist[:3, :3]
-    out[:3, 3] = np.asarray(robot_shoulder_center()) + scale * (r_torso.T @ (wrist[:3, 3] - shoulder))
+    out[:3, 3] = np.asarray(robot_shoulder_center(embodiment)) + scale * (r_torso.T @ (wrist[:3, 3] - shoulder))
     return out
 
 
 class UpperBodyMapper:
-    def __init__(self, calibration: Calibration, config: UpperBodyConfig = UpperBodyConfig()):
+    def __init__(self, calibration: Calibration, config: UpperBodyConfig = UpperBodyConfig(),
+                 embodiment: str | Embodiment | None = None):
         self.cal = calibration
         self.cfg = config
+        self.embodiment = embodiments.get(embodiment)
+        if self.embodiment.ik is None:
+            raise ValueError(f"{self.embodiment.name}: no arm kinematics to map the operator's wrists onto")
+        self.ik = self.embodiment.ik
         self.reset()
 
     def reset(self) -> None:
@@ -96,18 +107,19 @@ class UpperBodyMapper:
 
     def solve_arm(self, side: str, target: np.ndarray) -> tuple[np.ndarray, float, float]:
         prev = self._q[side]
+        name = self.embodiment.name
         if prev is None:
-            res = solve_ik(arm_chain(side), target[None], self.cfg.first_ik,
-                           q_init=REFERENCE_POSES[self.cal.reference][side][None])
+            res = solve_ik(arm_chain(side, name), target[None], self.cfg.first_ik,
+                           q_init=self.ik.pose(self.cal.reference, side)[None])
             q, pe, re = res.q[0], float(res.position_error[0]), float(res.rotation_error[0])
         elif self.cfg.backend == "torch":
-            res = solve_ik(arm_chain(side), target[None], self.cfg.ik, q_init=prev[None])
+            res = solve_ik(arm_chain(side, name), target[None], self.cfg.ik, q_init=prev[None])
             q, pe, re = res.q[0], float(res.position_error[0]), float(res.rotation_error[0])
         else:
             c = self.cfg.ik
-            q, pe, re = dls_ik(numpy_arm(side), target, prev, iterations=c.iterations, damping=c.damping,
+            q, pe, re = dls_ik(numpy_arm(side, name), target, prev, iterations=c.iterations, damping=c.damping,
                                rot_weight=c.rot_weight, max_step=c.max_step, tolerance=c.tolerance,
-                               rest=REFERENCE_POSES["ready"][side], rest_gain=self.cfg.rest_gain)
+                               rest=self.ik.pose(self.ik.rest, side), rest_gain=self.cfg.rest_gain)
         self._q[side] = q
         return q, pe, re
 
@@ -129,7 +141,7 @@ class UpperBodyMapper:
         for side in HAND_SIDES:
             if not valid.get(f"{side}_wrist", False):
                 continue
-            target = wrist_target(poses[f"{side}_wrist"], shoulder, r_t, self.cal.scale)
+            target = wrist_target(poses[f"{side}_wrist"], shoulder, r_t, self.cal.scale, self.embodiment.name)
             q, pe, re = self.solve_arm(side, target)
             out.arm_q[side], out.targets[side] = q, target
             out.position_error[side], out.rotation_error[side] = pe, re

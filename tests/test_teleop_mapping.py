@@ -9,6 +9,7 @@ import pytest
 from converters.retarget.arm_ik import arm_chain, arm_fk, solve_ik
 from converters.retarget.hands import dex3_model, inspire_model, robot_keypoints25
 from schemas.actions import LOWER_BODY_COMMAND, NOMINAL_TORSO_HEIGHT, PSI0_ACTION
+from schemas.embodiments import INSPIRE, INSPIRE_HAND
 from teleop.body import HAND_IN_WRIST_FRAME, operator_wrist_from_robot, wrist_fk
 from teleop.calibration import Calibration, CalibrationError, Calibrator, calibrate
 from teleop.devices.hand_model import hand21
@@ -129,7 +130,7 @@ def test_fast_numpy_kinematics_match_the_torch_solvers():
 
 
 # ------------------------------------------------------------------------------------------ hands
-@pytest.mark.parametrize("robot", ["g1-dex3", "h1-inspire"])
+@pytest.mark.parametrize("robot", ["g1-dex3", "h1-inspire", "g1_inspire"])
 def test_hands_close_with_the_operator_and_respect_limits(robot):
     cal = Calibration()
     mapper = WholeBodyMapper(robot, cal, RAW)
@@ -143,9 +144,11 @@ def test_hands_close_with_the_operator_and_respect_limits(robot):
     a = np.array(amounts)
     span = np.abs(a[-1] - a[0])
     assert span.max() > 0.5                                      # fingers actually curl
-    if robot == "h1-inspire":
+    if "inspire" in robot:
         assert np.all(a[:, [6, 13]] == 0.0)                      # pad slot of each hand
-        assert (a[-1, [0, 1, 2, 3]] > a[0, [0, 1, 2, 3]] + 0.3).all()   # pinky..index flex
+        fingers = [INSPIRE.slots.index(INSPIRE_HAND.index(j)) for j in ("pinky", "ring", "middle", "index")]
+        assert fingers == [5, 4, 3, 2]                           # thumb -> little in the hand block, as HE
+        assert (a[-1, fingers] > a[0, fingers] + 0.3).all()      # pinky..index flex
     assert mapper.info["left_hand.tip_error"] < 0.03
 
 

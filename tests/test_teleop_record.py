@@ -38,7 +38,7 @@ def session(tmp_path_factory) -> Path:
 
 def test_session_layout_and_metadata(session):
     meta = load_session(session)
-    assert meta["task"] == "lunchbag" and meta["operator"] == "tester" and meta["robot"] == "g1-dex3"
+    assert meta["task"] == "lunchbag" and meta["operator"] == "tester" and meta["robot"] == "g1_dex3"   # canonical name
     assert meta["calibration"]["scale"] > 0 and meta["device"]["kind"] == "sim"
     eps = episode_dirs(session)
     assert [e.name for e in eps] == ["episode_000000", "episode_000001"]

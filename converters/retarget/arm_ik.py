@@ -1,4 +1,4 @@
-"""Damped least-squares IK for the G1 arms, batched over every frame of an episode at once.
+"""Damped least-squares IK for robot arms (an embodiment's `ArmIK` chains; G1), batched over every frame.
 
 Why this shape: per-frame solvers in Python are slow and jittery. Here all frames iterate together
 (torch, float64, CPU): one DLS solve per iteration is a batched 6x6 system. Warm start then runs as
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from converters.retarget.kinematics import DTYPE, Chain, g1_arm, rpy_matrix
+from converters.retarget.kinematics import DTYPE, Chain, chain, rpy_matrix
+from schemas import embodiments
 
 # OpenCV camera axes (x right, y down, z forward) -> torso axes (x forward, y left, z up).
 _CV_TO_TORSO = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -63,14 +64,13 @@ class IKConfig:
     sweeps: int = 4                    # forward+backward warm-start sweeps over time (unsolved frames only)
     sweep_iterations: int = 25
     tolerance: float = 1e-5            # stop iterating (and skip sweeps) once every frame is this close
-    seeds: tuple[tuple[float, ...], ...] = field(default=(
-        (0.0, 0.3, 0.0, 1.0, 0.0, 0.0, 0.0), (-0.8, 0.3, 0.0, 0.8, 0.0, 0.0, 0.0),
-        (0.3, 0.6, 0.5, 1.4, 0.0, 0.0, 0.0)))
+    seeds: tuple[tuple[float, ...], ...] = field(default=embodiments.get().ik.seeds)
+    """Multi-start seeds; the default embodiment's (`ArmIK.seeds`: G1 arm postures)."""
 
 
 @dataclass
 class IKResult:
-    q: np.ndarray                      # (N, 7)
+    q: np.ndarray                      # (N, dof)
     position_error: np.ndarray         # (N,) metres
     rotation_error: np.ndarray         # (N,) radians
 
@@ -165,16 +165,15 @@ def solve_ik(chain: Chain, targets: np.ndarray, cfg: IKConfig = IKConfig(), q_in
     return IKResult(best_q.numpy(), pos.numpy(), rot.numpy())
 
 
-_CHAINS: dict[str, Chain] = {}
+def arm_chain(side: str, embodiment: str | None = None) -> Chain:
+    """The torso -> wrist chain IK solves for one arm of `embodiment` (default: `embodiments.DEFAULT`)."""
+    emb = embodiments.get(embodiment)
+    if emb.ik is None:
+        raise ValueError(f"{emb.name}: no arm kinematics to solve IK on")
+    return chain(emb.ik.chains[side])
 
 
-def arm_chain(side: str) -> Chain:
-    if side not in _CHAINS:
-        _CHAINS[side] = g1_arm(side)
-    return _CHAINS[side]
-
-
-def arm_fk(side: str, q: np.ndarray) -> np.ndarray:
-    """(N, 7) joint angles -> (N, 4, 4) wrist_yaw_link poses in the torso frame."""
+def arm_fk(side: str, q: np.ndarray, embodiment: str | None = None) -> np.ndarray:
+    """(N, dof) joint angles -> (N, 4, 4) wrist poses in the torso frame."""
     with torch.no_grad():
-        return arm_chain(side).fk(torch.as_tensor(np.asarray(q, np.float64)))[:, -1].numpy()
+        return arm_chain(side, embodiment).fk(torch.as_tensor(np.asarray(q, np.float64)))[:, -1].numpy()

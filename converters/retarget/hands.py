@@ -6,9 +6,10 @@ the robot's wrist->fingertip, wrist->middle-joint and thumb->fingertip vectors s
 human's, scaled. All frames of an episode are solved at once with L-BFGS (torch autograd); joint
 limits are exact through a sigmoid reparametrisation; a smoothness term couples neighbouring frames.
 
-Chirality: Unitree's right Dex3 URDF is the left one rotated 180 deg about x, so its `index`
-finger sits on the anatomical middle side; we map human index -> URDF `middle` for that hand
-(`finger_map`). Inspire is modelled as a right hand; left human hands are mirrored onto it.
+The hand tables (chains, finger maps, pinch fingers, mirroring) are data in `schemas.embodiments`
+(`HandSpec`); `hand_model(spec, side)` turns one side into the `HandModel` the solver uses. Chirality
+lives there too: Unitree's right Dex3 URDF is the left one rotated 180 deg about x (human index ->
+URDF `middle` for that hand); Inspire is modelled as a right hand and left human hands are mirrored.
 """
 from __future__ import annotations
 
@@ -17,14 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from converters.retarget.kinematics import DTYPE, Chain, dex3, inspire_right
-from schemas.embodiments import MEDIAPIPE_FROM_HUMAN25
+from converters.retarget.kinematics import DTYPE, Chain, chain
+from schemas.embodiments import (DEX3, HUMAN_HAND_KNUCKLE, HUMAN_HAND_MID, HUMAN_HAND_TIP, HUMAN_HAND_WRIST, INSPIRE,
+                                 MEDIAPIPE_FROM_HUMAN25, HandSpec)
 
 # EgoDex 25-joint layout indices (schemas.embodiments.human_hand_joints)
-H_WRIST = 0
-H_KNUCKLE = {"thumb": 2, "index": 6, "middle": 11, "ring": 16, "little": 21}
-H_MID = {"thumb": 3, "index": 7, "middle": 12, "ring": 17, "little": 22}     # PIP (thumb: IP)
-H_TIP = {"thumb": 4, "index": 9, "middle": 14, "ring": 19, "little": 24}
+H_WRIST = HUMAN_HAND_WRIST
+H_KNUCKLE = HUMAN_HAND_KNUCKLE
+H_MID = HUMAN_HAND_MID                     # PIP (thumb: IP)
+H_TIP = HUMAN_HAND_TIP
 
 
 @dataclass
@@ -66,15 +68,28 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
     return v / torch.linalg.norm(v, dim=-1, keepdim=True).clamp_min(1e-9)
 
 
+_MODELS: dict[tuple[int, str], tuple[HandSpec, HandModel]] = {}
+
+
+def hand_model(spec: HandSpec, side: str) -> HandModel:
+    """The retargeting model of one side of a `schemas.embodiments` hand (built once per process)."""
+    hit = _MODELS.get((id(spec), side))
+    if hit is None or hit[0] is not spec:
+        hs = spec.side(side)
+        model = HandModel(f"{spec.name}_{side}", chain(hs.chain), hs.model_side, hs.mirror_input,
+                          dict(hs.finger_map), tuple(spec.pinch))
+        hit = _MODELS[(id(spec), side)] = (spec, model)
+    return hit[1]
+
+
 def dex3_model(side: str) -> HandModel:
-    fmap = {"thumb": "thumb", "middle": "middle", "index": "index"} if side == "left" else \
-        {"thumb": "thumb", "middle": "index", "index": "middle"}
-    return HandModel(f"dex3_{side}", dex3(side), side, False, fmap, ("middle", "index"))
+    """Shorthand for `hand_model(schemas.embodiments.DEX3, side)`."""
+    return hand_model(DEX3, side)
 
 
 def inspire_model(side: str) -> HandModel:
-    fmap = {"thumb": "thumb", "index": "index", "middle": "middle", "ring": "ring", "pinky": "little"}
-    return HandModel(f"inspire_{side}", inspire_right(), "right", side == "left", fmap, ("index", "middle"))
+    """Shorthand for `hand_model(schemas.embodiments.INSPIRE, side)`."""
+    return hand_model(INSPIRE, side)
 
 
 def human25_from_mediapipe(kp21: np.ndarray) -> np.ndarray:

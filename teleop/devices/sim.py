@@ -6,9 +6,10 @@ mapping invert), its arms move through G1-reachable joint keyframes (scaled up t
 size), trackers are mounted at arbitrary seeded rotations (calibration must remove them), and it has
 tracker noise, slow drift and occasional dropouts (stale pose, `pose_valid` False for a few ticks).
 
-`SimRobot` is a kinematic G1: every joint tracks its command with a first-order lag; legs and waist
-follow the 8-DoF lower-body command plausibly (squat by knee/hip/ankle, gait oscillation while
-walking, waist takes the torso rpy); the base integrates velocity and heading.
+`SimRobot` is a kinematic G1 body (`SIM_BODY`, whatever the embodiment: its hands are the action's hand
+blocks as commanded): every joint tracks its command with a first-order lag; legs and waist follow
+the 8-DoF lower-body command plausibly (squat by knee/hip/ankle, gait oscillation while walking, waist
+takes the torso rpy); the base integrates velocity and heading.
 
 `SimCamera` renders a small egocentric RGB view of the robot's arms, hands and a lunch bag.
 """
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from schemas.actions import NOMINAL_TORSO_HEIGHT, PSI0_ACTION
+from schemas import embodiments
+from schemas.actions import LOWER_BODY_COMMAND, NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_HANDS
 from schemas.embodiments import G1_BODY
 from teleop.body import (ARM_RATIO, FOOT_TRACKER_HEIGHT, G1_ARM_LENGTH, HAND_IN_WRIST_FRAME, HEAD_RATIO, PELVIS_RATIO, REFERENCE_POSES,
                          SHOULDER_RATIO, operator_wrist_from_robot, wrist_fk)
@@ -28,7 +30,7 @@ from teleop.geometry import exp_so3, min_jerk, pose, rot_z, rpy, wrap_angle
 from teleop.streams import BODY_SITES, HAND_SIDES, CameraFrame, OperatorInput, RobotCommand, RobotState
 
 # ------------------------------------------------------------------------------------------ task scripts
-_READY = np.zeros(7)
+_READY = REFERENCE_POSES["ready"]
 
 
 def _arm(side: str, pitch: float, roll: float, yaw: float, elbow: float, w_roll=0.0, w_pitch=0.0, w_yaw=0.0) -> np.ndarray:
@@ -45,8 +47,8 @@ class Phase:
     targets: dict = field(default_factory=dict)
 
 
-CHANNELS = {"left_arm": _READY, "right_arm": _READY, "left_close": 0.15, "right_close": 0.15, "squat": 0.0,
-            "lean": 0.0, "head_yaw": 0.0, "axes": np.zeros(4)}
+CHANNELS = {"left_arm": _READY["left"], "right_arm": _READY["right"], "left_close": 0.15, "right_close": 0.15,
+            "squat": 0.0, "lean": 0.0, "head_yaw": 0.0, "axes": np.zeros(4)}
 """Script channels and their initial values. squat: pelvis drop (m); lean: torso pitch (rad)."""
 
 CALIBRATION_PHASE = "calibrate"
@@ -73,7 +75,7 @@ TASK_SCRIPTS: dict[str, list[Phase]] = {
         Phase("place", 1.5, {"right_arm": _arm("right", -0.5, 0.2, 0.0, 0.6), "left_arm": _arm("left", -0.3, 0.2, 0.2, 0.3),
                              "left_close": 0.5}),
         Phase("release", 0.7, {"right_close": 0.05, "left_close": 0.15}),
-        Phase("return", 1.5, {"right_arm": _READY, "left_arm": _READY, "right_close": 0.15}),
+        Phase("return", 1.5, {"right_arm": _READY["right"], "left_arm": _READY["left"], "right_close": 0.15}),
     ],
     "pick_place": [
         Phase(CALIBRATION_PHASE, 2.0),
@@ -84,7 +86,7 @@ TASK_SCRIPTS: dict[str, list[Phase]] = {
         Phase("squat", 1.5, {"squat": 0.15, "lean": 0.15}),
         Phase("stand", 1.5, {"squat": 0.0, "lean": 0.0}),
         Phase("release", 0.8, {"left_close": 0.1, "right_close": 0.1}),
-        Phase("return", 1.5, {"left_arm": _READY, "right_arm": _READY}),
+        Phase("return", 1.5, {"left_arm": _READY["left"], "right_arm": _READY["right"]}),
     ],
 }
 """Task name -> script. Unknown task names run `pick_place` (describe() says so)."""
@@ -296,33 +298,44 @@ class SimOperator:
 # ------------------------------------------------------------------------------------------ robot
 _LEG = 0.3           # G1 thigh and shank length (m), approximately
 _STAND_KNEE = 0.4    # knee bend at nominal height
+SIM_BODY = G1_BODY
+"""The simulated body (`RobotState.body_q` layout): a G1, 29 joints in SDK order."""
 _ARM = PSI0_ACTION.slice("arms")
+_UPPER = PSI0_ACTION.slice("upper_body")          # hands + arms: lagged joint targets
+_HANDS = PSI0_ACTION.slice("hands")
 _LOWER = PSI0_ACTION.slice("lower_body")
+_RPYH = slice(_LOWER.start + LOWER_BODY_COMMAND.slice("torso_rpy").start,
+              _LOWER.start + LOWER_BODY_COMMAND.slice("torso_height").stop)
+_LB = {d: _LOWER.start + LOWER_BODY_COMMAND.index(d) for d in LOWER_BODY_COMMAND.dims}
+_LEG_START = {side: SIM_BODY.slice(f"{side}_leg").start for side in ("left", "right")}
+_WAIST = SIM_BODY.slice("waist")
+_BODY_ARMS = SIM_BODY.slice("arms")
 
 
 class SimRobot:
     """RobotBridge: kinematic G1 with first-order joint lag, legs/waist driven by the lower-body command."""
 
-    def __init__(self, robot: str = "g1-dex3", tau: float = 0.06, base_tau: float = 0.3, name: str = "sim"):
+    def __init__(self, robot: str = embodiments.DEFAULT, tau: float = 0.06, base_tau: float = 0.3, name: str = "sim"):
         self.name = name
-        self.robot = robot
+        self.embodiment = embodiments.get(robot)       # which hands the action's hand blocks drive
+        self.robot = self.embodiment.name
         self.tau = tau
         self.base_tau = base_tau
-        self._lo, self._hi = G1_BODY.bounds()
+        self._lo, self._hi = SIM_BODY.bounds()
         self._lock = threading.RLock()                # the camera thread reads state while the loop sends
         self.reset()
 
     def reset(self) -> None:
         self._t: float | None = None
         self._cmd = np.zeros(PSI0_ACTION.size)
-        self._cmd[_LOWER.start + 3] = NOMINAL_TORSO_HEIGHT
-        self._upper = self._cmd[:28].copy()           # lagged hands + arms
+        self._cmd[_LB["torso_height"]] = NOMINAL_TORSO_HEIGHT
+        self._upper = self._cmd[_UPPER].copy()        # lagged hands + arms
         self._rpyh = np.array([0.0, 0.0, 0.0, NOMINAL_TORSO_HEIGHT])
         self._vel = np.zeros(3)                       # vx, vy (body frame), yaw rate
         self._base = np.zeros(3)                      # x, y, yaw
         self._gait = 0.0
         self._body_q = self._legs_waist_q()
-        self._body_dq = np.zeros(29)
+        self._body_dq = np.zeros(SIM_BODY.size)
         self.commands_received = 0
         self._last: RobotState | None = None
 
@@ -340,7 +353,7 @@ class SimRobot:
                 self.commands_received += 1
 
     def _legs_waist_q(self) -> np.ndarray:
-        q = np.zeros(29)
+        q = np.zeros(SIM_BODY.size)
         roll, pitch, yaw, height = self._rpyh
         d0 = 2 * _LEG * np.cos(_STAND_KNEE / 2)
         d = np.clip(d0 + (height - NOMINAL_TORSO_HEIGHT), 0.25, 2 * _LEG - 1e-3)
@@ -350,7 +363,7 @@ class SimRobot:
         speed = min(1.0, float(np.hypot(self._vel[0] / 0.5, self._vel[1] / 0.4) + abs(self._vel[2]) / 0.5))
         swing = np.sin(self._gait)
         for side, sgn in (("left", 1.0), ("right", -1.0)):
-            o = 0 if side == "left" else 6
+            o = _LEG_START[side]
             phase = sgn * swing
             q[o + 0] = -knee / 2 - extra_pitch - 0.35 * speed * phase          # hip pitch
             q[o + 1] = 0.15 * sgn * self._vel[1] / 0.4 * max(0.0, phase)      # hip roll
@@ -358,25 +371,25 @@ class SimRobot:
             q[o + 3] = knee + 0.5 * speed * max(0.0, phase)                   # knee (swing leg lifts)
             q[o + 4] = -knee / 2 + 0.1 * speed * phase                        # ankle pitch keeps the foot flat
             q[o + 5] = 0.0
-        q[12:15] = waist
+        q[_WAIST] = waist
         return q
 
     def _step(self, dt: float) -> None:
         a = self._cmd
         k = 1.0 - np.exp(-dt / self.tau)
-        self._upper += k * (a[:28] - self._upper)
-        self._rpyh += k * (a[_LOWER.start:_LOWER.start + 4] - self._rpyh)
+        self._upper += k * (a[_UPPER] - self._upper)
+        self._rpyh += k * (a[_RPYH] - self._rpyh)
         kb = 1.0 - np.exp(-dt / self.base_tau)
-        yaw_target = a[_LOWER.start + 7]
-        heading_rate = np.clip(a[_LOWER.start + 6] + 2.0 * float(wrap_angle(yaw_target - self._base[2])), -1.0, 1.0)
-        self._vel += kb * (np.array([a[_LOWER.start + 4], a[_LOWER.start + 5], heading_rate]) - self._vel)
+        yaw_target = a[_LB["target_yaw"]]
+        heading_rate = np.clip(a[_LB["yaw_rate"]] + 2.0 * float(wrap_angle(yaw_target - self._base[2])), -1.0, 1.0)
+        self._vel += kb * (np.array([a[_LB["vx"]], a[_LB["vy"]], heading_rate]) - self._vel)
         c, s = np.cos(self._base[2]), np.sin(self._base[2])
         self._base += dt * np.array([c * self._vel[0] - s * self._vel[1], s * self._vel[0] + c * self._vel[1], self._vel[2]])
         self._base[2] = float(wrap_angle(self._base[2]))
         moving = abs(self._vel[0]) > 0.05 or abs(self._vel[1]) > 0.05 or abs(self._vel[2]) > 0.1
         self._gait = (self._gait + 2 * np.pi * 1.3 * dt) % (2 * np.pi) if moving else self._gait * (1 - kb)
         q = self._legs_waist_q()
-        q[15:29] = self._upper[_ARM]
+        q[_BODY_ARMS] = self._upper[_ARM]
         q = np.clip(q, self._lo, self._hi)
         self._body_dq = (q - self._body_q) / dt
         self._body_q = q
@@ -403,7 +416,7 @@ class SimRobot:
             self._t = float(now)
         speed_pitch = 0.05 * self._vel[0]
         imu = np.array([0.02 * np.sin(self._gait) * (abs(self._vel[1]) + abs(self._vel[0])), speed_pitch, self._base[2]])
-        hand = self._upper[:14].copy()
+        hand = self._upper[_HANDS].copy()
         return RobotState(t=float(now), body_q=self._body_q.copy(), body_dq=self._body_dq.copy(), hand_q=hand,
                           imu_rpy=imu, base_height=float(self._rpyh[3]),
                           extra={"base_x": float(self._base[0]), "base_y": float(self._base[1]),
@@ -464,12 +477,12 @@ class SimCamera:
                 corners = bag + np.array([[-0.08, -0.12, 0], [0.08, -0.12, 0], [0.08, 0.12, 0], [-0.08, 0.12, 0]])
                 poly = self._project(corners).astype(np.int32)
                 cv2.fillConvexPoly(img, poly, (40, 120, 200))
-            for side, sl in (("left", slice(15, 22)), ("right", slice(22, 29))):
-                frames = _arm_points(side, state.body_q[sl])
+            for side in ("left", "right"):
+                frames = _arm_points(side, state.body_q[SIM_BODY.slice(f"{side}_arm")])
                 px = self._project(frames).astype(np.int32)
                 for a, b in zip(px[:-1], px[1:]):
                     cv2.line(img, tuple(int(v) for v in a), tuple(int(v) for v in b), (220, 220, 220), 2)
-                hand = state.hand_q[0:7] if side == "left" else state.hand_q[7:14]
+                hand = state.hand_q[PSI0_HANDS.slice(f"{side}_hand")]
                 closure = float(np.clip(np.abs(hand).mean() / 1.2, 0.0, 1.0))
                 radius = int(round(3 + 4 * (1 - closure)))
                 color = (230, 180, 60) if side == "left" else (60, 200, 90)
@@ -502,5 +515,5 @@ def _arm_points(side: str, q: np.ndarray) -> np.ndarray:
     return pos[[0, 3, 6]]
 
 
-__all__ = ["SimOperator", "SimRobot", "SimCamera", "TASK_SCRIPTS", "Phase", "Script", "CALIBRATION_PHASE",
+__all__ = ["SimOperator", "SimRobot", "SimCamera", "SIM_BODY", "TASK_SCRIPTS", "Phase", "Script", "CALIBRATION_PHASE",
            "REFERENCE_POSES"]

@@ -1,0 +1,1 @@
+"""Part tables (bodies, hands, the human hand) that the configuration modules compose."""
