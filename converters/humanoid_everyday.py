@@ -723,7 +723,7 @@ class HumanoidEveryday:
             "name": self.name, "summary": "Humanoid Everyday (task zips or folders): Unitree G1/H1 episodes, "
                                          f"{PSI0_ACTION.size}-D Psi0 actions",
             "layout": "<task>.zip or [<category>/]<task>/episode_<k>/data.json + frames (read in place)",
-            "fps": FPS, "embodiments": list(EMBODIMENTS), "features": features_summary(FEATURES),
+            "fps": FPS, "embodiments": list(embodiments.names()), "features": features_summary(FEATURES),
             "derived": {
                 "action.lower_body": "no lower-body command is recorded: derived from IMU and odometry",
                 "action.hands": "no hand command is recorded: the measured hand state",

@@ -36,6 +36,7 @@ from converters.source import JobDefaults, action_chunks, features_summary, task
 from schemas import NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, EpisodeError, EpisodeMeta, FeatureSpec, \
     RejectReason, SourceRef, VideoRef
 from schemas.actions import PSI0_HANDS
+from schemas import embodiments
 from schemas.embodiments import G1_BODY, G1_LEGS_WAIST
 from schemas.episode import build_frames
 from schemas.recording import (IMU_RPY, episode_dirs, episode_info, find_sessions, fixed_column, load_session,
@@ -64,8 +65,17 @@ FEATURES: dict[str, FeatureSpec] = {
 }
 """The video shape is the sim camera's; the shard writer re-encodes at the job's --video-size."""
 
-EMBODIMENTS = {"g1-dex3": "g1_dex3", "h1-inspire": "h1_inspire"}
-"""Session `robot` names (the teleop CLI's spelling) -> the embodiment names written into shards."""
+
+
+def _embodiment_name(robot: str) -> str:
+    """A session's `robot` (any accepted spelling, e.g. old recordings' `g1-dex3`) -> the canonical name
+    written into shards; an unknown name is kept as recorded rather than guessed."""
+    try:
+        return embodiments.canonical(robot)
+    except ValueError:
+        return robot
+
+
 ARMS_IN_BODY = slice(len(G1_LEGS_WAIST.dims), G1_BODY.size)
 """The arm joints inside the recorded body state (G1_BODY: legs + waist, then both arms)."""
 
@@ -200,7 +210,7 @@ def _read(ref: SourceRef) -> Episode:
              "device": session.get("device", {}).get("kind", ""), "session": Path(ref.get("session")).name,
              "episode": episode.name, "calibration": session.get("calibration", {}),
              "software": session.get("software", {}), "t_start_monotonic": float(grid[0])}
-    meta = EpisodeMeta(source=SOURCE, source_id=ref.source_id, embodiment=EMBODIMENTS.get(robot, robot), fps=FPS,
+    meta = EpisodeMeta(source=SOURCE, source_id=ref.source_id, embodiment=_embodiment_name(robot), fps=FPS,
                        task=task_sentence(task), task_name=task_key(task), quality=quality, derived=derived,
                        extra=extra)
     return Episode(meta, frames, dict(FEATURES), {video.key: video})
@@ -282,7 +292,7 @@ class Teleop:
             "name": self.name, "summary": f"teleop recordings (`teleop record` sessions) at {FPS:g} fps, "
                                          f"{PSI0_ACTION.size}-D Psi0 actions",
             "layout": "<session>/session.json + episode_<k>/<stream>/*.arrows (schemas.recording), local paths",
-            "fps": FPS, "embodiments": sorted(set(EMBODIMENTS.values())), "features": features_summary(FEATURES),
+            "fps": FPS, "embodiments": list(embodiments.names()), "features": features_summary(FEATURES),
             "derived": {
                 "action": "recorded commands, zero-order hold at the dataset rate (the command in effect)",
                 "observation.*": "recorded robot state, linear interpolation at the dataset rate",

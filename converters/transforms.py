@@ -85,17 +85,16 @@ class HandQA:
 
 @dataclass(frozen=True)
 class Retarget:
-    """Human hand keypoints -> robot joints of `embodiment` (`converters.retarget`), with residuals."""
+    """Human hand keypoints -> robot joints of `embodiment` (`converters.retarget`), with residuals.
+    `embodiment=None` retargets to the episode's own robot, or `schemas.embodiments.DEFAULT` for human data."""
 
-    embodiment: str = "g1_dex3"
+    embodiment: str | None = None
     stage: ClassVar[str] = "transform"
 
     def __call__(self, episode: Episode) -> Episode:
         from converters.retarget import RetargetConfig, retarget_episode  # noqa: PLC0415
 
-        if self.embodiment not in ("g1_dex3", "h1_inspire"):
-            raise ValueError(f"no retargeting to embodiment {self.embodiment!r}")
-        return retarget_episode(episode, RetargetConfig(inspire=self.embodiment == "h1_inspire"))
+        return retarget_episode(episode, RetargetConfig(embodiment=self.embodiment))
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,6 @@ from schemas.recording import (BODY_SITES, EPISODE_FILE, EPISODE_PREFIX, EPISODE
                                RobotCommand, RobotState, SessionMeta, camera_batch, commands_batch, episode_dirs,
                                inputs_batch, is_session, read_stream, rows_batch, schema_for, states_batch,
                                table_to_inputs)
-# Re-exported for the teleop modules that read recordings through `teleop.recording`:
-from schemas.recording import episode_info, find_sessions, fixed_column, load_session, table_to_commands  # noqa: F401
 
 FLUSH_INTERVAL = 0.04
 SEGMENT_BYTES = 64 << 20

@@ -15,9 +15,9 @@ import numpy as np
 
 from schemas import embodiments
 from schemas.actions import PSI0_HANDS
+from schemas.recording import (episode_dirs, episode_info, find_sessions, fixed_column, load_session, read_stream,
+                               table_to_commands)
 from teleop.devices.sim import SIM_BODY
-from teleop.recording import (episode_dirs, episode_info, find_sessions, fixed_column, load_session, read_stream,
-                              table_to_commands)
 
 BODY_PARTS: dict[str, tuple[str, slice]] = {
     **{part: ("body_q", SIM_BODY.slice(part)) for part in ("left_leg", "right_leg", "waist", "left_arm", "right_arm")},

@@ -21,7 +21,8 @@ from schemas import embodiments
 from teleop.devices.capture_thread import CaptureThread
 from teleop.keys import KEYS_HELP, KeyReader
 from teleop.loop import ControlLoop, TickResult
-from teleop.recording import FLUSH_INTERVAL, Recorder, SessionMeta, load_session, register_replay_reader
+from schemas.recording import SessionMeta, load_session
+from teleop.recording import FLUSH_INTERVAL, Recorder, register_replay_reader
 from teleop.streams import REQUIRED_SITES, DeviceUnavailable, OperatorInput, RobotCommand
 
 

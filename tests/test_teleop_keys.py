@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from teleop.recording import episode_info, read_stream, table_to_commands
+from schemas.recording import episode_info, read_stream, table_to_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")

@@ -5,7 +5,8 @@ import numpy as np
 
 from teleop.devices.sim import SimOperator, SimRobot
 from teleop.loop import ControlLoop, period_jitter
-from teleop.recording import Recorder, SessionMeta, read_stream
+from schemas.recording import SessionMeta, read_stream
+from teleop.recording import Recorder
 from teleop.session import HoldMapper
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from teleop.recording import episode_dirs, episode_info, load_session, read_stream
+from schemas.recording import episode_dirs, episode_info, load_session, read_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
