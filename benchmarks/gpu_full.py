@@ -4,11 +4,17 @@ THE GPU RUN (one command, from the repository root, on a machine with one CUDA G
 
     PYTHONPATH=$PWD python benchmarks/gpu_full.py --out benchmarks/results/gpu_full.json
 
-It needs the project's Python environment with a CUDA build of torch (requirements.lock) and nothing
-else: no weights, no hub, no network, no data. Expected: 2-4 min wall on an H100/H200-class GPU
-(model build ~10 s, 3 stages x 13 steps ~1 min, 4 x 55 RTC chunks ~30 s, plus CUDA start-up), peak
-GPU memory well under 80 GB at the reference batches; give it a 420 s timeout. The last stdout line is
-the JSON that --out also gets.
+It needs one CUDA GPU and the project's packages at requirements.lock's versions (CUDA torch,
+transformers 4.57.6, tokenizers 0.22.2, huggingface-hub 0.35.3) and nothing else: no weights, no hub,
+no network, no data, no video decoders. On an image with other versions, put the pinned wheels first:
+`pip download --no-deps --only-binary=:all: -d whl transformers==4.57.6 tokenizers==0.22.2
+huggingface-hub==0.35.3` (plus --python-version/--platform when downloading for another machine),
+`pip install --no-deps --no-index --target /tmp/site whl/*.whl`, `PYTHONPATH=/tmp/site:$PWD`.
+Expected: 2-4 min wall on an H100/H200-class GPU (build ~10 s, 4 x 55 RTC chunks + 2 x 55 VLM
+prefixes ~30-60 s, 3 stages x 13 steps ~1 min, CUDA start-up), peak GPU memory well under 80 GB at
+the reference batches; give it a 420 s timeout. The RTC part runs first, then the stages; --out is
+rewritten after every part ("complete": false until the end) and a failing part is recorded under
+"errors" while the others still run (exit code 1). The last stdout line is the JSON.
 
 What it measures, with random weights in the real shapes:
   * system-2 = Qwen3-VL-2B-Instruct's published architecture (training.model.policy.QWEN3_VL_2B: 28
@@ -633,7 +639,8 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, Any]], None] = lambd
     result: dict[str, Any] = {"benchmark": "gpu_full", "complete": False, "preset": preset, "device": dev.name(),
                               "device_type": dev.device.type, "world_size": world_size(), "fsdp": bool(args.fsdp),
                               "torch": torch.__version__, "transformers": transformers.__version__,
-                              "precision": dev.precision, "weights": args.vlm_path or "random",
+                              "precision": dev.precision, "peak_mem_kind": dev.peak_kind,
+                              "weights": args.vlm_path or "random",
                               "attn_implementation": "sdpa", "errors": [],
                               "chunk_latency_ms_p50": None, "chunk_latency_ms_p99": None, "stages": {}}
     if dev.cuda:
