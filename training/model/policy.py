@@ -101,9 +101,37 @@ POLICY_CONFIGS: dict[str, PolicyConfig] = {
     # CPU tests in seconds: 2-layer 64-wide Qwen3-VL, 2-block 64-wide expert
     "tiny": PolicyConfig(name="tiny", system2="tiny", fast_vocab_size=128, horizon=16, expert_base="tiny",
                          feature_layers=(-1,), sample_steps=10),
-    # Qwen3-VL-2B-Instruct (hidden 2048; pass its directory as system2 / --vlm-path) + ~500M expert
+    # Qwen3-VL-2B-Instruct (shape: QWEN3_VL_2B below; pass its directory as system2 / --vlm-path) + ~500M expert
     "full": PolicyConfig(name="full", system2="", fast_vocab_size=2048, horizon=30, expert_base="full",
                          feature_layers=(-1,), sample_steps=10),
+}
+
+# The `full` preset's system-2 shape: Qwen/Qwen3-VL-2B-Instruct as published on the Hugging Face hub.
+# "config" holds the values of its config.json under the same keys (text_config / vision_config /
+# top-level token ids), so every value names the field it comes from; "tokenizer_len" is len() of its
+# tokenizer (151,643 byte-level BPE entries + 26 added tokens; not in config.json). A training run
+# reads the real config from --vlm-path; this copy lets weight-free tools (benchmarks/gpu_full.py,
+# meta-device parameter counts) build the same architecture without the checkpoint:
+# 2,127,532,032 parameters, of which 406,957,056 are the vision tower and its mergers.
+QWEN3_VL_2B: dict[str, Any] = {
+    "config": {
+        "text_config": {
+            "vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 28,
+            "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128, "hidden_act": "silu",
+            "attention_bias": False, "rms_norm_eps": 1e-6, "max_position_embeddings": 262144,
+            "rope_theta": 5000000, "tie_word_embeddings": True, "bos_token_id": 151643, "eos_token_id": 151645,
+            "rope_scaling": {"rope_type": "default", "mrope_interleaved": True, "mrope_section": [24, 20, 20]},
+        },
+        "vision_config": {
+            "depth": 24, "hidden_size": 1024, "intermediate_size": 4096, "num_heads": 16, "in_channels": 3,
+            "patch_size": 16, "temporal_patch_size": 2, "spatial_merge_size": 2, "out_hidden_size": 2048,
+            "num_position_embeddings": 2304, "deepstack_visual_indexes": [5, 11, 17],
+            "hidden_act": "gelu_pytorch_tanh",
+        },
+        "image_token_id": 151655, "video_token_id": 151656, "vision_start_token_id": 151652,
+        "vision_end_token_id": 151653, "tie_word_embeddings": True,
+    },
+    "tokenizer_len": 151669,
 }
 
 
