@@ -130,7 +130,7 @@ def qwen_sized_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import Qwen2TokenizerFast
 
-    from training.model.system2 import tiny_tokenizer
+    from training.model.tiny import tiny_tokenizer
 
     cfg, length = QWEN3_VL_2B["config"], int(QWEN3_VL_2B["tokenizer_len"])
     first_special = cfg["image_token_id"] - QWEN_SPECIAL_TOKENS.index("<|image_pad|>")

@@ -11,7 +11,7 @@ import pytest
 
 from converters import humanoid_everyday as he
 from converters.retarget import RetargetConfig, retarget_episode, target_embodiment
-from converters.samples import humanoid_everyday as sample
+from samples import humanoid_everyday as sample
 from retarget_fixture import human_episode
 from schemas import PSI0_ACTION, PSI0_STATE, EpisodeError, embodiments, validate_episode
 from schemas.embodiments import G1_ARMS, G1_LEGS_WAIST, INSPIRE_HAND

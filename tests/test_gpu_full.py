@@ -20,6 +20,7 @@ from benchmarks.gpu_full import (action_rows, default_delay, fit_batch, meta_par
 from training.model.action_expert import count_params
 from training.model.policy import POLICY_CONFIGS, QWEN3_VL_2B
 from training.model.system2 import QWEN_SPECIAL_TOKENS, System2
+from training.model.tiny import tiny_system2
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_full.py"
@@ -97,7 +98,7 @@ def test_qwen_sized_tokenizer_ids():
 @pytest.mark.parametrize("spare_rows", [0, 200])
 def test_action_rows_is_system2s_rule(spare_rows):
     """The benchmark pre-sizes the embedding with `action_rows`; System2 itself must end up the same."""
-    s2 = System2.tiny(fast_vocab_size=128, spare_rows=spare_rows)
+    s2 = tiny_system2(fast_vocab_size=128, spare_rows=spare_rows)
     before = ((len(s2.tokenizer) + spare_rows + 63) // 64) * 64       # tiny_config's padded vocabulary
     assert s2.model.get_input_embeddings().weight.shape[0] == action_rows(len(s2.tokenizer), 128, before)
 

@@ -46,7 +46,16 @@ IGNORE = -100
 SYSTEM2_META = "psi0_system2.json"
 
 
+QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+)  # in Qwen's id order (151643 ... 151656 in the real vocabulary)
+"""Qwen2/Qwen3 special tokens in id order: the real checkpoint's tokenizer and the tiny preset share them."""
+
+
 # --------------------------------------------------------------------------------------- token map
+
 @dataclass(frozen=True)
 class ActionTokenMap:
     """FAST ids [0, fast_vocab_size) <-> VLM ids [first_id, first_id + fast_vocab_size), then the

@@ -9,13 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from training.model.system2 import System2, VisionPreprocess
-
-QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
-)  # in Qwen's id order (151643 ... 151656 in the real vocabulary)
+from training.model.system2 import QWEN_SPECIAL_TOKENS, System2, VisionPreprocess
 
 TINY_CORPUS = (
     "pick up the red cup and place it on the tray", "open the drawer with the left hand",
