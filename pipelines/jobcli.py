@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 from pipelines.stages import JobConfig
+from shards import formats as shard_formats
 
 EPILOG = """runners:
   local   in-process (debugging, tests)
@@ -35,7 +36,9 @@ def parser(description: str, script: str, defaults: dict[str, Any]) -> argparse.
                     help="fsspec option for s3:// (or other) URLs, repeatable, e.g. endpoint_url=http://minio:9000, "
                          "anon=true, client_kwargs='{\"region_name\": \"eu-west-1\"}'. Credentials: the standard "
                          "AWS_* environment variables")
-    ap.add_argument("--format", choices=("lerobot", "zarr", "both"), default="both", help="shard format(s)")
+    ap.add_argument("--format", choices=(*shard_formats.names(), "both"), default="both",
+                    help=f"shard format: one registered format, or both = {' + '.join(shard_formats.TWINS)} twins "
+                         "(same episodes, one folder each)")
     ap.add_argument("--runner", choices=("local", "ray", "beam"), default="local")
     ap.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
     ap.add_argument("--workers", type=int, help="parallel shard writers (default: all CPUs)")
@@ -72,7 +75,7 @@ def main(source: str, description: str, script: str, argv: list[str] | None = No
         ap.error(str(exc))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(message)s")
     width, height = (int(v) for v in args.video_size.lower().split("x"))
-    formats = ("lerobot", "zarr") if args.format == "both" else (args.format,)
+    formats = shard_formats.TWINS if args.format == "both" else (args.format,)
     config = JobConfig(source=source, input=args.input, output=args.output, formats=formats,
                        episodes_per_shard=args.episodes_per_shard, video_width=width, video_height=height,
                        video_codec=args.codec, video_crf=args.crf, retarget=args.retarget, hand_qa=args.hand_qa, tokenize=args.tokenize,
