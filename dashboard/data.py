@@ -301,8 +301,7 @@ class Store:
                 videos.append({"key": cam.key, "from_timestamp": 0.0, "to_timestamp": length / fps if fps else None,
                                "width": cam.width, "height": cam.height,
                                "url": f"/zarrvideo/{row.root}/{rec.shard_id}/{ep.index}/{cam.key}.mp4"})
-        meta = {k: _finite(v) for k, v in ep.record.items()
-                if not k.startswith(("stats/", "videos/", "data/", "meta/", "psi0/meta")) and not isinstance(v, dict)}
+        meta = {k: _finite(v) for k, v in ep.record.items()}
         return {"fps": fps, "length": length, "features": info.get("features", {}), "data": data, "videos": videos,
                 "meta": meta, "psi0_meta": ep.meta, "format": rec.format}
 

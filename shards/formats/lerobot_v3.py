@@ -53,6 +53,7 @@ DEFAULT_FEATURES = {
     "index": {"dtype": "int64", "shape": [1], "names": None},
     "task_index": {"dtype": "int64", "shape": [1], "names": None},
 }
+_LAYOUT_COLUMNS = ("stats/", "videos/", "data/", "meta/", META)   # where things are, not what an episode is
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "row_group_size": 8192,
                    "write_statistics": True, "use_dictionary": False}
 
@@ -236,6 +237,7 @@ class LeRobotReader(BaseReader):
         self._spans: dict[str, dict[int, tuple[str, float]]] = {}
         self._header: ShardInfo | None = None
         self._own_videos: VideoCache | None = None
+        self._rows: dict[int, dict[str, Any]] = {}          # episode index -> its meta/episodes row
 
     # ---- header ---------------------------------------------------------------------------------
     def info(self) -> ShardInfo:
@@ -286,13 +288,15 @@ class LeRobotReader(BaseReader):
         out = []
         for r in rows:
             index = int(r["episode_index"])
+            self._rows[index] = r
             start = int(r["dataset_from_index"]) - base
             length = int(r.get("length") or int(r["dataset_to_index"]) - int(r["dataset_from_index"]))
             tasks = r.get("tasks") or [""]
             out.append(EpisodeInfo(index=index, start=start, length=length, task=str(tasks[0]),
                                    source_id=str(r.get(SOURCE_ID) or f"{self.location.name}/{index}"),
                                    embodiment=str(r.get(EMBODIMENT) or robot), meta=parse_meta(r.get(META)),
-                                   record=r))
+                                   record={k: v for k, v in r.items() if not k.startswith(_LAYOUT_COLUMNS)
+                                           and not isinstance(v, dict)}))
         return out
 
     def _from_data(self) -> list[EpisodeInfo]:
@@ -333,8 +337,12 @@ class LeRobotReader(BaseReader):
             table = self._episode_table(int(episode), wanted)
         return {k: column_to_numpy(table.column(k)) for k in wanted}
 
+    def _row(self, episode: int) -> dict[str, Any]:
+        self.episode(episode)                                  # KeyError when absent
+        return self._rows.get(int(episode), {})
+
     def _episode_table(self, episode: int, wanted: list[str]) -> pa.Table:
-        record = self.episode(episode).record
+        record = self._row(episode)
         files = self.data_files()
         if "data/chunk_index" in record and "data/file_index" in record and self._info.get("data_path"):
             rel = self._info["data_path"].format(chunk_index=record["data/chunk_index"],
@@ -345,7 +353,7 @@ class LeRobotReader(BaseReader):
 
     # ---- video ----------------------------------------------------------------------------------
     def video_file(self, camera: str, episode: int) -> VideoSpan | None:
-        record = self.episode(episode).record
+        record = self._row(episode)
         chunk, file = record.get(f"videos/{camera}/chunk_index"), record.get(f"videos/{camera}/file_index")
         if chunk is None or file is None:
             return None
