@@ -5,6 +5,7 @@
                                                # s3://... URL of any of those
     out.catalog.shards, out.fates()            # shards (record, format, location) and every input's fate
     out.episodes()                             # ingested episodes: source_id, shard, episode_index, ...
+    reader, ep = out.episode("egodex/part1/x/0")  # one episode: embodiment, EpisodeMeta (quality), ...
     shard = out.open_shard("egodex-00000")     # a ShardReader (LeRobot preferred when twins exist)
     shard.episodes(), shard.columns(["action"]), shard.frame("observation.images.egocentric", 0, 5)
     out.stats(), out.shard_stats(record), out.tokenizer()
@@ -24,7 +25,7 @@ from schemas.catalog import Catalog, Ingested, ShardRecord
 from schemas.names import CATALOG_FILE, SHARD_FILE, SHARDS_DIR, TOKENIZER_DIR
 from schemas.stats import FeatureStats, merge_all
 from shards import formats
-from shards.formats import ShardFormat, ShardReader
+from shards.formats import EpisodeInfo, ShardFormat, ShardReader
 from shards.frames import VideoCache
 from shards.location import Location
 
@@ -123,6 +124,15 @@ class Output:
         return [EpisodeRef(sid, str(f.get("shard", "")), int(f.get("episode_index", -1)), int(f.get("frames", 0)),
                            str(f.get("task", "")))
                 for sid, f in sorted(self.catalog.inputs.items()) if f.get("status") == "ingested"]
+
+    def episode(self, source_id: str) -> tuple[ShardReader, EpisodeInfo]:
+        """An ingested episode's shard reader (preferred format) and its full record there (embodiment,
+        EpisodeMeta with quality scores, ...). KeyError when the input was not ingested."""
+        fate = self.catalog.inputs.get(source_id)
+        if fate is None or fate.get("status") != "ingested":
+            raise KeyError(f"{source_id!r} is not an ingested episode of {self.root}")
+        reader = self.open_shard(str(fate["shard"]))
+        return reader, reader.episode(int(fate["episode_index"]))
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Merged LeRobot-style stats over all shards (min, max, mean, std, q01, q99, ...)."""

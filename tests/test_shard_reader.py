@@ -78,6 +78,8 @@ def test_episodes_and_columns_agree_with_the_catalog_and_between_formats(out):
             assert (fate["shard"], fate["episode_index"], fate["frames"], fate["task"]) == \
                    (shard, a.index, a.length, a.task)
             assert a.meta["source_id"] == a.source_id and "psi0/meta" not in a.record
+            found_in, found = root.episode(a.source_id)
+            assert found_in.format == "lerobot" and found == a
         whole = lr.columns()
         assert set(whole) - set(zr.columns()) == {"index"}                   # zarr drops only the global row index
         for key, values in zr.columns().items():

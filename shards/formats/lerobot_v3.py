@@ -233,8 +233,7 @@ class LeRobotReader(BaseReader):
         self._data_files: list[Location] | None = None
         self._names: list[str] | None = None
         self._timestamps: np.ndarray | None = None
-        self._starts: dict[int, int] | None = None
-        self._spans: dict[str, dict[int, tuple[str, float]]] = {}
+        self._located: dict[tuple[str, int], tuple[str, float, int]] = {}
         self._header: ShardInfo | None = None
         self._own_videos: VideoCache | None = None
         self._rows: dict[int, dict[str, Any]] = {}          # episode index -> its meta/episodes row
@@ -362,33 +361,26 @@ class LeRobotReader(BaseReader):
         return VideoSpan(self.location.child(rel), float(record.get(f"videos/{camera}/from_timestamp") or 0.0),
                          None if end is None else float(end))
 
-    def _span(self, camera: str, episode: int) -> tuple[str, float]:
-        spans = self._spans.get(camera)
-        if spans is None:
-            spans = self._spans[camera] = {}
-        span = spans.get(episode)
-        if span is None:
-            found = self.video_file(camera, episode)
-            if found is None:
-                raise KeyError(f"no video of camera {camera!r} for episode {episode}")
-            span = spans[episode] = (found.location.uri, found.start)
-        return span
-
-    def _timestamp(self, episode: int, index: int) -> float:
-        """Seconds of frame `index` within the episode's video (the `timestamp` column, as LeRobot)."""
-        if self._starts is None:
-            self._starts = {e.index: e.start for e in self.episodes()}
-            self._timestamps = self.columns([TIMESTAMP]).get(TIMESTAMP)
+    def _locate(self, camera: str, episode: int) -> tuple[str, float, int]:
+        """(video file, seconds where the episode starts in it, the episode's first row) — once per pair."""
+        found = self.video_file(camera, episode)
+        if found is None:
+            raise KeyError(f"no video of camera {camera!r} for episode {episode}")
         if self._timestamps is None:
-            fps = self.info().fps
-            return index / fps
-        return float(self._timestamps[self._starts[episode] + index])
-
-    def _decoded(self, camera: str, episode: int, index: int) -> Any:
-        uri, start = self._span(camera, episode)
+            self._timestamps = self.columns([TIMESTAMP]).get(TIMESTAMP, np.zeros(0, np.float32))
         if self.videos is None:
             self.videos = self._own_videos = VideoCache()
-        return self.videos.reader(uri).frame(start + self._timestamp(episode, index))
+        return found.location.uri, found.start, self.episode(episode).start
+
+    def _decoded(self, camera: str, episode: int, index: int) -> Any:
+        """The frame LeRobot would show: `from_timestamp` + the row's `timestamp` (frame / fps when the
+        data has no timestamp column)."""
+        where = self._located.get((camera, episode))
+        if where is None:
+            where = self._located[(camera, episode)] = self._locate(camera, episode)
+        uri, start, first = where
+        ts = float(self._timestamps[first + index]) if len(self._timestamps) else index / self.info().fps
+        return self.videos.reader(uri).frame(start + ts)
 
     def frame(self, camera: str, episode: int, index: int) -> np.ndarray:
         return self._decoded(camera, episode, index).to_ndarray(format="rgb24")
