@@ -21,17 +21,16 @@ from typing import Iterator
 
 import numpy as np
 
-from converters.tokenize.sources import frame_chunks
-from schemas import remote
-from schemas.episode import EpisodeError
-from shards.reader import open_output
-
+# heavy imports (shards readers, converters) happen inside the functions: `psi0 tokenizer --help` stays instant
 log = logging.getLogger("psi0.tokenizer")
 CAMERA_POSE = "human.camera.pose"
 
 
 def shard_chunks(where: str | Path, horizon: int, column: str = "action") -> Iterator[np.ndarray]:
     """(T, H, D) chunks of `column` per episode of every shard `where` names (one copy per shard)."""
+    from converters.tokenize.sources import frame_chunks
+    from shards.reader import open_output
+
     out = open_output(where)
     for shard_id in out.shard_ids():
         reader = out.open_shard(shard_id)
@@ -52,6 +51,7 @@ def shard_chunks(where: str | Path, horizon: int, column: str = "action") -> Ite
 def egodex_refs(where: str | Path) -> list:
     """EgoDex episodes under a root (`<split>/<task>/<n>.hdf5`), or the one episode of an `.hdf5` path."""
     from converters import egodex
+    from schemas import remote
 
     text = str(where)
     if not text.endswith(".hdf5"):
@@ -68,6 +68,7 @@ def egodex_chunks(refs: list, horizon: int, kind: str = "delta", rate: float = 1
     """HUMAN_ACTION_48(_DELTA) chunks of every readable EgoDex episode in `refs`."""
     from converters import egodex
     from converters.retarget.human_action import HumanActionConfig, absolute_chunks, delta_chunks
+    from schemas.episode import EpisodeError
 
     cfg = HumanActionConfig(rate=rate, chunk=horizon)
     skipped = 0
