@@ -1,10 +1,10 @@
 """FastAPI app of the dashboard: a JSON API over output roots plus the static front end.
 
 Read-only by construction (GET/HEAD only), binds wherever the caller says (the CLI defaults to
-127.0.0.1), serves video straight from shard files with HTTP Range, never imports torch."""
+127.0.0.1), serves video straight from shard files with HTTP Range (local or object-store roots),
+never imports torch. Shards are read through `shards.reader`, whatever their registered format."""
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -19,11 +19,11 @@ from fastapi.staticfiles import StaticFiles
 import numpy as np
 
 from dashboard import tokens as tok_mod
-from dashboard.data import TOKENS, TOKENS_LEN, Row, ShardError, Store, safe_path
+from dashboard.data import TOKENS, TOKENS_LEN, Row, ShardError, Store
 from dashboard.histograms import DEFAULT_BINS, from_grids, from_quantiles, merged_grids, wanted
 from dashboard.zarr_shard import VideoCache
 from schemas import HUMAN_ACTION_48_DELTA
-from schemas.names import SHARD_FILE, TOKENIZER_DIR
+from shards.location import Location
 
 DELTA_KEYS = ("human.left_hand.keypoints", "human.right_hand.keypoints", "human.camera.pose")
 
@@ -34,8 +34,8 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def create_app(roots: list[str | Path]) -> FastAPI:
-    """App over `roots` (each an output root with catalog.json)."""
-    store = Store([Path(r) for r in roots])
+    """App over `roots` (each an output root with catalog.json, a bare shard, or an s3:// URL of one)."""
+    store = Store(list(roots))
     videos = VideoCache()
     app = FastAPI(title="psi0 dashboard", docs_url="/api/docs", redoc_url=None)
     app.state.store = store
@@ -182,20 +182,24 @@ def create_app(roots: list[str | Path]) -> FastAPI:
 
     @app.api_route("/zarrvideo/{root}/{shard}/{episode}/{key}.mp4", methods=["GET", "HEAD"])
     def zarr_video(root: int, shard: str, episode: int, key: str, request: Request) -> Response:
-        """An H.264 MP4 of one camera of one episode of a Zarr-only shard, encoded on first request."""
+        """An H.264 MP4 of one camera of one episode of a shard that keeps frames, not video files
+        (Zarr), encoded on first request."""
         if not 0 <= root < len(store.roots):
             raise HTTPException(404, "no such root")
         try:
             rec = store.shard_record(root, shard)
         except ShardError:
             raise HTTPException(404, "no such shard")
-        if rec.format != "zarr":
-            raise HTTPException(404, "not a zarr shard")
+        reader = store.reader(root, shard)
         try:
-            blob = videos.get(store.shard_dir(root, shard), episode, key)
+            if reader.video_file(key, episode) is not None:
+                raise HTTPException(404, "this camera is a video file: see the episode's /files URL")
+            fps = store.shard_info(root, shard).get("fps") or 30.0
+            blob = videos.get((root, store.root(root).mtime, rec.shard_id, rec.format, episode, key),
+                              lambda: reader.frames(key, episode), fps)
         except (KeyError, IndexError) as e:
             raise HTTPException(404, str(e))
-        except ShardError:
+        except (ShardError, HTTPException):
             raise
         except Exception as e:  # noqa: BLE001 - unreadable chunks: an error panel, not a 500
             raise ShardError("corrupt_shard", f"{type(e).__name__}: {e}", shard=shard)
@@ -217,15 +221,17 @@ def create_app(roots: list[str | Path]) -> FastAPI:
             raise HTTPException(404, "no such root")
         rel = unquote(rel)  # a second decoding pass so %2e%2e is judged like ..
         try:
-            path = safe_path(store.roots[root], rel)
+            where = store.locations[root].child(rel)
         except PermissionError:
             raise HTTPException(403, "path outside root")
-        media = MEDIA_TYPES.get(path.suffix.lower())
+        media = MEDIA_TYPES.get(Path(where.name).suffix.lower())
         if media is None:
             raise HTTPException(403, "only video files are served")
-        if not path.is_file():
+        if not where.is_file():
             raise HTTPException(404, "not found")
-        return _ranged(path, media, request)
+        if where.is_url:
+            return _ranged_remote(where, media, request)
+        return _ranged(where.path, media, request)
 
     @app.get("/")
     def index() -> FileResponse:
@@ -263,15 +269,18 @@ def _quality_keys(store: Store) -> list[str]:
 def _tokenizer(store: Store, i: int) -> Any:
     idx = store.root(i)
     if idx.tokenizer is None:
-        rel = str((idx.catalog.tokenizer or {}).get("path") or TOKENIZER_DIR)
+        assert idx.output is not None
         try:
-            path = safe_path(store.roots[i], rel)
+            ref = idx.output.tokenizer()
         except PermissionError:
             raise ShardError("bad_tokenizer_path", "the catalog's tokenizer path points outside its root")
+        if ref is None:
+            raise ShardError("bad_tokenizer", "this root has no tokenizer")
         try:
-            idx.tokenizer = tok_mod.load_tokenizer(path)
+            idx.tokenizer = tok_mod.load_tokenizer(ref.local_dir())
         except Exception as e:  # noqa: BLE001 - missing/corrupt tokenizer files -> error panel
-            raise ShardError("bad_tokenizer", f"cannot load tokenizer from {rel}: {type(e).__name__}: {e}")
+            raise ShardError("bad_tokenizer", f"cannot load tokenizer from {ref.location.name}: "
+                                              f"{type(e).__name__}: {e}")
     return idx.tokenizer
 
 
@@ -284,7 +293,10 @@ def _root_histograms(store: Store, i: int, bins: int) -> dict[str, Any]:
         if rec.shard_id in seen:      # twins share stats
             continue
         try:
-            data = json.loads((safe_path(store.roots[i], rec.path) / SHARD_FILE).read_text())
+            assert idx.output is not None
+            data = idx.output.shard_json(rec)
+            if data is None:
+                raise FileNotFoundError(f"{rec.path} has no shard.json")
             parts.append(data["stats"])
             seen.add(rec.shard_id)
         except Exception:  # noqa: BLE001 - no grid for this shard: fall back below
@@ -335,6 +347,22 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     if start >= size or start > end:
         return "bad"
     return start, end
+
+
+def _ranged_remote(where: Location, media: str, request: Request) -> Response:
+    """A file on an object store, whole or by HTTP Range (one ranged GET per request)."""
+    size = where.size()
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-cache"}
+    span = _parse_range(request.headers.get("range"), size)
+    if span is None:
+        body = b"" if request.method == "HEAD" else where.read_bytes()
+        return Response(body, media_type=media, headers={**headers, "Content-Length": str(size)})
+    if span == "bad":
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    start, end = span
+    headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(end - start + 1)})
+    body = b"" if request.method == "HEAD" else where.read_range(start, end + 1)
+    return Response(body, status_code=206, media_type=media, headers=headers)
 
 
 def _ranged(path: Path, media: str, request: Request) -> Response:

@@ -22,15 +22,18 @@ def _serve(argv: list[str]) -> int:
         "true actions, retargeting residuals, the MediaPipe QA score and (EgoDex) projected hand keypoints "
         "over the video; and every rejected input. Example: psi0 dashboard out/ --port 8050. "
         "Also: `psi0 dashboard export-rerun OUT --episode ID --out f.rrd`."))
-    p.add_argument("roots", nargs="+", type=Path, help="output roots, each holding catalog.json")
+    p.add_argument("roots", nargs="+",
+                   help="output roots, each holding catalog.json (or a bare shard folder, or an s3:// URL of either)")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1: local only; the app has no auth)")
     a = p.parse_args(argv)
+    from shards.location import Location
+
     for r in a.roots:
-        if not (r / "catalog.json").is_file():
-            print(f"psi0 dashboard: {r} has no catalog.json (serving it anyway; its panel shows the error)",
-                  file=sys.stderr)
+        if not Location.of(r).join("catalog.json").is_file():
+            print(f"psi0 dashboard: {r} has no catalog.json (serving it anyway: a bare shard opens as a one-shard "
+                  "root, anything else shows an error panel)", file=sys.stderr)
     import uvicorn
 
     from dashboard.app import create_app
@@ -44,7 +47,7 @@ def _export(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="psi0 dashboard export-rerun", description=(
         "Write one ingested episode to a Rerun .rrd file (scalars per named dimension + camera frames); "
         "open it with `rerun f.rrd`."))
-    p.add_argument("root", type=Path, help="output root holding catalog.json")
+    p.add_argument("root", help="output root holding catalog.json (or an s3:// URL of one)")
     p.add_argument("--episode", required=True, help="source id of the episode (as in catalog.json inputs)")
     p.add_argument("--out", type=Path, required=True, help="the .rrd file to write")
     a = p.parse_args(argv)

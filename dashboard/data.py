@@ -1,30 +1,32 @@
-"""Read-only access to output roots (catalog.json + LeRobot v3 shards or Zarr v3 stores) for the dashboard.
+"""Read-only access to output roots for the dashboard, through `shards.reader` (any registered shard
+format, local roots or `s3://...` URLs; a bare shard folder opens as a one-shard root).
 
-Only json, pyarrow and zarr touch disk: nothing is unpickled and torch is never imported. Every path that
-comes from a request is resolved (symlinks included) and must stay inside its root."""
+Only json, pyarrow and zarr touch storage: nothing is unpickled and torch is never imported. Every path
+that comes from a catalog or a request is resolved (symlinks included) and must stay inside its root."""
 from __future__ import annotations
 
-import json
 import math
-import os
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-import threading
-from collections import OrderedDict
-
-import pyarrow.parquet as pq
-
-from dashboard import zarr_shard
 from dashboard.overlay import hand_overlay
 from schemas.catalog import Catalog, ShardRecord
 from schemas.names import ACTION_TOKENS as TOKENS
 from schemas.names import ACTION_TOKENS_LEN as TOKENS_LEN
+from schemas.names import CATALOG_FILE
+from shards.formats import EpisodeInfo, ShardReader
+from shards.location import Location
+from shards.reader import Output, open_output, preferred_record
 
 RESIDUAL_PREFIX = "retarget."
 BOOKKEEPING = ("timestamp", "timestamp.source", "frame_index", "episode_index", "index", "task_index")
 EPISODE_CACHE = 8          # decoded episodes kept for the token endpoint and repeated page loads
+READER_CACHE = 64          # open shard readers (headers parsed once)
+REMOTE_RECHECK_S = 2.0     # an object-store catalog is re-checked (one HEAD) at most this often
 
 
 class ShardError(Exception):
@@ -38,15 +40,9 @@ class ShardError(Exception):
         return {"error": {"kind": self.kind, "message": self.message, **self.details}}
 
 
-def safe_path(root: Path, rel: str) -> Path:
+def safe_path(root: Path | str, rel: str) -> Path | str:
     """`rel` inside `root`, after resolving `..` and symlinks; raises PermissionError otherwise."""
-    if not rel or "\x00" in rel or os.path.isabs(rel):
-        raise PermissionError("path outside root")
-    base = root.resolve()
-    target = (base / rel).resolve()
-    if not target.is_relative_to(base):
-        raise PermissionError("path outside root")
-    return target
+    return Location.of(root).child(rel).local()
 
 
 def body_part(name: str) -> str:
@@ -107,10 +103,10 @@ class Row:
 
 @dataclass
 class RootIndex:
-    """Parsed catalog of one output root, cached by catalog mtime."""
+    """Parsed catalog of one output root, cached by catalog version (mtime / ETag)."""
 
-    path: Path
-    mtime: float
+    path: Path | str
+    mtime: Any
     catalog: Catalog | None
     rows: list[Row]
     error: dict[str, Any] | None = None
@@ -119,32 +115,39 @@ class RootIndex:
     quality_errors: list[dict[str, Any]] = field(default_factory=list)
     histograms: dict[str, Any] = field(default_factory=dict)
     tokenizer: Any = None
+    output: Output | None = None
+    checked: float = 0.0
 
 
 class Store:
     """All roots the dashboard was started with. Row ids are `<root>:<source_id>`."""
 
-    def __init__(self, roots: list[Path]):
-        self.roots = [Path(r).resolve() for r in roots]
+    def __init__(self, roots: list[Path | str]):
+        self.locations = [Location.of(r) for r in roots]
+        self.roots = [loc.local() for loc in self.locations]       # Path locally, URL string on a store
         self._index: dict[int, RootIndex] = {}
         self._episodes: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+        self._readers: OrderedDict[tuple, ShardReader] = OrderedDict()
         self._lock = threading.Lock()
 
     # ---- catalog --------------------------------------------------------------------------------
     def root(self, i: int) -> RootIndex:
         if not 0 <= i < len(self.roots):
             raise KeyError(f"no root {i}")
-        path = self.roots[i]
-        cat = path / "catalog.json"
-        try:
-            mtime = cat.stat().st_mtime
-        except OSError:
-            mtime = -1.0
+        loc = self.locations[i]
         cached = self._index.get(i)
-        if cached is not None and cached.mtime == mtime:
+        if cached is not None and loc.is_url and time.monotonic() - cached.checked < REMOTE_RECHECK_S:
             return cached
         try:
-            catalog = Catalog.from_json(json.loads(cat.read_text()))
+            mtime = loc.join(CATALOG_FILE).version()
+        except OSError:
+            mtime = None
+        if cached is not None and cached.mtime == mtime:
+            cached.checked = time.monotonic()
+            return cached
+        try:
+            output = open_output(loc)
+            catalog = output.catalog
             shard_source = {s.shard_id: s.source for s in catalog.shards}
             rows = []
             for sid, fate in catalog.inputs.items():
@@ -158,10 +161,11 @@ class Store:
                     frames=int(fate.get("frames", 0)) if ing else 0, task=str(fate.get("task", "")),
                     stage=str(fate.get("stage", "")), reason=str(fate.get("reason", "")),
                     message=str(fate.get("message", ""))))
-            idx = RootIndex(path, mtime, catalog, rows)
+            idx = RootIndex(self.roots[i], mtime, catalog, rows, output=output)
         except Exception as e:  # any malformed catalog becomes an error panel
-            idx = RootIndex(path, mtime, None, [], {"kind": "bad_catalog", "root": str(path),
-                                                   "message": f"{type(e).__name__}: {e}"})
+            idx = RootIndex(self.roots[i], mtime, None, [], {"kind": "bad_catalog", "root": str(self.roots[i]),
+                                                             "message": f"{type(e).__name__}: {e}"})
+        idx.checked = time.monotonic()
         self._index[i] = idx
         return idx
 
@@ -170,36 +174,58 @@ class Store:
 
     # ---- shards ---------------------------------------------------------------------------------
     def shard_record(self, i: int, shard_id: str) -> ShardRecord:
-        """The copy of a shard the dashboard reads: LeRobot if there is one, else the Zarr store."""
+        """The copy of a shard the dashboard reads: the first registered format that has one
+        (LeRobot before Zarr)."""
         idx = self.root(i)
-        recs = [s for s in (idx.catalog.shards if idx.catalog else []) if s.shard_id == shard_id]
-        readable = [s for s in recs if s.format in ("lerobot", "zarr")]
-        rec = min(readable, key=lambda s: s.format != "lerobot", default=None)
-        if rec is None:
-            kind = "unsupported_format" if recs else "unknown_shard"
-            raise ShardError(kind, f"shard {shard_id!r} has no LeRobot or Zarr copy in the catalog", shard=shard_id)
-        return rec
+        try:
+            return preferred_record(idx.catalog.shards if idx.catalog else [], shard_id)
+        except KeyError:
+            raise ShardError("unknown_shard", f"shard {shard_id!r} is not in the catalog", shard=shard_id)
+        except LookupError:
+            raise ShardError("unsupported_format", f"shard {shard_id!r} has no copy in a registered format",
+                             shard=shard_id)
 
-    def shard_dir(self, i: int, shard_id: str) -> Path:
+    def shard_location(self, i: int, shard_id: str) -> Location:
         rec = self.shard_record(i, shard_id)
         try:
-            return safe_path(self.roots[i], rec.path)
+            return self.locations[i].child(rec.path)
         except PermissionError:
             raise ShardError("bad_shard_path", f"shard {shard_id!r} points outside its root", shard=shard_id)
 
+    def reader(self, i: int, shard_id: str) -> ShardReader:
+        """The shard's reader (cached while the catalog is unchanged); unreadable -> ShardError."""
+        idx = self.root(i)
+        rec = self.shard_record(i, shard_id)
+        key = (i, idx.mtime, rec.shard_id, rec.format)
+        with self._lock:
+            found = self._readers.get(key)
+            if found is not None:
+                self._readers.move_to_end(key)
+                return found
+        where = self.shard_location(i, shard_id)
+        try:
+            assert idx.output is not None
+            reader = idx.output.open_shard(rec)
+        except Exception as e:  # OSError, ValueError, zarr's own errors: all become an error panel
+            raise ShardError("corrupt_shard", f"{rec.format} shard {where.name} unreadable: {type(e).__name__}: {e}",
+                             shard=shard_id)
+        with self._lock:
+            self._readers[key] = reader
+            while len(self._readers) > READER_CACHE:
+                self._readers.popitem(last=False)[1].close()
+        return reader
+
     def shard_info(self, i: int, shard_id: str) -> dict[str, Any]:
-        """LeRobot `meta/info.json`, or the same keys (fps, features) from a Zarr store's attributes."""
+        """fps and features (LeRobot-style dtype/shape/names) of a shard, whatever its format."""
         idx = self.root(i)
         if shard_id not in idx.info_cache:
-            d = self.shard_dir(i, shard_id)
+            reader = self.reader(i, shard_id)
             try:
-                if self.shard_record(i, shard_id).format == "zarr":
-                    idx.info_cache[shard_id] = {**zarr_shard.info(zarr_shard.open_store(d)), "format": "zarr"}
-                else:
-                    idx.info_cache[shard_id] = json.loads((d / "meta" / "info.json").read_text())
-            except Exception as e:  # OSError, ValueError, zarr's own errors: all become an error panel
-                what = "zarr store" if d.suffix == ".zarr" else "meta/info.json"
-                raise ShardError("corrupt_shard", f"{what} unreadable: {type(e).__name__}: {e}", shard=shard_id)
+                info = reader.info()
+            except Exception as e:  # noqa: BLE001 - unreadable header: an error panel
+                raise ShardError("corrupt_shard", f"{reader.format} shard header unreadable: {type(e).__name__}: {e}",
+                                 shard=shard_id)
+            idx.info_cache[shard_id] = {"fps": info.fps, "features": info.features, "format": reader.format}
         return idx.info_cache[shard_id]
 
     # ---- quality scores -------------------------------------------------------------------------
@@ -216,63 +242,68 @@ class Store:
                     continue
                 seen.add(rec.shard_id)
                 try:
-                    rec = self.shard_record(i, rec.shard_id)
-                    for sid, meta in self._episode_metas(i, rec):
-                        q = meta.get("quality") if isinstance(meta, dict) else None
+                    for ep in self.reader(i, rec.shard_id).episodes():
+                        q = ep.meta.get("quality")
                         if isinstance(q, dict):
-                            out[sid] = {k: float(v) for k, v in q.items()
-                                        if isinstance(v, (int, float)) and math.isfinite(v)}
+                            out[ep.source_id] = {k: float(v) for k, v in q.items()
+                                                 if isinstance(v, (int, float)) and math.isfinite(v)}
                 except Exception as e:  # noqa: BLE001 - a broken shard must not break filtering
                     idx.quality_errors.append({"shard": rec.shard_id, "message": f"{type(e).__name__}: {e}"})
             idx.quality = out
         return idx.quality
 
-    def _episode_metas(self, i: int, rec: ShardRecord) -> list[tuple[str, dict[str, Any]]]:
-        d = self.shard_dir(i, rec.shard_id)
-        if rec.format == "zarr":
-            eps = self.shard_info(i, rec.shard_id).get("episodes", [])
-            return [(e.get("source_id", ""), e.get("meta") or {}) for e in eps]
-        out = []
-        for f in sorted((d / "meta" / "episodes").glob("chunk-*/file-*.parquet")):
-            names = pq.read_schema(f).names
-            if "psi0/meta" not in names or "psi0/source_id" not in names:
-                continue
-            t = pq.read_table(f, columns=["psi0/source_id", "psi0/meta"])
-            for sid, meta in zip(t.column(0).to_pylist(), t.column(1).to_pylist()):
-                try:
-                    out.append((sid, json.loads(meta)))
-                except (TypeError, ValueError):
-                    continue
-        return out
-
     # ---- episodes -------------------------------------------------------------------------------
     def load_episode(self, row: Row) -> dict[str, Any]:
-        """Raw columns + video refs + metadata of one ingested episode (LeRobot or Zarr), LRU cached."""
+        """Raw columns + video refs + metadata of one ingested episode (any format), LRU cached."""
         rec = self.shard_record(row.root, row.shard)
-        d = self.shard_dir(row.root, row.shard)
-        key = (row.id, rec.format, str(d), _mtime(d))
+        key = (row.id, rec.format, self.root(row.root).mtime)
         with self._lock:
             if key in self._episodes:
                 self._episodes.move_to_end(key)
                 return self._episodes[key]
+        reader = self.reader(row.root, row.shard)
         info = self.shard_info(row.root, row.shard)
         try:
-            raw = _load_zarr(d, info, row) if rec.format == "zarr" else _load_lerobot(d, info, row)
+            ep = reader.episode(row.episode_index)
+        except KeyError:
+            raise ShardError("missing_episode", f"episode {row.episode_index} not in shard", shard=row.shard)
+        except Exception as e:  # noqa: BLE001 - unreadable episode records: an error panel
+            raise ShardError("corrupt_shard", f"{type(e).__name__}: {e}", shard=row.shard)
+        try:
+            raw = self._read_episode(row, rec, reader, info, ep)
         except ShardError:
             raise
         except Exception as e:  # pyarrow / zarr raise many types on corrupt files
             raise ShardError("corrupt_shard", f"{type(e).__name__}: {e}", shard=row.shard)
-        raw["format"] = rec.format
-        for v in raw["videos"]:
-            if rec.format == "zarr":
-                v["url"] = f"/zarrvideo/{row.root}/{rec.shard_id}/{row.episode_index}/{v['key']}.mp4"
-            else:
-                v["url"] = f"/files/{row.root}/{Path(rec.path) / v.pop('rel')}"
         with self._lock:
             self._episodes[key] = raw
             while len(self._episodes) > EPISODE_CACHE:
                 self._episodes.popitem(last=False)
         return raw
+
+    def _read_episode(self, row: Row, rec: ShardRecord, reader: ShardReader, info: dict[str, Any],
+                      ep: EpisodeInfo) -> dict[str, Any]:
+        data = {k: v.tolist() for k, v in reader.columns(None, episode=row.episode_index).items()}
+        fps = float(info.get("fps") or 0)
+        length = ep.length
+        if "timestamp" not in data:
+            data["timestamp"] = [k / fps if fps else float(k) for k in range(length)]
+        data["timestamp"] = [_scalar(v) for v in data["timestamp"]]
+        shard_at = self.shard_location(row.root, row.shard)
+        videos = []
+        for cam in reader.info().cameras:
+            span = reader.video_file(cam.key, ep.index)
+            if span is not None:      # an encoded file in the shard: served as is, with HTTP Range
+                rel = PurePosixPath(rec.path) / span.location.relative_to(shard_at)
+                videos.append({"key": cam.key, "from_timestamp": span.start, "to_timestamp": span.end,
+                               "width": cam.width, "height": cam.height, "url": f"/files/{row.root}/{rel}"})
+            else:                     # frames only (e.g. Zarr): an MP4 is made on first request
+                videos.append({"key": cam.key, "from_timestamp": 0.0, "to_timestamp": length / fps if fps else None,
+                               "width": cam.width, "height": cam.height,
+                               "url": f"/zarrvideo/{row.root}/{rec.shard_id}/{ep.index}/{cam.key}.mp4"})
+        meta = {k: _finite(v) for k, v in ep.record.items()}
+        return {"fps": fps, "length": length, "features": info.get("features", {}), "data": data, "videos": videos,
+                "meta": meta, "psi0_meta": ep.meta, "format": rec.format}
 
     def episode(self, row: Row) -> dict[str, Any]:
         """Frames (grouped by body part), residuals, hand overlay, video refs and metadata of one episode."""
@@ -317,92 +348,6 @@ class Store:
                 "overlay": overlay, "episode_meta": psi0_meta,
                 "input": self.root(row.root).catalog.inputs.get(row.source_id, {})}
 
-def _episode_row(shard: Path, episode_index: int) -> dict[str, Any]:
-    files = sorted((shard / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
-    if not files:
-        raise ShardError("corrupt_shard", "no meta/episodes parquet files", shard=shard.name)
-    for f in files:
-        t = pq.read_table(f)
-        if "episode_index" not in t.column_names:
-            raise ShardError("corrupt_shard", f"{f.name} has no episode_index", shard=shard.name)
-        idx = t.column("episode_index").to_pylist()
-        if episode_index in idx:
-            keep = [c for c in t.column_names if not c.startswith("stats/")]
-            return t.select(keep).slice(idx.index(episode_index), 1).to_pylist()[0]
-    raise ShardError("missing_episode", f"episode {episode_index} not in shard", shard=shard.name)
-
-
-def _read_frames(shard: Path, info: dict[str, Any], ep: dict[str, Any]) -> dict[str, list]:
-    rel = info["data_path"].format(chunk_index=ep["data/chunk_index"], file_index=ep["data/file_index"])
-    path = safe_path(shard, rel)
-    t = pq.read_table(path, filters=[("episode_index", "=", int(ep["episode_index"]))])
-    return {c: t.column(c).to_pylist() for c in t.column_names}
-
 
 def _scalar(v: Any) -> Any:
     return v[0] if isinstance(v, list) else v
-
-
-def _mtime(p: Path) -> float:
-    try:
-        return (p / "zarr.json").stat().st_mtime if p.suffix == ".zarr" else (p / "meta" / "info.json").stat().st_mtime
-    except OSError:
-        return -1.0
-
-
-def _psi0_meta(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str):  # EpisodeMeta as canonical JSON (shards.writer)
-        try:
-            return json.loads(value)
-        except ValueError:
-            return {"error": "psi0/meta is not valid JSON"}
-    return {}
-
-
-def _load_lerobot(d: Path, info: dict[str, Any], row: Row) -> dict[str, Any]:
-    ep = _episode_row(d, row.episode_index)
-    data = _read_frames(d, info, ep)
-    features = info.get("features", {})
-    videos = []
-    for key, spec in features.items():
-        if spec.get("dtype") != "video":
-            continue
-        chunk, file = ep.get(f"videos/{key}/chunk_index"), ep.get(f"videos/{key}/file_index")
-        if chunk is None or file is None:
-            continue
-        shape = spec.get("shape") or [0, 0, 3]
-        names = spec.get("names") or []
-        h, w = (shape[0], shape[1]) if list(names[:2]) != ["width", "height"] else (shape[1], shape[0])
-        videos.append({"key": key, "rel": info.get("video_path", "").format(video_key=key, chunk_index=chunk,
-                                                                           file_index=file),
-                       "from_timestamp": ep.get(f"videos/{key}/from_timestamp", 0.0),
-                       "to_timestamp": ep.get(f"videos/{key}/to_timestamp"), "width": int(w), "height": int(h)})
-    meta = {k: _finite(v) for k, v in ep.items()
-            if not k.startswith(("stats/", "videos/", "data/", "meta/", "psi0/meta")) and not isinstance(v, dict)}
-    return {"fps": float(info.get("fps", 0) or 0), "length": int(ep.get("length", 0)), "features": features,
-            "data": data, "videos": videos, "meta": meta, "psi0_meta": _psi0_meta(ep.get("psi0/meta"))}
-
-
-def _load_zarr(d: Path, info: dict[str, Any], row: Row) -> dict[str, Any]:
-    group = zarr_shard.open_store(d)
-    eps = info.get("episodes", [])
-    if not 0 <= row.episode_index < len(eps):
-        raise ShardError("missing_episode", f"episode {row.episode_index} not in store", shard=row.shard)
-    ep = eps[row.episode_index]
-    data = zarr_shard.read_columns(group, row.episode_index)
-    fps = float(info.get("fps") or 0)
-    length = int(ep.get("length") or len(data.get("frame_index", [])))
-    if "timestamp" not in data:
-        data["timestamp"] = [k / fps if fps else float(k) for k in range(length)]
-    data["timestamp"] = [_scalar(v) for v in data["timestamp"]]
-    videos = []
-    for key in zarr_shard.image_keys(group):
-        h, w = group["data"][key].shape[1:3]
-        videos.append({"key": key, "from_timestamp": 0.0, "to_timestamp": length / fps if fps else None,
-                       "width": int(w), "height": int(h)})
-    meta = {"episode_index": row.episode_index, "length": length, "tasks": [ep.get("task", "")],
-            "embodiment": ep.get("embodiment", ""), "source_id": ep.get("source_id", "")}
-    return {"fps": fps, "length": length, "features": info.get("features", {}), "data": data,
-            "videos": videos, "meta": meta, "psi0_meta": _psi0_meta(ep.get("meta"))}

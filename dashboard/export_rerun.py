@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dashboard import zarr_shard
-from dashboard.data import Store, safe_path
+from dashboard.data import Store
 
 
-def export_episode(root: Path, episode_id: str, out: Path) -> dict[str, int]:
+def export_episode(root: Path | str, episode_id: str, out: Path) -> dict[str, int]:
     """Export `episode_id` (a source id, or `<root>:<source id>`) of `root` to `out`; returns counts."""
     import av
     import rerun as rr
@@ -36,20 +35,18 @@ def export_episode(root: Path, episode_id: str, out: Path) -> dict[str, int]:
                     rec.log(f"{feat}/{part}/{name}", rr.Scalars(float(v)))
                     scalars += 1
     images = 0
-    if ep["format"] == "zarr":   # camera frames are arrays in the store: log them as they are
-        group = zarr_shard.open_store(store.shard_dir(0, row.shard))
-        start, end = zarr_shard.episode_span(group, row.episode_index)
-        fps = ep["fps"] or 30.0
-        for v in ep["videos"]:
-            for k, img in enumerate(np.asarray(group["data"][v["key"]][start:end])):
+    reader = store.reader(0, row.shard)
+    fps = ep["fps"] or 30.0
+    for v in ep["videos"]:
+        if not v["url"].startswith("/files/"):   # frames kept as arrays (Zarr): log them as they are
+            for k, img in enumerate(reader.frames(v["key"], row.episode_index)):
                 rec.set_time("time", duration=k / fps)
                 rec.log(f"camera/{v['key']}", rr.Image(img))
                 images += 1
-    for v in (ep["videos"] if ep["format"] != "zarr" else []):
-        rel = v["url"].split("/", 3)[3]  # /files/<root>/<rel>
-        path = safe_path(store.roots[0], rel)
+            continue
+        where = store.locations[0].child(v["url"].split("/", 3)[3])  # /files/<root>/<rel>
         t0, t1 = float(v["from_timestamp"] or 0.0), float(v["to_timestamp"] or np.inf)
-        with av.open(str(path)) as container:
+        with where.open() as fh, av.open(fh) as container:
             stream = container.streams.video[0]
             for frame in container.decode(stream):
                 t = float(frame.pts * stream.time_base)

@@ -15,6 +15,7 @@ from typing import Any
 from converters.registry import SOURCES, get
 from converters.source import Source
 from pipelines.stages import JobConfig
+from shards import formats as shard_formats
 
 EPILOG = """runners:
   local   in-process (debugging, tests)
@@ -83,7 +84,9 @@ def parser(prog: str, source: Source | None) -> argparse.ArgumentParser:
                     help="fsspec option for s3:// (or other) URLs, repeatable, e.g. endpoint_url=http://minio:9000, "
                          "anon=true, client_kwargs='{\"region_name\": \"eu-west-1\"}'. Credentials: the standard "
                          "AWS_* environment variables")
-    ap.add_argument("--format", choices=("lerobot", "zarr", "both"), default="both", help="shard format(s)")
+    ap.add_argument("--format", choices=(*shard_formats.names(), "both"), default="both",
+                    help=f"shard format: one registered format, or both = {' + '.join(shard_formats.TWINS)} twins "
+                         "(same episodes, one folder each)")
     ap.add_argument("--runner", choices=("local", "ray", "beam"), default="local")
     ap.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local cluster)")
     ap.add_argument("--workers", type=int, help="parallel shard writers (default: all CPUs)")
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None, source: str | None = None, prog: str = "
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(message)s")
     width, height = (int(v) for v in args.video_size.lower().split("x"))
-    formats = ("lerobot", "zarr") if args.format == "both" else (args.format,)
+    formats = shard_formats.TWINS if args.format == "both" else (args.format,)
     defaults = the_source.defaults
     try:
         config = JobConfig(

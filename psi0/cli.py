@@ -11,7 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("samples.cli", "write a small sample of each source in its real on-disk format"),
     "inspect": ("shards.inspect", "summarize an output root: shards, episodes, hours, tasks, rejects"),
     "validate": ("shards.validate", "re-open every shard with LeRobot's and zarr's readers, check vs catalog"),
-    "tokenizer": ("converters.tokenize.cli", "fit / inspect the FAST action tokenizer"),
+    "tokenizer": ("pipelines.tokenizer_fit", "fit the FAST action tokenizer on shards or EgoDex sources / inspect one"),
     "dashboard": ("dashboard.cli", "read-only web dashboard over shards, catalogs and rejects"),
     "teleop": ("teleop.cli", "record / check / replay whole-body teleop sessions; list devices"),
     "deploy": ("deploy.cli", "run a trained policy through the RTC engine on a recorded episode (replay)"),

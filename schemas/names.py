@@ -17,5 +17,4 @@ ACTION_TOKENS = "action.tokens"
 ACTION_TOKENS_LEN = "action.tokens_len"
 IMAGES_PREFIX = "observation.images."
 LEROBOT_DEFAULT_KEYS = ("timestamp", "frame_index", "episode_index", "index", "task_index")
-
-SHARD_FORMATS = ("lerobot", "zarr")
+# Shard formats are not listed here: they are registered in one place, `shards.formats`.

@@ -5,7 +5,6 @@ what is on disk: idempotent, resumable, and identical whichever runner wrote the
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from schemas import remote
 from shards import objectstore
 from schemas.durable import write_json_atomic
 from shards.commit import committed_shards
+from shards.location import Location
 
 
 class CatalogError(RuntimeError):
@@ -63,12 +63,8 @@ def finalize(out_root: str | Path, **kwargs: Any) -> Catalog:
 
 
 def load_catalog(out_root: str | Path) -> Catalog:
-    if remote.is_url(out_root):
-        url = remote.join(str(out_root), CATALOG_FILE)
-        if not remote.exists(url):
-            raise FileNotFoundError(f"no {CATALOG_FILE} in {out_root}: run a job (or finalize) first")
-        return Catalog.from_json(json.loads(remote.read_bytes(url)))
-    path = Path(out_root) / CATALOG_FILE
-    if not path.is_file():
+    """The catalog of an output root (local or URL). To read shards too, use `shards.reader.open_output`."""
+    where = Location.of(out_root).join(CATALOG_FILE)
+    if not where.is_file():
         raise FileNotFoundError(f"no {CATALOG_FILE} in {out_root}: run a job (or finalize) first")
-    return Catalog.from_json(json.loads(path.read_text()))
+    return Catalog.from_json(where.read_json())

@@ -6,11 +6,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from shards.catalog import load_catalog
+from shards.reader import open_output
 
 
 def summarize(out_root: str | Path) -> dict[str, Any]:
-    catalog = load_catalog(out_root)
+    out = open_output(out_root)
+    catalog = out.catalog
     fps = float(catalog.config.get("fps", 30.0)) if catalog.config else 30.0
     ingested = [v for v in catalog.inputs.values() if v["status"] == "ingested"]
     rejected = [v for v in catalog.inputs.values() if v["status"] == "rejected"]
@@ -21,7 +22,7 @@ def summarize(out_root: str | Path) -> dict[str, Any]:
         "episodes": len(ingested), "frames": frames, "hours": frames / fps / 3600,
         "tasks": Counter(v.get("task", "") for v in ingested),
         "rejects": Counter(v["reason"] for v in rejected), "inputs": len(catalog.inputs),
-        "tokenizer": bool(catalog.tokenizer),
+        "tokenizer": out.tokenizer() is not None,
     }
 
 
@@ -41,8 +42,11 @@ def render(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="psi0 inspect", description=__doc__)
-    ap.add_argument("roots", nargs="+", help="output roots (folders holding catalog.json)")
+    ap = argparse.ArgumentParser(prog="psi0 inspect", description=__doc__,
+                                 epilog="example: psi0 inspect out/egodex out/shards/he-00000 s3://bucket/out")
+    ap.add_argument("roots", nargs="+",
+                    help="output roots (folders holding catalog.json), catalog.json files, bare shard folders, "
+                         "or s3:// URLs of them")
     args = ap.parse_args(argv)
     for root in args.roots:
         print(render(summarize(root)))

@@ -1,40 +1,56 @@
-"""`psi0 validate OUT` — re-open every shard with LeRobot's and zarr-python's own readers and check
-them against the catalog (episode and frame counts, sampled values, content hashes)."""
+"""`psi0 validate OUT` — re-open every shard through psi0's reader and with its format's own
+independent reader (LeRobot's `LeRobotDataset`, zarr-python), and check each against the catalog and
+against its own `shard.json` (episode and frame counts, inputs, sampled values, content hashes)."""
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from schemas.catalog import ShardRecord
 from schemas.names import SHARD_FILE
-from shards.catalog import load_catalog
+from shards import formats
 from shards.commit import content_hash
+from shards.objectstore import remote_content_hash
+from shards.reader import Output, open_output
 
 
 def validate(out_root: str | Path, sample_frames: int = 3) -> list[str]:
-    """Problems found (empty list = valid)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    out_root = Path(out_root)
-    catalog = load_catalog(out_root)
+    """Problems found (empty list = valid). `out_root`: an output root, a bare shard, or a URL of one."""
+    out = open_output(out_root)
+    catalog = out.catalog
     problems: list[str] = []
     ingested = {k: v for k, v in catalog.inputs.items() if v["status"] == "ingested"}
     for record in catalog.shards:
-        path = out_root / record.path
-        if not (path / SHARD_FILE).is_file():
+        try:
+            where = out.location(record)
+        except PermissionError:
+            problems.append(f"{record.path}: points outside the output root")
+            continue
+        marker = where.join(SHARD_FILE)
+        if not marker.is_file():
             problems.append(f"{record.path}: missing")
             continue
-        if content_hash(path) != record.content_hash:
+        actual = remote_content_hash(where.uri) if where.is_url else content_hash(where.path)
+        if actual != record.content_hash:
             problems.append(f"{record.path}: content hash differs from the catalog")
+        own = marker.read_json().get("record", {})
+        if actual != own.get("content_hash"):
+            problems.append(f"{record.path}: content hash differs from its own {SHARD_FILE}")
         expected = [k for k, v in ingested.items() if v["shard"] == record.shard_id]
         if sorted(expected) != sorted(record.inputs):
             problems.append(f"{record.path}: catalog lists {len(expected)} inputs, shard {len(record.inputs)}")
         if record.episodes == 0:      # every input rejected: the shard only records their fates
             continue
+        if record.format not in formats.names():
+            problems.append(f"{record.path}: format {record.format!r} is not registered")
+            continue
+        fmt = formats.get(record.format)
         try:
-            problems += _check_lerobot(path, record) if record.format == "lerobot" else _check_zarr(path, record)
+            problems += _check_reader(out, record, sample_frames)
+            if fmt.verify is not None:
+                problems += fmt.verify(where, record)
         except Exception as exc:  # noqa: BLE001 - reported, not raised: validate must see every shard
             problems.append(f"{record.path}: reader failed: {type(exc).__name__}: {exc}")
     shard_frames = sum(r.frames for r in catalog.shards if r.format == catalog.shards[0].format) if catalog.shards else 0
@@ -43,39 +59,36 @@ def validate(out_root: str | Path, sample_frames: int = 3) -> list[str]:
     return problems
 
 
-def _check_lerobot(path: Path, record) -> list[str]:
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-
-    ds = LeRobotDataset(f"psi0/{record.shard_id}", root=path, video_backend="pyav")
+def _check_reader(out: Output, record: ShardRecord, sample_frames: int) -> list[str]:
+    """psi0's own reader sees what the record says: episodes in input order, frame counts, finite values."""
+    reader = out.open_shard(record)
     problems = []
-    if ds.num_episodes != record.episodes or ds.num_frames != record.frames:
-        problems.append(f"{record.path}: LeRobot sees {ds.num_episodes} episodes / {ds.num_frames} frames, "
-                        f"catalog {record.episodes} / {record.frames}")
-    for i in np.linspace(0, len(ds) - 1, 3).astype(int):
-        item = ds[int(i)]
-        for key, value in item.items():
-            if hasattr(value, "isfinite") and value.dtype.is_floating_point and not bool(value.isfinite().all()):
-                problems.append(f"{record.path}: non-finite {key} at frame {i}")
-    return problems
-
-
-def _check_zarr(path: Path, record) -> list[str]:
-    import zarr
-
-    group = zarr.open_group(str(path), mode="r")
-    ends = group["meta/episode_ends"][:]
-    problems = []
-    if len(ends) != record.episodes or (len(ends) and int(ends[-1]) != record.frames):
-        problems.append(f"{record.path}: zarr has {len(ends)} episodes / {int(ends[-1]) if len(ends) else 0} frames")
-    for key in group["data"].array_keys():
-        if group["data"][key].shape[0] != record.frames:
-            problems.append(f"{record.path}: data/{key} has {group['data'][key].shape[0]} rows, expected {record.frames}")
+    try:
+        info, episodes = reader.info(), reader.episodes()
+        if len(episodes) != record.episodes or info.frames != record.frames:
+            problems.append(f"{record.path}: reader sees {len(episodes)} episodes / {info.frames} frames, "
+                            f"record {record.episodes} / {record.frames}")
+        if tuple(e.source_id for e in episodes) != tuple(record.inputs):
+            problems.append(f"{record.path}: episodes are not the record's inputs in order")
+        if sum(e.length for e in episodes) != info.frames:
+            problems.append(f"{record.path}: episode lengths sum to {sum(e.length for e in episodes)}, "
+                            f"not {info.frames}")
+        for e in episodes[:: max(1, len(episodes) // max(1, sample_frames))][:sample_frames]:
+            for key, values in reader.columns(None, episode=e.index).items():
+                if len(values) != e.length:
+                    problems.append(f"{record.path}: {key} has {len(values)} rows in episode {e.index}, "
+                                    f"expected {e.length}")
+                elif np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+                    problems.append(f"{record.path}: non-finite {key} in episode {e.index}")
+    finally:
+        reader.close()
     return problems
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="psi0 validate", description=__doc__)
-    ap.add_argument("roots", nargs="+")
+    ap = argparse.ArgumentParser(prog="psi0 validate", description=__doc__,
+                                 epilog="example: psi0 validate out/egodex s3://bucket/out/he  (exit 1 on any problem)")
+    ap.add_argument("roots", nargs="+", help="output roots (catalog.json), bare shard folders, or s3:// URLs of them")
     args = ap.parse_args(argv)
     bad = 0
     for root in args.roots:
@@ -86,3 +99,4 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  - {p}")
         bad += len(problems)
     return 1 if bad else 0
+

@@ -94,6 +94,21 @@ def _write_egodex(root, n_files=2, t=45, seed=0):
                 tr[:, :3, 3] = rng.normal(scale=0.1, size=3) + np.cumsum(rng.normal(scale=0.003, size=(t, 3)), 0) + [0, 0, 0.5]
                 f[f"transforms/{j}"] = tr
             f.attrs["llm_description"] = "pick the cup"
+        _write_mp4(d / f"{k}.mp4", t)
+
+
+def _write_mp4(path, frames, fps=30):
+    """A tiny video beside the poses: `psi0 tokenizer fit` reads EgoDex through converters.egodex, which
+    (like the ingest job) only accepts an episode whose MP4 has as many frames as it has poses."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(frames):
+            img = np.full((32, 32, 3), 4 * i % 256, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        container.mux(stream.encode())
 
 
 def _write_shard(root, d=6, t=30):

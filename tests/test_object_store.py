@@ -16,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fault_injection import fault_env
@@ -210,3 +211,67 @@ def test_storage_options_reach_fsspec_config_and_bad_ones_are_refused(monkeypatc
         bad = subprocess.run([sys.executable, "pipelines/egodex_tokenize.py", "--input", "/x", "--output", "/y", *argv],
                              cwd=REPO, capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and "--storage-option" in bad.stderr, bad.stderr
+
+
+def test_readers_open_an_s3_output(s3, tmp_path):
+    """Training (`make_loader`), the dashboard, `validate` and `shards.reader` read an s3:// output root
+    exactly like its local twin."""
+    import torch
+    from fastapi.testclient import TestClient
+
+    from dashboard.app import create_app
+    from shards.reader import open_output, open_shard
+    from shards.validate import validate
+    from training.data import DataConfig, make_loader
+
+    fs = s3["fs"]
+    src = tmp_path / "src"
+    egodex_sample.write_sample(src, 2, (96, 64), episodes_per_task=1, seconds=1.0)
+    remote_src, remote_out, local_out = f"s3://{BUCKET}/readers/src", f"s3://{BUCKET}/readers/out", tmp_path / "out"
+    _upload(fs, src, remote_src)
+    run(_config("egodex", remote_src, remote_out), "local")
+    run(_config("egodex", str(src), str(local_out)), "local")
+
+    remote, local = open_output(remote_out), open_output(local_out)
+    assert remote.catalog.shards == local.catalog.shards and remote.fates().keys() == local.fates().keys()
+    assert remote.tokenizer().config == local.tokenizer().config
+    shard = remote.shard_ids()[0]
+    for fmt in ("lerobot", "zarr"):
+        r, l = remote.open_shard(shard, fmt), local.open_shard(shard, fmt)
+        assert r.location.is_url and r.episodes() == [e for e in l.episodes()]
+        for key, values in l.columns().items():
+            np.testing.assert_array_equal(r.columns([key])[key], values)
+        cam = r.info().cameras[0].key
+        np.testing.assert_array_equal(r.frame(cam, 0, 5), l.frame(cam, 0, 5))
+    bare = open_output(f"{remote_out}/shards/{shard}.zarr")          # one shard, its catalog synthesized
+    assert bare.synthesized and bare.catalog.shards[0].shard_id == shard and bare.tokenizer() is not None
+    assert open_shard(f"{remote_out}/shards/{shard}").format == "lerobot"
+
+    for fmt in ("lerobot", "zarr"):
+        cfg = DataConfig(horizon=4, image_size=(32, 48), format=fmt)
+        loader_r, _ = make_loader([remote_out], cfg, batch_size=8, seed=3)
+        loader_l, _ = make_loader([local_out], cfg, batch_size=8, seed=3)
+        assert all(isinstance(p, str) and p.startswith("s3://") for s in loader_r.dataset.shards for p in s.paths.values())
+        for k, (a, b) in enumerate(zip(loader_r, loader_l)):
+            for key in ("images", "actions", "state", "tokens", "action_pad", "episode_index", "frame_index"):
+                assert torch.equal(a[key], b[key]), (fmt, key)
+            if k == 2:
+                break
+
+    assert validate(remote_out) == []
+    client, twin = TestClient(create_app([remote_out])), TestClient(create_app([local_out]))
+    o, lo = client.get("/api/overview").json(), twin.get("/api/overview").json()
+    assert {k: v for k, v in o.items() if k != "roots"} == {k: v for k, v in lo.items() if k != "roots"}
+    row = client.get("/api/episodes", params={"status": "ingested", "limit": 1}).json()["items"][0]
+    e, le = (c.get("/api/episode", params={"id": row["id"]}).json() for c in (client, twin))
+    assert e == le
+    url = e["videos"][0]["url"]
+    assert url.startswith("/files/0/shards/")
+    local_mp4 = (local_out / url.split("/", 3)[3]).read_bytes()
+    part = client.get(url, headers={"Range": "bytes=4-11"})
+    assert part.status_code == 206 and part.content == local_mp4[4:12] == b"ftypisom"
+    assert client.get(url).content == local_mp4
+    for bad in ("..%2Fsecret.mp4", "%2e%2e/%2e%2e/x.mp4", "shards/%2e%2e/%2e%2e/x.mp4"):   # outside the root URL
+        assert client.get(f"/files/0/{bad}").status_code == 403, bad
+    tokens = client.get("/api/tokens", params={"id": row["id"], "frame": 2}).json()
+    assert tokens == twin.get("/api/tokens", params={"id": row["id"], "frame": 2}).json() and tokens["valid"]

@@ -65,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="action/state normalization from the catalog stats (default: the stage's)")
     data.add_argument("--max-tokens", type=int, default=None,
                       help="FAST tokens kept per chunk, longer ones are truncated (default: 256 in stage 1, else 64)")
-    data.add_argument("--format", choices=("lerobot", "zarr"), default="lerobot",
-                      help="shard format to read when both twins exist (default lerobot)")
+    data.add_argument("--format", default="lerobot", metavar="FORMAT",
+                      help="shard format to read when twins exist: any format registered in shards.formats "
+                           "(built in: lerobot, zarr; default lerobot)")
     data.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank (default 0)")
     data.add_argument("--samples-per-epoch", type=int, default=None,
                       help="epoch length for the mixture sampler (default: all frames once)")

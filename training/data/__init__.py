@@ -1,4 +1,5 @@
-"""Training data: torch datasets that read psi0 shards (LeRobot v3 dirs and Zarr v3 stores) directly.
+"""Training data: torch datasets that read psi0 shards directly through `shards.reader` (LeRobot v3 dirs,
+Zarr v3 stores or any registered format; local paths or s3:// URLs).
 
     loader, sampler = make_loader(["out/egodex", "out/humanoid_everyday"], DataConfig(), batch_size=32)
     for epoch in range(n):

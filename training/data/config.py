@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.names import ACTION, ACTION_TOKENS, ACTION_TOKENS_LEN, STATE
+from shards import formats
 
 NORMALIZATIONS = ("minmax", "quantile", "meanstd", "none")
-FORMATS = ("lerobot", "zarr")
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
-        if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, got {self.format!r}")
+        if self.format not in formats.names():
+            raise ValueError(f"format must be one of {formats.names()} (registered shard formats), got {self.format!r}")
         if self.horizon < 1 or self.pad_dim < 1 or self.max_tokens < 0:
             raise ValueError("horizon and pad_dim must be >= 1, max_tokens >= 0")
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):

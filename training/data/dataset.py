@@ -1,8 +1,9 @@
 """`ChunkDataset`: one sample per frame of every shard — images at t, task, state at t, the
 normalized action chunk [t, t+H) with end-of-episode padding, and the FAST tokens of that chunk.
 
-Map-style, so any sampler (and DataLoader worker sharding) works. Columns and video decoders are
-cached per process; a forked worker never reuses its parent's open files.
+Map-style, so any sampler (and DataLoader worker sharding) works. Every shard is read through its
+format's reader (`shards.formats`); readers, their columns and video decoders are cached per
+process, so a forked worker never reuses its parent's open files.
 """
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from shards import formats
+from shards.frames import VideoCache
+from shards.location import Location
 from training.data.columns import ShardColumns, load_columns
 from training.data.config import DataConfig
 from training.data.index import ShardIndex
 from training.data.normalize import Affine
-from training.data.video import VideoCache, resize_hwc, to_chw
 
 log = logging.getLogger("psi0.training.data")
 
@@ -48,7 +51,6 @@ class ChunkDataset(Dataset):
         self._pid = -1
         self._columns: OrderedDict[int, ShardColumns] = OrderedDict()
         self._videos: VideoCache | None = None
-        self._zarr_chunks: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
 
     # --- normalization -------------------------------------------------------------------------
     def _build_norm(self, source: str) -> None:
@@ -103,15 +105,14 @@ class ChunkDataset(Dataset):
     # --- per-process caches --------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.update(_pid=-1, _columns=OrderedDict(), _videos=None, _zarr_chunks=OrderedDict())
+        state.update(_pid=-1, _columns=OrderedDict(), _videos=None)
         return state
 
     def _ensure_process(self) -> None:
         if self._pid != os.getpid():       # fresh process (worker fork/spawn): never share open files
             self._pid = os.getpid()
             self._columns = OrderedDict()
-            self._videos = VideoCache(self.cfg.cache_videos)
-            self._zarr_chunks: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+            self._videos = VideoCache(self.cfg.cache_videos)     # shared by every shard's reader
 
     def columns(self, shard: int) -> ShardColumns:
         self._ensure_process()
@@ -121,8 +122,9 @@ class ChunkDataset(Dataset):
             return cols
         fmt, path = self.locations[shard]
         cfg = self.cfg
-        cols = load_columns(fmt, path, self._action_keys[self.shards[shard].source], cfg.state_key, cfg.tokens_key,
-                            cfg.tokens_len_key, cfg.cameras)
+        reader = formats.get(fmt).open(Location.of(path), videos=self._videos)
+        cols = load_columns(reader, self._action_keys[self.shards[shard].source], cfg.state_key, cfg.tokens_key,
+                            cfg.tokens_len_key)
         if cols.frames != self.shards[shard].frames:
             raise ValueError(f"{path}: {cols.frames} frames on disk, index says {self.shards[shard].frames}")
         if cols.action_keys != self._action_keys[self.shards[shard].source]:
@@ -130,7 +132,7 @@ class ChunkDataset(Dataset):
                              f"{self._action_keys[self.shards[shard].source]}")
         self._columns[shard] = cols
         while len(self._columns) > max(1, cfg.cache_shards):
-            self._columns.popitem(last=False)
+            self._columns.popitem(last=False)[1].reader.close()
         return cols
 
     # --- samples -------------------------------------------------------------------------------
@@ -188,37 +190,13 @@ class ChunkDataset(Dataset):
     def _images(self, cols: ShardColumns, row: int) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.cfg
         out: list[np.ndarray | None] = []
+        ep, frame = int(cols.episode_index[row]), int(cols.frame_index[row])
         for cam in cfg.cameras:
-            if cols.fmt == "lerobot" and cam in cols.video:
-                path, from_ts = cols.video[cam][cols.episode_row[int(cols.episode_index[row])]]
-                ts = cols.timestamp[row] if cols.timestamp is not None else cols.frame_index[row] / cols.fps
-                assert self._videos is not None
-                out.append(to_chw(self._videos.reader(path).frame(from_ts + float(ts)), cfg.image_size))
-            elif cols.fmt == "zarr" and cols.zarr_group is not None and cam in cols.zarr_group:
-                out.append(resize_hwc(self._zarr_frame(cols, cam, row), cfg.image_size))
-            else:
-                out.append(None)
+            out.append(cols.reader.image(cam, ep, frame, cfg.image_size) if cam in cols.cameras else None)
         shape = next((o.shape for o in out if o is not None),
                      (3, *(cfg.image_size or (1, 1))))
         mask = np.array([o is not None for o in out], bool)
         return np.stack([o if o is not None else np.zeros(shape, np.uint8) for o in out]), mask
-
-
-    def _zarr_frame(self, cols: ShardColumns, cam: str, row: int) -> np.ndarray:
-        """One frame; the whole (compressed-together) chunk is kept, so neighbours cost nothing."""
-        array = cols.zarr_group[cam]
-        rows = int(array.chunks[0])
-        key = (str(cols.path), cam, row // rows)
-        block = self._zarr_chunks.get(key)
-        if block is None:
-            start = key[2] * rows
-            block = np.asarray(array[start:start + rows])
-            self._zarr_chunks[key] = block
-            while len(self._zarr_chunks) > 4:
-                self._zarr_chunks.popitem(last=False)
-        else:
-            self._zarr_chunks.move_to_end(key)
-        return block[row % rows]
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,12 +1,12 @@
-"""Find shards (output roots, catalogs, single LeRobot dirs, Zarr stores) and their per-source statistics.
+"""Find shards (output roots, catalogs, single shard folders of any registered format, local or
+`s3://...`) and their per-source statistics, through `shards.reader`.
 
-The index holds only metadata (ids, sources, frame counts, paths, stats) so it is cheap to build,
+The index holds only metadata (ids, sources, frame counts, locations, stats) so it is cheap to build,
 pickle into DataLoader workers and keep in the trainer; columns and video are opened lazily by the
 dataset, per process.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -16,24 +16,28 @@ import numpy as np
 from schemas.catalog import Catalog
 from schemas.names import CATALOG_FILE, SHARD_FILE
 from schemas.stats import FeatureStats, merge_all
+from shards import formats
+from shards.location import Location
+from shards.reader import open_output
 
 STAT_KEYS = ("min", "max", "mean", "std", "q01", "q99")
 
 
 @dataclass
 class ShardEntry:
-    """One logical shard; `paths` holds the twins that exist ({"lerobot": dir, "zarr": store})."""
+    """One logical shard; `paths` holds the twins that exist ({"lerobot": dir, "zarr": store}) — local
+    Paths, or URL strings for shards on an object store."""
 
     shard_id: str
     source: str
     frames: int
-    paths: dict[str, Path]
-    catalog: Path | None = None          # the catalog that listed it (stats may come from there)
+    paths: dict[str, Path | str]
+    catalog: str | None = None           # the output root whose catalog listed it (stats may come from there)
 
-    def path(self, preferred: str) -> tuple[str, Path]:
+    def path(self, preferred: str) -> tuple[str, Path | str]:
         if preferred in self.paths:
             return preferred, self.paths[preferred]
-        fmt = sorted(self.paths)[0]
+        fmt = next((name for name in formats.names() if name in self.paths), sorted(self.paths)[0])
         return fmt, self.paths[fmt]
 
 
@@ -43,7 +47,7 @@ class ShardIndex:
 
     shards: list[ShardEntry]
     weights: dict[str, float]
-    catalogs: dict[Path, Catalog] = field(default_factory=dict)
+    catalogs: dict[str, Catalog] = field(default_factory=dict)
     _stats_cache: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
@@ -68,84 +72,45 @@ class ShardIndex:
 
 
 def open_shards(paths: Iterable[str | Path], weights: dict[str, float] | None = None) -> ShardIndex:
-    """Index shards from output roots (with catalog.json), catalog.json files, LeRobot shard dirs or
-    .zarr stores. `weights` (by source name) default to each source's share of frames."""
+    """Index shards from output roots (with catalog.json), catalog.json files, shard folders of any
+    registered format (LeRobot v3 dirs, .zarr stores, ...), local or URLs. `weights` (by source name)
+    default to each source's share of frames."""
     by_key: dict[str, ShardEntry] = {}
-    catalogs: dict[Path, Catalog] = {}
+    catalogs: dict[str, Catalog] = {}
     paths = list(paths)
     if not paths:
         raise ValueError("open_shards: no paths given")
     for raw in paths:
-        for entry in _entries(Path(raw), catalogs):
-            key = _twin_key(entry)
+        for key, entry in _entries(raw, catalogs):
             if key in by_key:
                 old = by_key[key]
                 old.paths.update(entry.paths)
                 old.catalog = old.catalog or entry.catalog
             else:
                 by_key[key] = entry
-    shards = sorted(by_key.values(), key=lambda s: (s.source, s.shard_id, _twin_key(s)))
-    shards = [s for s in shards if s.frames > 0]
+    shards = sorted(by_key.items(), key=lambda kv: (kv[1].source, kv[1].shard_id, kv[0]))
+    shards = [s for _, s in shards if s.frames > 0]
     if not shards:
         raise ValueError(f"no non-empty shards found in {[str(p) for p in paths]}")
     return ShardIndex(shards, _normalize_weights(shards, weights), catalogs)
 
 
-def _twin_key(entry: ShardEntry) -> str:
-    _, path = sorted(entry.paths.items())[0]
-    path = path.resolve()
-    return str(path.with_name(path.name[:-5]) if path.name.endswith(".zarr") else path)
-
-
-def _entries(path: Path, catalogs: dict[Path, Catalog]) -> list[ShardEntry]:
-    if path.is_file() and path.name == CATALOG_FILE:
-        return _catalog_entries(path.parent, catalogs)
-    if (path / CATALOG_FILE).is_file():
-        return _catalog_entries(path, catalogs)
-    if (path / "zarr.json").is_file():
-        return [_zarr_entry(path)]
-    if (path / "meta" / "info.json").is_file():
-        return [_lerobot_entry(path)]
-    if (path / "shards").is_dir():
-        raise FileNotFoundError(f"{path} has shards/ but no {CATALOG_FILE}: finish the job (finalize) first")
-    raise FileNotFoundError(f"{path}: not an output root, {CATALOG_FILE}, LeRobot v3 shard or .zarr store")
-
-
-def _catalog_entries(root: Path, catalogs: dict[Path, Catalog]) -> list[ShardEntry]:
-    root = root.resolve()
-    catalog = Catalog.from_json(json.loads((root / CATALOG_FILE).read_text()))
-    catalogs[root] = Catalog(shards=catalog.shards, stats=catalog.stats)   # drop per-input fates: not needed here
-    out = []
-    for rec in catalog.shards:
-        shard_path = root / rec.path
-        if not shard_path.exists():
-            raise FileNotFoundError(f"catalog {root / CATALOG_FILE} lists {rec.path}, which is missing")
-        out.append(ShardEntry(rec.shard_id, rec.source, rec.frames, {rec.format: shard_path}, root))
-    return out
-
-
-def _shard_record(path: Path) -> dict[str, Any] | None:
-    f = path / SHARD_FILE
-    return json.loads(f.read_text())["record"] if f.is_file() else None
-
-
-def _lerobot_entry(path: Path) -> ShardEntry:
-    rec = _shard_record(path)
-    if rec is not None:
-        return ShardEntry(rec["shard_id"], rec["source"], int(rec["frames"]), {"lerobot": path.resolve()})
-    info = json.loads((path / "meta" / "info.json").read_text())
-    return ShardEntry(path.name, path.name, int(info["total_frames"]), {"lerobot": path.resolve()})
-
-
-def _zarr_entry(path: Path) -> ShardEntry:
-    rec = _shard_record(path)
-    if rec is not None:
-        return ShardEntry(rec["shard_id"], rec["source"], int(rec["frames"]), {"zarr": path.resolve()})
-    import zarr
-    group = zarr.open_group(str(path), mode="r")
-    ends = group["meta/episode_ends"][:]
-    name = path.name[:-5] if path.name.endswith(".zarr") else path.name
-    return ShardEntry(name, name, int(ends[-1]) if len(ends) else 0, {"zarr": path.resolve()})
+def _entries(raw: str | Path, catalogs: dict[str, Catalog]) -> list[tuple[str, ShardEntry]]:
+    """(twin key, entry) for every readable shard `raw` names; twins share the key (folder minus suffix)."""
+    out = open_output(raw)
+    root = None if out.synthesized else out.root.uri
+    if root is not None:
+        catalogs[root] = Catalog(shards=out.catalog.shards, stats=out.catalog.stats)   # fates: not needed here
+    found = []
+    for rec in out.catalog.shards:
+        if rec.format not in formats.names():
+            continue
+        where = out.location(rec)
+        if root is not None and not where.is_dir():
+            raise FileNotFoundError(f"catalog {out.root.join(CATALOG_FILE)} lists {rec.path}, which is missing")
+        twin = where.parent.join(formats.get(rec.format).shard_id(where.name)).uri
+        found.append((twin, ShardEntry(rec.shard_id, rec.source, rec.frames, {rec.format: where.local()}, root)))
+    return found
 
 
 def _normalize_weights(shards: list[ShardEntry], weights: dict[str, float] | None) -> dict[str, float]:
@@ -178,9 +143,10 @@ def _source_stats(index: ShardIndex, source: str, feature: str) -> dict[str, np.
             return _as_arrays(catalog.stats[feature])
     parts, lerobot_style = [], []
     for entry in entries:
-        shard_json = next((p / SHARD_FILE for p in entry.paths.values() if (p / SHARD_FILE).is_file()), None)
+        shard_json = next((m for m in (Location.of(p).join(SHARD_FILE) for p in entry.paths.values())
+                           if m.is_file()), None)
         if shard_json is not None:
-            stats = json.loads(shard_json.read_text())["stats"]
+            stats = shard_json.read_json()["stats"]
             if feature in stats:
                 parts.append({feature: FeatureStats.from_json(stats[feature])})
             continue
@@ -196,12 +162,13 @@ def _source_stats(index: ShardIndex, source: str, feature: str) -> dict[str, np.
 
 
 def _native_stats(entry: ShardEntry, feature: str) -> dict[str, np.ndarray] | None:
-    fmt, path = entry.path("lerobot")
-    if fmt == "lerobot":
-        stats = json.loads((path / "meta" / "stats.json").read_text())
-    else:
-        import zarr
-        stats = dict(zarr.open_group(str(path), mode="r").attrs).get("stats", {})
+    """The stats a shard's format stores itself (LeRobot meta/stats.json, Zarr attrs)."""
+    fmt, path = entry.path(formats.names()[0])
+    reader = formats.get(fmt).open(Location.of(path))
+    try:
+        stats = reader.native_stats()
+    finally:
+        reader.close()
     return _as_arrays(stats[feature]) if feature in stats else None
 
 

@@ -1,25 +1,33 @@
-"""Random-access video frames with PyAV: seek to the keyframe at/before t, decode forward.
+"""Decoded frames for shard readers: random access into encoded video with PyAV (seek to the
+keyframe at/before t, decode forward), and the conversion of a frame to channels-first RGB at a size.
 
 A `FrameReader` keeps its container and decoder open. When the next request is a little ahead of
 the last decoded frame (within one observed GOP) it keeps decoding instead of seeking, so
-sequential access costs one decode per frame. `VideoCache` is a small per-process LRU of readers.
+sequential access costs one decode per frame. `VideoCache` is a small per-process LRU of readers
+(share one between the shards a process reads to bound its open decoders). Videos on an object
+store are read through a ranged file object, local ones by path.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
+
+from shards.location import Location
 
 
 class FrameReader:
     """Frames of one video file by timestamp (seconds)."""
 
-    def __init__(self, path: str | Path, threads: int = 1):
-        self.path = str(path)
-        self.container = av.open(self.path)
+    def __init__(self, path: "str | Path | Location", threads: int = 1):
+        where = Location.of(path)
+        self.path = where.uri
+        self._handle: Any = where.open() if where.is_url else None
+        self.container = av.open(self._handle if self._handle is not None else self.path)
         self.stream = self.container.streams.video[0]
         ctx = self.stream.codec_context
         ctx.thread_count = threads          # random access: frame threading only adds latency
@@ -35,6 +43,8 @@ class FrameReader:
     def close(self) -> None:
         self._decoder = None
         self.container.close()
+        if self._handle is not None:
+            self._handle.close()
 
     def frame(self, timestamp: float) -> av.VideoFrame:
         """The frame displayed at `timestamp` (nearest pts within half a frame)."""
@@ -102,7 +112,7 @@ class VideoCache:
         self.capacity = max(1, capacity)
         self._readers: OrderedDict[str, FrameReader] = OrderedDict()
 
-    def reader(self, path: str | Path) -> FrameReader:
+    def reader(self, path: "str | Path | Location") -> FrameReader:
         key = str(path)
         reader = self._readers.get(key)
         if reader is not None:
