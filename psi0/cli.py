@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dashboard": ("dashboard.cli", "read-only web dashboard over shards, catalogs and rejects"),
     "teleop": ("teleop.cli", "record / check / replay whole-body teleop sessions; list devices"),
     "deploy": ("deploy.cli", "run a trained policy through the RTC engine on a recorded episode (replay)"),
+    "sim": ("sim.cli", "MuJoCo G1 + Dex3-1 benchmark: list tasks, render episodes, run scripted experts, bench speed"),
     "train": ("training.cli", "train the Psi0 policy on shards: stage 1 (VLM tokens), 2 (action expert), 3 (fine-tune)"),
     "embodiments": ("schemas.embodiments.cli", "list the robot/hand configurations and their dimensions (--json)"),
 }

@@ -28,7 +28,8 @@ def _record_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True, help="task name, e.g. lunchbag (also the sim operator's script)")
     p.add_argument("--device", nargs="+", default=["sim"], metavar="DEVICE",
-                   help="sim | openvr | openxr | replay FILE (a recorded session/episode dir or an .npz)")
+                   help="sim | openvr | openxr | replay FILE (a recorded session/episode dir or an .npz) | mujoco "
+                        "(physics sim, the task's scripted expert operates; see docs/sim.md)")
     from schemas import embodiments  # noqa: PLC0415  (numpy only; keeps `teleop --help` light)
     p.add_argument("--robot", default=embodiments.DEFAULT, choices=embodiments.spellings(), metavar="ROBOT",
                    help="robot/hand configuration (`psi0 embodiments` lists them): "
@@ -57,6 +58,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     from teleop.session import RecordOptions, record  # noqa: PLC0415
     from teleop.streams import DeviceUnavailable  # noqa: PLC0415
     device, *rest = args.device
+    if device == "mujoco":
+        return _record_mujoco(args)
     if device == "replay" and len(rest) != 1:
         print("teleop record: --device replay needs exactly one FILE", file=sys.stderr)
         return 2
@@ -83,6 +86,19 @@ def cmd_record(args: argparse.Namespace) -> int:
               f"{loop.get('p50_ms', float('nan')):.2f} ms p99 {loop.get('p99_ms', float('nan')):.2f} ms, "
               f"{loop.get('overruns', 0)} missed ticks; data at risk: {rec.get('max_unwritten_s', 0) * 1e3:.0f} ms "
               f"(process crash), {rec.get('max_at_risk_s', 0) * 1e3:.0f} ms (power loss)")
+    return 0
+
+
+def _record_mujoco(args: argparse.Namespace) -> int:
+    from teleop.devices.mujoco_sim import MujocoRecordOptions, record  # noqa: PLC0415
+    width, height = (int(v) for v in args.camera_size.lower().split("x"))
+    summary = record(MujocoRecordOptions(task=args.task, out=args.out, episodes=args.episodes or 1, duration=args.duration,
+                                         seed=args.seed, operator=args.operator or "scripted-expert", rate_hz=args.rate,
+                                         camera_rate_hz=args.camera_rate, camera_size=(width, height),
+                                         session_name=args.session))
+    print(json.dumps(summary, sort_keys=True, default=str) if args.json else
+          f"{summary['session']}: {len(summary['episodes'])} simulated episode(s), "
+          f"{sum(e['success'] for e in summary['episodes'])} successful")
     return 0
 
 

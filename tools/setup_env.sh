@@ -18,6 +18,8 @@ command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v tmux >/dev/null || need+=(tmux)
+# sim/: MuJoCo renders headless through EGL on Mesa's software rasterizer (no GPU, no X server)
+ldconfig -p | grep -q 'libEGL_mesa.so.0' || need+=(libegl1 libegl-mesa0 libgl1-mesa-dri)
 if [ "${#need[@]}" -gt 0 ] && [ -z "${PSI0_SKIP_APT:-}" ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   log "installing system packages: ${need[*]}"
@@ -33,7 +35,8 @@ if [ ! -f "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q -U pip wheel
   log "installing locked dependencies (first time: a few minutes, ~9 GB with the CUDA torch wheel)"
   # requirements.lock pins every package; --no-deps keeps pip from re-resolving (and from
-  # re-adding opencv-contrib-python, see below).
+  # re-adding opencv-contrib-python, see below). It also keeps mjlab (sim/'s G1 model files) from
+  # pulling in warp, mujoco-warp, wandb: sim/ only reads its MJCF and meshes.
   "$VENV/bin/python" -m pip install -q --no-deps -r requirements.lock
   rm -f "$VENV"/.psi0-deps-*
   touch "$stamp"

@@ -73,6 +73,13 @@ def _sim_input(task: str = "lunchbag", seed: int = 0, rate: float = 90.0, **kw):
     return SimOperator(task=task, seed=seed, rate=rate, **kw)
 
 
+def _mujoco(task: str = "lunchbag", seed: int = 0, **kw):
+    from teleop.devices.mujoco_sim import ExpertInput, MujocoWorld  # noqa: PLC0415
+    world = MujocoWorld(task=task, seed=seed, **kw)
+    world.reset(seed)
+    return ExpertInput(world)
+
+
 def _replay_input(path: str | None = None, **kw):
     from teleop.devices.replay import ReplayInput  # noqa: PLC0415
     if path is None and "inputs" not in kw:
@@ -127,6 +134,8 @@ DEVICES: dict[str, DeviceEntry] = {e.name: e for e in [
     DeviceEntry("replay", "input", "recorded operator inputs played back", lambda: None, _replay_input),
     DeviceEntry("openvr", "input", "SteamVR trackers via openvr (+ gamepad)", _probe_openvr, _openvr),
     DeviceEntry("openxr", "input", "OpenXR head, hand tracking, body trackers via pyopenxr (+ gamepad)", _probe_openxr, _openxr),
+    DeviceEntry("mujoco", "input", "MuJoCo physics sim: the task's scripted expert operates a simulated G1 + Dex3-1",
+                lambda: _module("mujoco", "mujoco") or _module("mjlab", "mjlab (pip install --no-deps)"), _mujoco),
     DeviceEntry("gamepad", "input", "Linux joystick (/dev/input/js*), locomotion only", _probe_gamepad, _gamepad),
     DeviceEntry("sim-robot", "robot", "kinematic G1 with first-order joint lag", lambda: None, _sim_robot),
     DeviceEntry("unitree-g1", "robot", "Unitree G1 over DDS (unitree_sdk2py)", _probe_unitree, _unitree),

@@ -1,0 +1,138 @@
+"""The MuJoCo benchmark (`sim/`): determinism, success predicates (expert true, no-op false), rendering,
+observation layout, CLI. Full 20-seed expert sweeps live in benchmarks/sim_experts.py."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sim  # noqa: E402,F401  - first: picks MuJoCo's headless EGL backend before mujoco is imported
+
+pytest.importorskip("mujoco")
+
+from schemas.actions import PSI0_ACTION, PSI0_STATE  # noqa: E402
+from sim.env import EnvConfig, SimEnv, neutral_action  # noqa: E402
+from sim.experts import ScriptedExpert, run_episode  # noqa: E402
+from sim.observation import PRIVILEGED  # noqa: E402
+from sim.scene import N_LAYOUTS  # noqa: E402
+from sim.tasks import TEMPLATES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = SimEnv(EnvConfig(camera=False, grasp_assist=True))
+    yield e
+    e.close()
+
+
+def _rollout(env: SimEnv, task: str, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    env.reset(task, seed)
+    expert = ScriptedExpert(env)
+    actions = []
+    for _ in range(steps):
+        a = expert.act()
+        env.step(a)
+        actions.append(a)
+    return env.data.qpos.copy(), np.asarray(actions)
+
+
+def test_same_seed_same_rollout(env):
+    q1, a1 = _rollout(env, "pick_place_right", 3, 60)
+    q2, a2 = _rollout(env, "pick_place_right", 3, 60)
+    assert q1.tobytes() == q2.tobytes() and a1.tobytes() == a2.tobytes()
+    q3, _ = _rollout(env, "pick_place_right", 4, 5)
+    assert q3.shape != q1.shape or not np.allclose(q1, q3)     # another seed: another world
+
+
+def test_templates_and_layouts_counts():
+    assert len(TEMPLATES) >= 6 and N_LAYOUTS >= 50
+    r = subprocess.run([sys.executable, "-m", "psi0", "sim", "list-tasks", "--json"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["templates"] == len(TEMPLATES) and out["instances"] == len(TEMPLATES) * N_LAYOUTS
+
+
+@pytest.mark.parametrize("task", sorted(TEMPLATES))
+def test_noop_does_not_succeed(env, task):
+    """Holding the reset pose: the predicate stays false (objects at rest, nothing placed or lifted)."""
+    obs = env.reset(task, 7)
+    assert obs["instruction"] and env.task.time_limit > 0
+    hold = env.last_action.copy()
+    for _ in range(100):
+        _, done, info = env.step(hold)
+        assert not info["success"]
+    assert not done
+
+
+@pytest.mark.parametrize("task", ["pick_place_left", "bimanual_lift"])
+def test_expert_rollout_satisfies_predicate(env, task):
+    result = run_episode(env, task, 1, "expert")
+    assert result["success"], result
+    assert result["t"] < env.task.time_limit
+    assert result["grasp_assist"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["pick_place_right", "lunchbag", "wipe", "walk_place", "squat_pick", "turn_place"])
+def test_expert_rollout_satisfies_predicate_all_templates(env, task):
+    result = run_episode(env, task, 2, "expert")
+    assert result["success"], result
+
+
+def test_observation_layout_and_action_clamp(env):
+    obs = env.reset("lunchbag", 0)
+    assert obs["state"].shape == (PSI0_STATE.size,) and obs["privileged"].shape == (PRIVILEGED.size,)
+    assert "lunch bag" in obs["instruction"]
+    # the bag is in front of the robot, to its right, at table height
+    bag = obs["privileged"][PRIVILEGED.slice("objects")][:3]
+    assert 0.15 < bag[0] < 0.5 and bag[1] < 0 and 0.6 < bag[2] < 0.9
+    wild = neutral_action()
+    wild[PSI0_ACTION.slice("lower_body")][4] = 50.0              # vx far beyond AMO's 0.5 m/s
+    _, _, info = env.step(wild)
+    assert abs(info["executed_command"][4]) <= 0.5 + 1e-9
+    nan = np.full(PSI0_ACTION.size, np.nan)
+    obs, _, _ = env.step(nan)                                    # a non-finite action holds the last one
+    assert np.isfinite(obs["state"]).all()
+
+
+def test_render_shows_robot_and_objects(tmp_path):
+    """Head and overview frames are not blank and contain robot and object pixels (segmentation)."""
+    import mujoco
+
+    from sim.media import write_png
+
+    env = SimEnv(EnvConfig(camera=True, width=224, height=224))
+    try:
+        obs = env.reset("pick_place_right", 0)
+        head = obs["images"]["head"]
+        assert head.shape == (224, 224, 3) and head.dtype == np.uint8 and head.std() > 10
+        overview = env.render("overview", 320, 240)
+        write_png(tmp_path / "sim_head.png", head)
+        write_png(tmp_path / "sim_overview.png", overview)
+        assert (tmp_path / "sim_head.png").stat().st_size > 1000
+        seg = mujoco.Renderer(env.model, 224, 224)
+        seg.enable_segmentation_rendering()
+        robot = {i for i in range(env.model.ngeom) if env.model.geom_bodyid[i] in _robot_bodies(env)}
+        obj = {i for i in range(env.model.ngeom) if env.model.body(env.model.geom_bodyid[i]).name == "object"}
+        for camera in ("head", "overview"):
+            seg.update_scene(env.data, camera=camera)
+            ids = seg.render()[..., 0]
+            assert np.isin(ids, list(robot)).sum() > 50, camera
+            assert np.isin(ids, list(obj)).sum() > 20, camera
+        seg.close()
+    finally:
+        env.close()
+
+
+def _robot_bodies(env: SimEnv) -> set[int]:
+    pelvis = env.idx.pelvis
+    return {b for b in range(env.model.nbody) if env.model.body_rootid[b] == env.model.body_rootid[pelvis]
+            and b != 0}
