@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from schemas.embodiments import HUMAN_HAND_TIPS
+
 EGODEX_TOKEN_RATE = 10.0     # converters.tokenize.columns.tokenize_episode's default egodex_rate
 DELTA_ROT = slice(3, 6)      # per-hand Δrpy inside a 24-D half of HUMAN_ACTION_48_DELTA
-TIPS = (4, 9, 14, 19, 24)    # schemas.embodiments.HUMAN_HAND_TIPS
+TIPS = HUMAN_HAND_TIPS
 
 
 def load_tokenizer(directory: Path) -> Any:

@@ -22,6 +22,8 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from schemas.actions import PSI0_ACTION
+
 
 class ChunkPolicy(Protocol):
     """policy(obs, prefix (d, A), delay d) -> chunk (H, A) whose first d rows equal the prefix."""
@@ -33,7 +35,7 @@ class ChunkPolicy(Protocol):
 class RTCConfig:
     control_hz: float = 30.0          # reference: chunks of 30 steps at 30 Hz
     horizon: int = 30
-    action_dim: int = 36              # PSI0_ACTION
+    action_dim: int = PSI0_ACTION.size
     execute_horizon: int = 10         # start the next inference after this many ticks of a chunk
     max_delay: int = 8                # the model's training-time RTC max_delay
     initial_latency_s: float = 0.16   # before any measurement (2.5 B params on one GPU)

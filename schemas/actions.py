@@ -71,3 +71,8 @@ def _human_hand24_delta(side: str) -> Space:
 
 HUMAN_ACTION_48_DELTA = concat("human_action48_delta", [(f"{side}_hand", _human_hand24_delta(side)) for side in SIDES])
 """Delta variant (Ψ₀ pre-training): per hand Δxyz, Δroll-pitch-yaw, 3 zeros, Δfingertips."""
+
+
+BATCH_PAD_DIM = max(PSI0_ACTION.size, PSI0_STATE.size, HUMAN_ACTION_48.size)
+"""Width every action / state row is zero-padded to in a training batch (masks mark the real dims), so one
+batch can mix the human 48-D and the robot 36-D spaces."""

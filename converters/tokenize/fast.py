@@ -27,6 +27,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.fft import dct, idct
 
+from schemas.actions import PSI0_ACTION
+
 VERSION = "psi0.fast/1"
 CHAR_BASE = 0x100          # skip ASCII / whitespace / control characters
 
@@ -34,7 +36,7 @@ CHAR_BASE = 0x100          # skip ASCII / whitespace / control characters
 @dataclass
 class FastConfig:
     horizon: int = 16
-    dims: int = 36
+    dims: int = PSI0_ACTION.size
     scale: float = 100.0
     vocab_size: int = 2048
     q01: list[float] = field(default_factory=list)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schemas.actions import BATCH_PAD_DIM
 from schemas.names import ACTION, ACTION_TOKENS, ACTION_TOKENS_LEN, STATE
 from shards import formats
 
@@ -22,7 +23,7 @@ class DataConfig:
     cameras: tuple[str, ...] = ("observation.images.egocentric",)
     image_size: tuple[int, int] | None = (240, 320)          # (H, W)
     normalization: str = "minmax"                             # minmax|quantile -> [-1, 1]; meanstd; none
-    pad_dim: int = 48
+    pad_dim: int = BATCH_PAD_DIM
     max_tokens: int = 64
     format: str = "lerobot"                                   # preferred shard format; the twin is a fallback
     action_keys: tuple[str, ...] = (ACTION,)

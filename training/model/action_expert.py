@@ -17,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from schemas.actions import PSI0_ACTION, PSI0_STATE
+
 
 @dataclass(frozen=True)
 class ActionExpertConfig:
-    action_dim: int = 36
-    state_dim: int = 36
+    action_dim: int = PSI0_ACTION.size
+    state_dim: int = PSI0_STATE.size
     context_dim: int = 2048
     horizon: int = 30
     hidden: int = 1536

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from schemas.actions import BATCH_PAD_DIM, PSI0_ACTION
 from training.model.action_expert import CONFIGS as EXPERT_CONFIGS
 from training.model.action_expert import ActionExpert, ActionExpertConfig, count_params
 from training.model.system2 import System2
@@ -48,8 +49,8 @@ class PolicyConfig:
     name: str = "custom"
     system2: str = "tiny"
     fast_vocab_size: int = 2048
-    action_dim: int = 36
-    state_dim: int = 48
+    action_dim: int = PSI0_ACTION.size
+    state_dim: int = BATCH_PAD_DIM
     horizon: int = 30
     feature_layers: tuple[int, ...] = (-1,)
     expert_base: str = "full"
