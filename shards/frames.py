@@ -12,18 +12,21 @@ from __future__ import annotations
 from collections import OrderedDict
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
 import numpy as np
 
 from shards.location import Location
+
+if TYPE_CHECKING:          # PyAV is imported where video is decoded or encoded, not by readers of vectors
+    import av
 
 
 class FrameReader:
     """Frames of one video file by timestamp (seconds)."""
 
     def __init__(self, path: "str | Path | Location", threads: int = 1):
+        import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
         where = Location.of(path)
         self.path = where.uri
         self._handle: Any = where.open() if where.is_url else None
@@ -100,6 +103,7 @@ def to_chw(frame: av.VideoFrame, size: tuple[int, int] | None) -> np.ndarray:
 
 def resize_hwc(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     """(H, W, 3) uint8 -> (3, h, w) uint8 with the same scaler as decoded video."""
+    import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
     if size is None or rgb.shape[:2] == tuple(size):
         return np.ascontiguousarray(rgb.transpose(2, 0, 1))
     return to_chw(av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"), size)

@@ -16,14 +16,16 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import av
 import numpy as np
 
 from schemas.episode import EpisodeError, RejectReason, VideoRef
 from schemas import remote
 from shards import objectstore
+
+if TYPE_CHECKING:          # PyAV is imported where video is decoded or encoded, not by readers of vectors
+    import av
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ _END = object()
 
 
 def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterator[av.VideoFrame]:
+    import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
     # Object-store videos stream through a file object (sequential range reads): measured on loopback S3 as
     # fast as staging the file to local disk first, without the disk space or the extra copy.
     handle = None
@@ -82,6 +85,7 @@ def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterat
 
 
 def _decode_images(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterator[av.VideoFrame]:
+    import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
     from PIL import Image
 
     is_remote = remote.is_url(ref.uri)
@@ -153,6 +157,7 @@ class EpisodeEncoder:
     """Encodes one episode's frames into one MP4 (the caller deletes it if the episode fails)."""
 
     def __init__(self, path: Path, fps: float, config: VideoConfig):
+        import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
         self.path = path
         self.config = config
         self.container = av.open(str(path), "w", format="mp4")

@@ -27,7 +27,7 @@ CAM = "observation.images.egocentric"
 @pytest.fixture(scope="module")
 def out(tmp_path_factory) -> Path:
     """Humanoid Everyday sample through the real job: both formats, 2 episodes per shard, FAST tokens."""
-    from converters.samples import humanoid_everyday as he_sample
+    from samples import humanoid_everyday as he_sample
     from pipelines.runners import run_local
     from pipelines.stages import JobConfig
 
@@ -189,7 +189,7 @@ def test_validate_checks_each_shard_against_its_own_shard_json(out, tmp_path):
 
 
 def test_tokenizer_fit_over_shards_and_one_egodex_file(out, tmp_path):
-    from converters.samples import egodex as egodex_sample
+    from samples import egodex as egodex_sample
 
     src = tmp_path / "egodex"
     egodex_sample.write_sample(src, resolution=(64, 48), episodes_per_task=1, seconds=1.0)

@@ -21,7 +21,7 @@ ENV = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
 
 
 def test_teleop_record_device_mujoco(tmp_path):
-    from teleop.recording import episode_dirs, episode_info, load_session, read_stream
+    from schemas.recording import episode_dirs, episode_info, load_session, read_stream
 
     r = subprocess.run([sys.executable, "-m", "psi0", "teleop", "record", "--device", "mujoco", "--task", "pick_place_left",
                         "--episodes", "1", "--duration", "1.0", "--out", str(tmp_path), "--json"],
