@@ -148,9 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--repo-id", default=None, help="repo id written into the dataset card fields (default psi0/NAME)")
 
     pr = sub.add_parser("preset", help=VERBS["preset"], description=VERBS["preset"] + ".")
-    pr.add_argument("name", help="preset name (see `psi0 dataset preset list`)")
-    pr.add_argument("inputs", nargs="*", metavar="INPUT", help="output roots / views")
-    pr.add_argument("out", nargs="?", help="folder for the preset's views")
+    pr.add_argument("name", help="preset name, or `list`")
+    pr.add_argument("paths", nargs="*", metavar="INPUT... OUT_DIR",
+                    help="output roots / views, then the folder for the preset's views (one per step)")
     pr.add_argument("--seed", type=int, default=0)
     return ap
 
@@ -202,12 +202,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.verb == "preset":
         from shards.views_presets import PRESETS, build_preset
 
-        if args.name == "list" or not args.inputs or args.out is None:
+        if args.name == "list" or len(args.paths) < 2:
             for name, preset in PRESETS.items():
-                print(f"{name:<18} {preset.help}")
+                print(f"{name:<14} {preset.help}")
+            if args.name != "list":
+                print("usage: psi0 dataset preset NAME INPUT... OUT_DIR", file=sys.stderr)
             return 0 if args.name == "list" else 2
-        for path in build_preset(args.name, args.inputs, args.out, seed=args.seed):
-            print(f"wrote {path}")
+        for role, path in build_preset(args.name, args.paths[:-1], args.paths[-1], seed=args.seed).items():
+            print(f"{role}: {path}")
         return 0
     work = ops.resolve(args.inputs, args.rename, args.mixture)
     if args.verb == "filter":

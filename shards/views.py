@@ -172,7 +172,7 @@ def select(roots: list[tuple[Location, str]], episodes: list[dict[str, Any]]) ->
     """The rows of the roots' tables that a selection lists, in view order."""
     from shards.views_table import concat
 
-    tables = [open_root(loc, i, sha) for i, (loc, sha) in enumerate(roots)]
+    tables = [open_root(loc, 0, sha) for loc, sha in roots]
     table = concat(tables) if tables else concat([])
     row_of = {(s.root, s.shard_id): i for i, s in enumerate(table.shards)}
     wanted = []
