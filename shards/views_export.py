@@ -151,6 +151,36 @@ def frame_table(plan: ExportPlan, ep: ExportEpisode, reader: Any) -> pa.Table:
     return pa.table(out)
 
 
+CAMERA_SAMPLES = 16
+"""Frames per episode and camera that image stats are computed from (LeRobot samples too; pixels are
+scaled to [0, 1] and downsampled to <= 150 px on the long side, as LeRobot's `compute_episode_stats` does)."""
+
+
+def sample_picks(length: int) -> np.ndarray:
+    return np.unique(np.linspace(0, max(length - 1, 0), min(CAMERA_SAMPLES, max(length, 1))).round().astype(int))
+
+
+def camera_sketch(frames: np.ndarray) -> dict[str, Any]:
+    """Mergeable per-channel stats of (K, H, W, 3) uint8 frames, in [0, 1]."""
+    from schemas.stats import FeatureStats
+
+    frames = np.asarray(frames)
+    step = max(1, int(max(frames.shape[1], frames.shape[2]) // 150)) if max(frames.shape[1:3]) >= 300 else 1
+    pixels = frames[:, ::step, ::step, :].reshape(-1, 3).astype(np.float64) / 255.0
+    return FeatureStats.from_values(pixels).to_json()
+
+
+def lerobot_stats(merged: dict[str, Any], cameras: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """LeRobot stats.json from merged sketches: camera stats per channel with shape (3, 1, 1)."""
+    out = {}
+    for key, st in sorted(merged.items()):
+        entry = st.to_lerobot()
+        if key in cameras:
+            entry = {k: (v if k == "count" else [[[x]] for x in v]) for k, v in entry.items()}
+        out[key] = entry
+    return out
+
+
 def table_stats(table: pa.Table) -> dict[str, Any]:
     """Mergeable sketches of a part's frames (the columns the ingest writer keeps stats of)."""
     from schemas.episode import column_to_numpy

@@ -29,7 +29,8 @@ from schemas.stats import FeatureStats, merge_all
 from shards.formats import lerobot_v3 as v3
 from shards.video import EpisodeEncoder, VideoConfig
 from shards.views import ViewError
-from shards.views_export import ExportEpisode, ExportPlan, close_readers, frame_table, open_reader, table_stats
+from shards.views_export import (ExportEpisode, ExportPlan, camera_sketch, close_readers, frame_table, lerobot_stats,
+                                 open_reader, sample_picks, table_stats)
 
 V21 = "v2.1"
 V21_DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
@@ -43,9 +44,10 @@ COPYABLE = {"lerobot": None, "lerobot-v21": ("h264",)}          # None: any code
 
 
 # ------------------------------------------------------------------------------------------ video
-def write_video(plan: ExportPlan, ep: ExportEpisode, reader: Any, camera: str, dst: Path) -> dict[str, Any]:
+def write_video(plan: ExportPlan, ep: ExportEpisode, reader: Any, camera: str, dst: Path
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Copy the episode's MP4 when it is a whole file in an allowed codec, else decode + encode. Returns
-    the LeRobot `info` of the written stream."""
+    the LeRobot `info` of the written stream and the camera's stats sketch (sampled frames)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     policy = plan.video_codec
     span = reader.video_file(camera, ep.episode)
@@ -60,7 +62,8 @@ def write_video(plan: ExportPlan, ep: ExportEpisode, reader: Any, camera: str, d
             dst.write_bytes(span.location.read_bytes())
         else:
             shutil.copyfile(span.location.path, dst)
-        return dict(source_info)
+        sampled = np.stack([reader.frame(camera, ep.episode, int(k)) for k in sample_picks(ep.frames)])
+        return dict(source_info), camera_sketch(sampled)
     if policy == "copy":
         raise ViewError(f"{ep.key}: {camera} cannot be copied into {plan.format} (codec {codec or 'none'}, "
                         f"{'a whole file' if whole_file else 'not a file of its own'}); use --video-codec auto")
@@ -80,9 +83,10 @@ def write_video(plan: ExportPlan, ep: ExportEpisode, reader: Any, camera: str, d
     except BaseException:
         encoder.abort()
         raise
-    return {"video.height": int(height), "video.width": int(width), "video.codec": cfg.codec_label,
+    info = {"video.height": int(height), "video.width": int(width), "video.codec": cfg.codec_label,
             "video.pix_fmt": cfg.pix_fmt, "video.is_depth_map": False, "video.fps": int(round(plan.fps)),
             "video.channels": 3, "has_audio": False}
+    return info, camera_sketch(frames[sample_picks(ep.frames)])
 
 
 def _episode_meta(reader: Any, ep: ExportEpisode) -> tuple[str, str, dict[str, Any]]:
@@ -96,6 +100,7 @@ def write_part_v3(plan: ExportPlan, index: int, tmp: Path) -> dict[str, Any]:
     files = tmp / "files"
     cache: dict[str, Any] = {}
     tables, rows, video_info = [], [], {}
+    camera_stats: list[dict[str, FeatureStats]] = []
     embodiments = set()
     chunk, file = divmod(index, v3.CHUNKS_SIZE)
     try:
@@ -109,7 +114,9 @@ def write_part_v3(plan: ExportPlan, index: int, tmp: Path) -> dict[str, Any]:
                 "episode_index": ep.index, "tasks": [ep.task], "length": ep.frames, "data/chunk_index": chunk,
                 "data/file_index": file, "dataset_from_index": ep.start, "dataset_to_index": ep.start + ep.frames}
             for camera in sorted(plan.cameras):
-                video_info[camera] = write_video(plan, ep, reader, camera, files / v3.video_path(camera, ep.index))
+                video_info[camera], sketch = write_video(plan, ep, reader, camera,
+                                                         files / v3.video_path(camera, ep.index))
+                camera_stats.append({camera: FeatureStats.from_json(sketch)})
                 row[f"videos/{camera}/chunk_index"] = ep.index // v3.CHUNKS_SIZE
                 row[f"videos/{camera}/file_index"] = ep.index % v3.CHUNKS_SIZE
                 row[f"videos/{camera}/from_timestamp"] = 0.0
@@ -125,7 +132,8 @@ def write_part_v3(plan: ExportPlan, index: int, tmp: Path) -> dict[str, Any]:
         close_readers(cache)
     data = pa.concat_tables(tables)
     v3.write_parquet(data, files / v3.DATA_PATH.format(chunk_index=chunk, file_index=file))
-    return {"rows": rows, "stats": table_stats(data), "video_info": video_info, "columns": data.column_names,
+    stats = {**table_stats(data), **{k: v.to_json() for k, v in merge_all(camera_stats).items()}}
+    return {"rows": rows, "stats": stats, "video_info": video_info, "columns": data.column_names,
             "embodiments": sorted(embodiments)}
 
 
@@ -164,7 +172,7 @@ def finalize_v3(plan: ExportPlan, staging: Path, summaries: list[dict[str, Any]]
                         video_info, _robot_type(summaries))
     (final / v3.INFO_PATH).write_text(canonical_json(info))
     stats = _merged_stats(summaries)
-    (final / v3.STATS_PATH).write_text(canonical_json({k: s.to_lerobot() for k, s in sorted(stats.items())}))
+    (final / v3.STATS_PATH).write_text(canonical_json(lerobot_stats(stats, list(plan.cameras))))
 
 
 # ------------------------------------------------------------------------------------------ v2.1
@@ -172,6 +180,7 @@ def write_part_v21(plan: ExportPlan, index: int, tmp: Path) -> dict[str, Any]:
     files = tmp / "files"
     cache: dict[str, Any] = {}
     episodes, episode_stats, video_info, tables = [], [], {}, []
+    camera_stats: list[dict[str, FeatureStats]] = []
     embodiments = set()
     try:
         for ep in plan.parts[index]:
@@ -180,18 +189,22 @@ def write_part_v21(plan: ExportPlan, index: int, tmp: Path) -> dict[str, Any]:
             tables.append(table)
             chunk = ep.index // v3.CHUNKS_SIZE
             v3.write_parquet(table, files / V21_DATA_PATH.format(episode_chunk=chunk, episode_index=ep.index))
+            sketches = {k: FeatureStats.from_json(j) for k, j in table_stats(table).items()}
             for camera in sorted(plan.cameras):
                 dst = files / V21_VIDEO_PATH.format(episode_chunk=chunk, video_key=camera, episode_index=ep.index)
-                video_info[camera] = write_video(plan, ep, reader, camera, dst)
+                video_info[camera], sketch = write_video(plan, ep, reader, camera, dst)
+                sketches[camera] = FeatureStats.from_json(sketch)
+            camera_stats.append({c: sketches[c] for c in plan.cameras})
             embodiments.add(_episode_meta(reader, ep)[0])
             episodes.append({"episode_index": ep.index, "tasks": [ep.task], "length": ep.frames})
             stats = {k: {q: v[q] for q in ("min", "max", "mean", "std", "count")}
-                     for k, v in ((k, FeatureStats.from_json(j).to_lerobot()) for k, j in table_stats(table).items())}
+                     for k, v in lerobot_stats(sketches, list(plan.cameras)).items()}
             episode_stats.append({"episode_index": ep.index, "stats": stats})
     finally:
         close_readers(cache)
     data = pa.concat_tables(tables)
-    return {"episodes": episodes, "episodes_stats": episode_stats, "stats": table_stats(data),
+    stats = {**table_stats(data), **{k: v.to_json() for k, v in merge_all(camera_stats).items()}}
+    return {"episodes": episodes, "episodes_stats": episode_stats, "stats": stats,
             "video_info": video_info, "columns": data.column_names, "embodiments": sorted(embodiments)}
 
 
@@ -258,5 +271,5 @@ def finalize_v21(plan: ExportPlan, staging: Path, summaries: list[dict[str, Any]
     _jsonl(final / V21_EPISODES_STATS, [e for s in summaries for e in s["episodes_stats"]])
     (meta / "info.json").write_text(canonical_json(info_v21(plan, summaries)))
     stats = _merged_stats(summaries)
-    (meta / "stats.json").write_text(canonical_json({k: s.to_lerobot() for k, s in sorted(stats.items())}))
+    (meta / "stats.json").write_text(canonical_json(lerobot_stats(stats, list(plan.cameras))))
     (final / MODALITY).write_text(canonical_json(modality(plan)))
