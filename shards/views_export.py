@@ -151,9 +151,11 @@ def frame_table(plan: ExportPlan, ep: ExportEpisode, reader: Any) -> pa.Table:
     return pa.table(out)
 
 
-CAMERA_SAMPLES = 16
-"""Frames per episode and camera that image stats are computed from (LeRobot samples too; pixels are
-scaled to [0, 1] and downsampled to <= 150 px on the long side, as LeRobot's `compute_episode_stats` does)."""
+CAMERA_SAMPLES = 4
+CAMERA_PIXELS = 2500
+"""Image stats come from CAMERA_SAMPLES evenly spaced frames per episode and camera, each strided down to
+about CAMERA_PIXELS pixels, scaled to [0, 1] (LeRobot samples and downsamples too: per-channel image stats
+only set a normalization, and a sketch over every pixel would cost a second per episode)."""
 
 
 def sample_picks(length: int) -> np.ndarray:
@@ -165,16 +167,18 @@ def camera_sketch(frames: np.ndarray) -> dict[str, Any]:
     from schemas.stats import FeatureStats
 
     frames = np.asarray(frames)
-    step = max(1, int(max(frames.shape[1], frames.shape[2]) // 150)) if max(frames.shape[1:3]) >= 300 else 1
+    step = max(1, int(np.sqrt(frames.shape[1] * frames.shape[2] / CAMERA_PIXELS)))
     pixels = frames[:, ::step, ::step, :].reshape(-1, 3).astype(np.float64) / 255.0
     return FeatureStats.from_values(pixels).to_json()
 
 
 def lerobot_stats(merged: dict[str, Any], cameras: Sequence[str]) -> dict[str, dict[str, Any]]:
     """LeRobot stats.json from merged sketches: camera stats per channel with shape (3, 1, 1)."""
+    from shards.views_stats import lerobot_stats as fast
+
     out = {}
     for key, st in sorted(merged.items()):
-        entry = st.to_lerobot()
+        entry = fast(st)
         if key in cameras:
             entry = {k: (v if k == "count" else [[[x]] for x in v]) for k, v in entry.items()}
         out[key] = entry
@@ -324,7 +328,7 @@ def run_part(staging: Path, index: int) -> str:
         shutil.rmtree(tmp)
     (tmp / "files").mkdir(parents=True)
     summary = writer(plan, index, tmp)
-    (tmp / PART_FILE).write_text(canonical_json(summary))
+    (tmp / PART_FILE).write_text(json.dumps(summary, sort_keys=True))       # internal: compact
     if (final / PART_FILE).is_file():           # another attempt committed it first: same bytes
         shutil.rmtree(tmp)
         return "skipped"

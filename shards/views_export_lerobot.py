@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.episode import FeatureSpec, canonical_json
-from schemas.names import ACTION, IMAGES_PREFIX, STATE
+from schemas.names import ACTION, IMAGES_PREFIX, SHARD_FILE, STATE
 from schemas.stats import FeatureStats, merge_all
 from shards.formats import lerobot_v3 as v3
 from shards.video import EpisodeEncoder, VideoConfig
@@ -55,7 +55,7 @@ def write_video(plan: ExportPlan, ep: ExportEpisode, reader: Any, camera: str, d
     codec = str(source_info.get("video.codec", ""))
     allowed = COPYABLE[plan.format]
     whole_file = (span is not None and span.start == 0.0 and reader.format == v3.NAME
-                  and reader.shard_json() is not None)          # psi0 shards: one MP4 per episode
+                  and reader.location.join(SHARD_FILE).is_file())     # psi0 shards: one MP4 per episode
     can_copy = whole_file and (allowed is None or codec in allowed)
     if policy in ("auto", "copy") and can_copy:
         if span.location.is_url:

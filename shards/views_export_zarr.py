@@ -19,7 +19,7 @@ from schemas.episode import EpisodeMeta, FeatureSpec, canonical_json
 from schemas.stats import FeatureStats, merge_all
 from shards.formats import EpisodeEntry, ShardContents
 from shards.formats import zarr_v3 as zf
-from shards.views_export import ExportPlan, close_readers, frame_table, open_reader, table_stats
+from shards.views_export import ExportPlan, close_readers, frame_table, lerobot_stats, open_reader, table_stats
 
 BLOCK_FRAMES = 256
 PART_STORE = "part.zarr"
@@ -113,7 +113,7 @@ def finalize(plan: ExportPlan, staging: Path, summaries: list[dict[str, Any]], f
     root.attrs.update({
         "format": zf.ZARR_FORMAT, "fps": plan.fps, "source": sources[0] if len(sources) == 1 else "mixed",
         "tasks": list(plan.tasks), "episodes": episodes, "features": features or attrs.get("features"),
-        "stats": json.loads(canonical_json({k: s.to_lerobot() for k, s in sorted(stats.items())})),
+        "stats": json.loads(canonical_json(lerobot_stats(stats, []))),
     })
 
 

@@ -364,71 +364,141 @@ def _atomic_parquet(table: pa.Table, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ metadata
-def _root_meta(root: RootInfo, shards: list[ShardRow]) -> dict[str, dict[int, Any]]:
-    """Per shard id: {episode index: (embodiment, task_category, fps, quality dict)} for the given shards of
-    one root (all of the root's shards are read and cached the first time)."""
+def _root_meta(root: RootInfo, shards: list[ShardRow]) -> pa.Table:
+    """One row per episode of the root's shards: shard, episode, embodiment, task_category, fps and one
+    float column per quality score (null: not recorded). Read once per root (then cached)."""
     path = _cache_path(root.sha256, "meta")
     if path is not None and path.is_file():
         try:
-            return _meta_from_table(pq.read_table(path))
+            return pq.read_table(path)
         except Exception:  # noqa: BLE001 - rebuilt below
             pass
-    rows: dict[str, list[Any]] = {"shard": [], "episode": [], "embodiment": [], "task_category": [], "fps": [],
-                                  "quality": []}
-    for row in shards:
-        rec = row.record
-        reader = formats.get(rec.format).open(root.location.child(rec.path))
-        shard_id = row.shard_id
-        try:
-            fps = float(reader.info().fps)
-            for e in reader.episodes():
-                quality = e.meta.get("quality") if isinstance(e.meta.get("quality"), dict) else {}
-                rows["shard"].append(shard_id)
-                rows["episode"].append(e.index)
-                rows["embodiment"].append(e.embodiment)
-                rows["task_category"].append(str(e.meta.get("task_category", "")))
-                rows["fps"].append(fps)
-                rows["quality"].append(json.dumps({k: float(v) for k, v in quality.items()
-                                                   if isinstance(v, (int, float)) and not isinstance(v, bool)},
-                                                  sort_keys=True))
-        finally:
-            reader.close()
-    table = pa.table({k: pa.array(v) for k, v in rows.items()})
+    parts = [_shard_meta(root, row) for row in shards]
+    table = pa.concat_tables(parts, promote_options="default") if parts else pa.table({})
     if path is not None:
         _atomic_parquet(table, path)
-    return _meta_from_table(table)
+    return table
 
 
-def _meta_from_table(table: pa.Table) -> dict[str, dict[int, Any]]:
-    out: dict[str, dict[int, Any]] = {}
-    cols = {k: table.column(k).to_pylist() for k in table.column_names}
-    for shard, ep, emb, cat, fps, q in zip(cols["shard"], cols["episode"], cols["embodiment"], cols["task_category"],
-                                           cols["fps"], cols["quality"]):
-        out.setdefault(shard, {})[int(ep)] = (emb, cat, float(fps), json.loads(q))
-    return out
+def _shard_meta(root: RootInfo, row: ShardRow) -> pa.Table:
+    rec = row.record
+    reader = formats.get(rec.format).open(root.location.child(rec.path))
+    try:
+        fps = float(reader.info().fps)
+        fast = _lerobot_episode_meta(reader) if rec.format == "lerobot" else None
+        if fast is not None:
+            episodes, embodiment, category, metas = fast
+        else:
+            infos = reader.episodes()
+            episodes = [e.index for e in infos]
+            embodiment = [e.embodiment for e in infos]
+            category = [str(e.meta.get("task_category", "")) for e in infos]
+            metas = [e.meta for e in infos]
+    finally:
+        reader.close()
+    n = len(episodes)
+    columns: dict[str, Any] = {"shard": pa.array([row.shard_id] * n, pa.string()),
+                               "episode": pa.array(episodes, pa.int32()),
+                               "embodiment": pa.array(embodiment, pa.string()),
+                               "task_category": pa.array(category, pa.string()),
+                               "fps": pa.array(np.full(n, fps))}
+    columns.update(_quality_columns(metas))
+    return pa.table(columns)
 
 
-def _gather_meta(table: EpisodeTable, per_root: dict[int, dict[str, dict[int, Any]]]) -> dict[str, Any]:
+def _lerobot_episode_meta(reader: Any) -> tuple[list[int], list[str], list[str], list[Any]] | None:
+    """The psi0 episode columns of a LeRobot v3 shard, read as columns (no per-episode records)."""
+    from shards.formats import lerobot_v3 as v3
+
+    files = reader.location.join(v3.EPISODES_DIR).glob("chunk-*/file-*.parquet")
+    wanted = ["episode_index", v3.EMBODIMENT, v3.TASK_CATEGORY, v3.META]
+    if not files or any(c not in v3.parquet_schema(files[0]).names for c in wanted):
+        return None
+    table = pa.concat_tables([v3.read_parquet(f, wanted) for f in files])
+    return (table.column("episode_index").to_pylist(), table.column(v3.EMBODIMENT).to_pylist(),
+            table.column(v3.TASK_CATEGORY).to_pylist(), table.column(v3.META).to_pylist())
+
+
+def _quality_columns(metas: list[Any]) -> dict[str, pa.Array]:
+    """{"quality.<key>": float64 array} from EpisodeMeta JSON texts (or dicts). JSON texts are parsed by
+    Arrow's JSON reader in one pass (fast); anything it cannot type falls back to Python's json."""
+    import io
+
+    import pyarrow.json as pj
+
+    if metas and all(isinstance(m, str) for m in metas):
+        try:
+            data = "\n".join(m.replace("\n", " ") for m in metas).encode()
+            parsed = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=1 << 24))
+            if parsed.num_rows == len(metas) and "quality" in parsed.column_names:
+                quality = parsed.column("quality").combine_chunks()
+                if pa.types.is_struct(quality.type):
+                    out = {}
+                    for i, fld in enumerate(quality.type):
+                        if pa.types.is_floating(fld.type) or pa.types.is_integer(fld.type):
+                            col = quality.field(i)
+                            out[QUALITY_PREFIX + fld.name] = pa.array(
+                                col.to_numpy(zero_copy_only=False).astype(np.float64) if col.null_count == 0 else
+                                np.where(col.is_null().to_numpy(zero_copy_only=False), np.nan,
+                                         col.fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64)))
+                    return out
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+            pass
+    values: dict[str, np.ndarray] = {}
+    for i, meta in enumerate(metas):
+        if isinstance(meta, str):
+            try:
+                meta = json.loads(meta)
+            except ValueError:
+                meta = {}
+        quality = meta.get("quality") if isinstance(meta, dict) else None
+        for key, value in (quality or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                col = values.get(key)
+                if col is None:
+                    col = values[key] = np.full(len(metas), np.nan)
+                col[i] = float(value)
+    return {QUALITY_PREFIX + k: pa.array(v) for k, v in sorted(values.items())}
+
+
+def _gather_meta(table: EpisodeTable, per_root: dict[int, pa.Table]) -> dict[str, Any]:
+    """The metadata columns for the table's rows, by (shard, episode) key, vectorized."""
     n = len(table)
-    emb, cat = [""] * n, [""] * n
-    fps = np.full(n, np.nan)
-    quality: dict[str, np.ndarray] = {}
-    shard_of = [s.shard_id for s in table.shards]
-    roots = [s.root for s in table.shards]
-    for i, (srow, ep) in enumerate(zip(table.shard.tolist(), table.episode.tolist())):
-        found = per_root.get(roots[srow], {}).get(shard_of[srow], {}).get(ep)
-        if found is None:
+    row_of = {(s.root, s.shard_id): i for i, s in enumerate(table.shards)}
+    keys, parts = [], []
+    for r, meta in per_root.items():
+        if not meta.num_rows:
             continue
-        emb[i], cat[i], fps[i], q = found
-        for k, v in q.items():
-            col = quality.get(k)
-            if col is None:
-                col = quality[k] = np.full(n, np.nan)
-            col[i] = v
-    meta: dict[str, Any] = {"embodiment": Categorical.encode(emb), "task_category": Categorical.encode(cat),
-                            "fps": fps}
-    meta.update({QUALITY_PREFIX + k: v for k, v in sorted(quality.items())})
-    return meta
+        shard_codes = meta.column("shard").combine_chunks().dictionary_encode()
+        names = shard_codes.dictionary.to_pylist()
+        lookup = np.asarray([row_of.get((r, name), -1) for name in names], np.int64)
+        rows = lookup[shard_codes.indices.to_numpy(zero_copy_only=False)]
+        keys.append((rows << 32) | meta.column("episode").to_numpy().astype(np.int64))
+        parts.append(meta)
+    if not parts:
+        return {"embodiment": Categorical(np.full(n, -1, np.int32), []),
+                "task_category": Categorical(np.full(n, -1, np.int32), []), "fps": np.full(n, np.nan)}
+    meta = pa.concat_tables(parts, promote_options="default")
+    all_keys = np.concatenate(keys)
+    order = np.argsort(all_keys, kind="stable")
+    want = (table.shard.astype(np.int64) << 32) | table.episode.astype(np.int64)
+    pos = np.clip(np.searchsorted(all_keys[order], want), 0, max(len(order) - 1, 0))
+    found = all_keys[order][pos] == want
+    take = order[pos]
+
+    def strings(name: str) -> Categorical:
+        col = meta.column(name).combine_chunks().dictionary_encode()
+        codes = col.indices.to_numpy(zero_copy_only=False).astype(np.int32)[take]
+        return Categorical(np.where(found, codes, -1).astype(np.int32), col.dictionary.to_pylist())
+
+    out: dict[str, Any] = {"embodiment": strings("embodiment"), "task_category": strings("task_category"),
+                           "fps": np.where(found, meta.column("fps").to_numpy()[take], np.nan)}
+    for name in sorted(c for c in meta.column_names if c.startswith(QUALITY_PREFIX)):
+        col = meta.column(name).combine_chunks()
+        values = np.where(col.is_null().to_numpy(zero_copy_only=False), np.nan,
+                          col.fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64))
+        out[name] = np.where(found, values[take], np.nan)
+    return out
 
 
 def describe(table: EpisodeTable) -> dict[str, Any]:
