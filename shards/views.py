@@ -35,8 +35,8 @@ from shards.frames import VideoCache
 from shards.location import Location
 from shards.reader import Output
 from shards.views_reader import renamed
-from shards.views_table import (Categorical, EpisodeTable, RootInfo, ShardRow, catalog_sha256, open_root,
-                                root_catalog)
+from shards.views_table import (Categorical, EpisodeTable, RootInfo, ShardRow, catalog_sha256, iter_shard_groups,
+                                open_root, root_catalog)
 
 VIEW_FORMAT = "psi0.view/1"
 ROOT_PREFIX = "@"
@@ -218,15 +218,13 @@ def selection_json(table: EpisodeTable) -> tuple[list[dict[str, Any]], dict[int,
     """(episode list per root and shard, old root index -> compacted index) for a table in view order."""
     used = sorted({table.shards[s].root for s in np.unique(table.shard).tolist()}) if len(table) else []
     remap = {r: i for i, r in enumerate(used)}
+    groups = dict(iter_shard_groups(table))
     out = []
-    if len(table):
-        order = sorted(np.unique(table.shard).tolist(),
-                       key=lambda s: (table.shards[s].root, table.shards[s].shard_id))
-        for s in order:
-            rows = table.shard == s
-            out.append({"root": remap[table.shards[s].root], "shard": table.shards[s].shard_id,
-                        "episodes": encode_ranges(table.episode[rows]), "count": int(rows.sum()),
-                        "frames": int(table.frames[rows].sum())})
+    for s in sorted(groups, key=lambda s: (table.shards[s].root, table.shards[s].shard_id)):
+        rows = groups[s]
+        out.append({"root": remap[table.shards[s].root], "shard": table.shards[s].shard_id,
+                    "episodes": encode_ranges(table.episode[rows]), "count": int(len(rows)),
+                    "frames": int(table.frames[rows].sum())})
     return out, remap
 
 
@@ -250,9 +248,7 @@ class ViewOutput(Output):
         ids = [s.shard_id for s in table.shards]
         self._shard_name = [sid if ids.count(sid) == 1 else f"{sid}{ROOT_PREFIX}{s.root}"
                             for sid, s in zip(ids, table.shards)]
-        self._rows: dict[int, np.ndarray] = {}
-        for srow in np.unique(table.shard).tolist() if len(table) else []:
-            self._rows[srow] = np.flatnonzero(table.shard == srow)
+        self._rows: dict[int, np.ndarray] = dict(iter_shard_groups(table))
 
     def __repr__(self) -> str:
         return f"ViewOutput({self.root.uri!r}, {len(self.view.table)} episodes)"
@@ -300,10 +296,12 @@ class ViewOutput(Output):
                        tokenizer=tokenizer, config={"fps": self.view.data.get("fps"), "view": True})
 
     def _row_of(self, record: ShardRecord) -> int:
-        for srow in self._rows:
-            if self._shard_name[srow] == record.shard_id:
-                return srow
-        raise KeyError(f"no shard {record.shard_id!r} in this view")
+        if not hasattr(self, "_by_name"):
+            self._by_name = {self._shard_name[srow]: srow for srow in self._rows}
+        try:
+            return self._by_name[record.shard_id]
+        except KeyError:
+            raise KeyError(f"no shard {record.shard_id!r} in this view") from None
 
     def selection(self, record: ShardRecord) -> tuple[int, ...] | None:
         """Episode indices of the shard that the view holds; None when it holds the whole shard."""

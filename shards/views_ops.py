@@ -10,6 +10,7 @@ manifest. All of it is metadata: no frame is read except for stats of partially 
 from __future__ import annotations
 
 import fnmatch
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -170,31 +171,62 @@ def _union(tables: list[EpisodeTable]) -> tuple[EpisodeTable, list[dict[int, int
 
 
 # ------------------------------------------------------------------------------------------ features
-_HEADERS: dict[tuple[str, str], dict[str, Any]] = {}
+_HEADERS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
 def shard_header(work: Working, srow: int) -> dict[str, Any]:
-    """fps, features and cameras of a shard (read once per shard and process), renamed."""
+    """fps, features and cameras of a shard (read once per shard, cached with the root's episode table),
+    renamed."""
     if srow in work.headers:
         return work.headers[srow]
     row = work.table.shards[srow]
-    rec = row.record
-    where = work.table.roots[row.root].location.child(rec.path)
-    key = (where.uri, rec.content_hash)
-    raw = _HEADERS.get(key)
-    if raw is None:
-        reader = formats.get(rec.format).open(where)
-        try:
-            info = reader.info()
-            raw = {"fps": float(info.fps), "features": info.features,
-                   "cameras": {c.key: [c.height, c.width] for c in info.cameras}}
-        finally:
-            reader.close()
-        _HEADERS[key] = raw
+    root = work.table.roots[row.root]
+    key = f"{root.uri}\0{root.sha256}"
+    headers = _HEADERS.get(key)
+    if headers is None:
+        headers = _HEADERS[key] = read_headers(root, [s for s in work.table.shards if s.root == row.root])
+    raw = headers[row.shard_id]
     names = work.renames.get(row.root, {})
     out = {"fps": raw["fps"], "features": {names.get(k, k): v for k, v in raw["features"].items()},
            "cameras": {names.get(k, k): v for k, v in raw["cameras"].items()}}
     work.headers[srow] = out
+    return out
+
+
+def read_headers(root: Any, rows: list[ShardRow]) -> dict[str, dict[str, Any]]:
+    """{shard id: fps, features, cameras} for every shard of a root (cached per root location and catalog
+    sha256: headers come from the shard folders, not the catalog)."""
+    import hashlib
+    import json
+
+    from shards.views_table import cache_dir
+
+    base = cache_dir()
+    name = hashlib.sha256(f"{root.uri}\0{root.sha256}".encode()).hexdigest()
+    path = None if base is None else base / f"{name}.headers.json"
+    if path is not None and path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            pass
+    out = {}
+    for row in rows:
+        rec = row.record
+        reader = formats.get(rec.format).open(root.location.child(rec.path))
+        try:
+            info = reader.info()
+            out[row.shard_id] = {"fps": float(info.fps), "features": info.features,
+                                 "cameras": {c.key: [c.height, c.width] for c in info.cameras}}
+        finally:
+            reader.close()
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(out))
+            os.replace(tmp, path)
+        except OSError:
+            pass
     return out
 
 
@@ -528,7 +560,7 @@ def make_view(work: Working, table: EpisodeTable, operation: dict[str, Any], ste
     data: dict[str, Any] = {
         "format": "psi0.view/1", "software": software(), "operation": operation, "inputs": inputs,
         "lineage": work.lineage, "roots": roots, "selection": selection, "counts": counts,
-        "steps": [s.to_json() for s in steps], "tasks": sorted(set(table.task.strings())),
+        "steps": [s.to_json() for s in steps], "tasks": sorted(table.task.counts()),
         "features": work.features, "fps": work.fps, "mixture": work.mixture,
         "stats": computed.stats, "stats_by_source": computed.by_source, "stats_info": computed.info(),
         "tokenizer": tokenizer,

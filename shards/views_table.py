@@ -30,7 +30,7 @@ from shards import formats
 from shards.location import Location
 from shards.views_json import iter_members
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"
 QUALITY_PREFIX = "quality."
 
 
@@ -233,7 +233,8 @@ def open_root(where: str | Path | Location, index: int = 0, sha256: str | None =
                        {fmt: ShardRecord(**{**rec, "inputs": tuple(rec.get("inputs", ()))})
                         for fmt, rec in s["records"].items()}) for s in shard_json]
     table = EpisodeTable([info], shards, columns["shard"], columns["episode"], columns["frames"],
-                         columns["source_id"], Categorical(columns["task_codes"], columns["task_values"]))
+                         columns["source_id"], Categorical(columns["task_codes"], columns["task_values"]),
+                         id_hash=columns["id_hash"])
     return table
 
 
@@ -264,7 +265,8 @@ def concat(tables: Sequence[EpisodeTable]) -> EpisodeTable:
         np.concatenate([t.episode for t in tables]) if tables else np.zeros(0, np.int32),
         np.concatenate([t.frames for t in tables]) if tables else np.zeros(0, np.int64),
         pa.concat_arrays([t.source_id for t in tables]) if tables else pa.array([], pa.string()),
-        Categorical.concat([t.task for t in tables]), meta)
+        Categorical.concat([t.task for t in tables]), meta,
+        np.concatenate([t.hashes() for t in tables]) if tables else np.zeros(0, np.uint64))
 
 
 # ------------------------------------------------------------------------------------------ scanning
@@ -309,7 +311,9 @@ def _scan_catalog(catalog: Location) -> tuple[dict[str, Any], list[dict[str, Any
     ep = np.asarray(episodes, np.int32)
     order_rows = np.lexsort((ep, shard_rows))
     task = Categorical.encode(tasks)
-    columns = {"shard": shard_rows[order_rows], "episode": ep[order_rows],
+    id_hash = np.fromiter((int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
+                           for s in sids), np.uint64, len(sids))
+    columns = {"shard": shard_rows[order_rows], "episode": ep[order_rows], "id_hash": id_hash[order_rows],
                "frames": np.asarray(frames, np.int64)[order_rows],
                "source_id": pa.array(sids, pa.string()).take(pa.array(order_rows)),
                "task_codes": task.codes[order_rows], "task_values": task.values}
@@ -333,6 +337,7 @@ def _read_cache(digest: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict
         return ({"shard": table.column("shard").to_numpy().astype(np.int32),
                  "episode": table.column("episode").to_numpy().astype(np.int32),
                  "frames": table.column("frames").to_numpy().astype(np.int64),
+                 "id_hash": table.column("id_hash").to_numpy().astype(np.uint64),
                  "source_id": table.column("source_id").combine_chunks(),
                  "task_codes": task.indices.to_numpy(zero_copy_only=False).astype(np.int32),
                  "task_values": task.dictionary.to_pylist()}, meta["shards"], meta["head"])
@@ -348,7 +353,7 @@ def _write_cache(digest: str, cached: tuple[dict[str, Any], list[dict[str, Any]]
     task = pa.DictionaryArray.from_arrays(pa.array(columns["task_codes"], pa.int32()),
                                           pa.array(columns["task_values"], pa.string()))
     table = pa.table({"shard": columns["shard"], "episode": columns["episode"], "frames": columns["frames"],
-                      "source_id": columns["source_id"], "task": task})
+                      "id_hash": columns["id_hash"], "source_id": columns["source_id"], "task": task})
     table = table.replace_schema_metadata({"psi0": json.dumps({"shards": shard_json, "head": head})})
     _atomic_parquet(table, path)
 
