@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--video-codec", default="auto",
                    help="auto (copy per-episode MP4s when the format allows, else encode: AV1 for lerobot, H.264 "
                         "for lerobot-v21), copy, libsvtav1 or libx264")
-    e.add_argument("--repo-id", default=None, help="repo id written into the dataset card fields (default psi0/NAME)")
+    e.add_argument("--repo-id", default=None,
+                   help="repo id recorded in meta/psi0_export.json (default psi0/NAME; LeRobotDataset takes it from "
+                        "its caller)")
 
     pr = sub.add_parser("preset", help=VERBS["preset"], description=VERBS["preset"] + ".")
     pr.add_argument("name", help="preset name, or `list`")

@@ -36,7 +36,7 @@ from schemas.names import STAGING_PREFIX
 from shards import formats
 from shards.commit import commit
 from shards.location import Location
-from shards.reader import Output, open_output
+from shards.reader import open_output
 from shards.views import ViewError
 from shards.views_reader import renamed
 
@@ -79,7 +79,6 @@ class ExportPlan:
     parts: list[list[ExportEpisode]]
     video_codec: str = "auto"
     repo_id: str = ""
-    robot_type: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -249,13 +248,10 @@ def plan_export(where: str | Path, fmt: str, out: Path, part_episodes: int = 64,
     if not episodes:
         raise ViewError("the view holds no episodes: nothing to export")
     parts = [episodes[i:i + part_episodes] for i in range(0, len(episodes), part_episodes)]
-    embodiments = sorted({str(v) for v in (source.view.data.get("counts", {}).get("embodiments") or {})}) \
-        if source.is_view else []
-    robot = embodiments[0] if len(embodiments) == 1 else None
     name = out.name
     return ExportPlan(fmt, name, loc.uri, sha, float(fps), kept, cameras, tasks, parts, video_codec,
-                      repo_id or f"psi0/{name}", robot, {"part_episodes": part_episodes,
-                                                          "features": list(features) if features else None})
+                      repo_id or f"psi0/{name}", {"part_episodes": part_episodes,
+                                                  "features": list(features) if features else None})
 
 
 def _feature_set(headers: dict[str, dict[str, Any]], only: Sequence[str] | None
@@ -441,7 +437,8 @@ def export(where: str | Path, fmt: str, out: str | Path, *, runner: str = "local
     for i in done:
         _link_tree(part_dir(staging, i) / "files", final)
     _writers()[fmt][1](plan, staging, summaries, final)
-    record = {"exported": plan.view, "sha256": plan.view_sha256, "format": fmt, "episodes": plan.episodes,
+    record = {"exported": plan.view, "sha256": plan.view_sha256, "format": fmt, "repo_id": plan.repo_id,
+              "episodes": plan.episodes,
               "frames": plan.frames, "tasks": len(plan.tasks), "options": plan.options,
               "source": _view_summary(where)}
     if fmt == "zarr":                 # a zarr group folder holds only zarr's own files
@@ -479,5 +476,5 @@ def _link_tree(src: Path, dst: Path) -> None:
                 shutil.copy2(path, target)
 
 
-__all__ = ["ExportEpisode", "ExportPlan", "Output", "export", "frame_table", "load_plan", "plan_export", "run_part",
+__all__ = ["ExportEpisode", "ExportPlan", "export", "frame_table", "load_plan", "plan_export", "run_part",
            "table_stats"]

@@ -144,13 +144,13 @@ def test_zarr_export_is_one_store_the_reader_opens(views, tmp_path):
 
 def test_export_is_resumable_exactly_once_and_atomic(views, tmp_path):
     whole = tmp_path / "whole"
-    export(views["eg4"], "lerobot", whole, part_episodes=1)
+    export(views["eg4"], "lerobot", whole, part_episodes=1, repo_id="psi0/eg4")
     out = tmp_path / "resumed"
-    first = export(views["eg4"], "lerobot", out, part_episodes=1, stop_after=2)        # "crash" after 2 parts
+    first = export(views["eg4"], "lerobot", out, part_episodes=1, stop_after=2, repo_id="psi0/eg4")   # a "crash"
     assert not first["complete"] and not out.exists()                                 # nothing half-written
     staging = tmp_path / ".tmp-resumed"
     assert sorted(p.name for p in (staging / "parts").iterdir()) == ["part-00000", "part-00001"]
-    second = export(views["eg4"], "lerobot", out, part_episodes=1)
+    second = export(views["eg4"], "lerobot", out, part_episodes=1, repo_id="psi0/eg4")
     assert second["complete"] and second["skipped"] == 2 and not staging.exists()
     assert tree_hashes(out) == tree_hashes(whole)                                      # same bytes as one run
     with pytest.raises(ViewError, match="already exists"):
@@ -172,7 +172,8 @@ def test_export_refuses_a_view_without_one_feature_set(views, tmp_path):
 @pytest.mark.slow
 def test_ray_export_writes_the_same_bytes(views, tmp_path):
     local = tmp_path / "local"
-    export(views["eg4"], "lerobot", local, part_episodes=1)
-    result = export(views["eg4"], "lerobot", tmp_path / "ray", runner="ray", workers=2, part_episodes=1)
+    export(views["eg4"], "lerobot", local, part_episodes=1, repo_id="psi0/eg4")
+    result = export(views["eg4"], "lerobot", tmp_path / "ray", runner="ray", workers=2, part_episodes=1,
+                    repo_id="psi0/eg4")
     assert result["complete"] and tree_hashes(tmp_path / "ray") == tree_hashes(local)
     shutil.rmtree(local)
