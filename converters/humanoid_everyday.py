@@ -300,15 +300,32 @@ class EpisodeFiles:
     def exists(self, rel: str) -> bool:
         if self.in_zip or self.remote:
             return self.path(rel) in self._names
-        return os.path.isfile(os.path.join(self.ref.uri, self.path(rel)))
+        return self._inside(rel) and os.path.isfile(os.path.join(self.ref.uri, self.path(rel)))
+
+    def _inside(self, rel: str) -> bool:
+        """A local path named by data.json stays inside the episode folder once `..`, absolute paths and
+        symlinks are resolved: a recording never makes the reader open a file elsewhere on the host."""
+        base = os.path.realpath(self.ref.uri)
+        target = os.path.realpath(os.path.join(base, self.path(rel)))
+        return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
 
     def read(self, rel: str) -> bytes:
         if self.in_zip:
             return self._zip.read(self.path(rel))
         if self.remote:
             return remote.read_bytes(remote.join(self.ref.uri, self.path(rel)))
+        if not self._inside(rel):
+            raise EpisodeError(RejectReason.UNREADABLE, f"{self.ref.uri}: {rel} points outside the episode folder",
+                               path=rel)
         with open(os.path.join(self.ref.uri, self.path(rel)), "rb") as f:
             return f.read()
+
+    def escapes(self, rel: str) -> bool:
+        """`rel` as stored would leave the episode (absolute, `..`, or a symlink out): never followed."""
+        if self.in_zip or self.remote:
+            norm = self.path(rel)
+            return norm.startswith(("/", "../")) or norm == ".."
+        return not self._inside(rel)
 
 
 # ------------------------------------------------------------------------------------------ read
@@ -584,8 +601,12 @@ def _image_stream(files: EpisodeFiles, data: list[dict], ref: SourceRef) -> Vide
     resolved = [files.resolve(r) for r in stored]
     missing = [s for s, r in zip(stored, resolved) if r is None]
     if missing:
+        outside = [m for m in missing if files.escapes(m)]
+        note = (f"; {len(outside)} of them point outside the episode folder (e.g. {outside[0]}), which is never "
+                "followed" if outside else "")
         raise EpisodeError(RejectReason.MISSING_VIDEO, f"{where}: {len(missing)} of {len(stored)} image files missing "
-                           f"(first {missing[0]})", missing=len(missing), first=missing[0])
+                           f"(first {missing[0]}){note}", missing=len(missing), first=missing[0],
+                           **({"outside": len(outside)} if outside else {}))
     from PIL import Image, UnidentifiedImageError
 
     rels = [r for r in resolved if r is not None]

@@ -24,7 +24,7 @@ from typing import Any
 from schemas.catalog import Catalog, Ingested, ShardRecord
 from schemas.names import CATALOG_FILE, SHARD_FILE, SHARDS_DIR, TOKENIZER_DIR
 from schemas.stats import FeatureStats, merge_all
-from shards import formats
+from shards import formats, integrity
 from shards.formats import EpisodeInfo, ShardFormat, ShardReader
 from shards.frames import VideoCache
 from shards.location import Location
@@ -100,7 +100,9 @@ class Output:
     def open_shard(self, shard: str | ShardRecord, fmt: str | None = None,
                    videos: VideoCache | None = None) -> ShardReader:
         record = shard if isinstance(shard, ShardRecord) else self.record(shard, fmt)
-        return formats.get(record.format).open(self.location(record), videos=videos)
+        where = self.location(record)
+        integrity.verify_shard(where, expected=record.content_hash)     # the catalog agrees with shard.json
+        return formats.get(record.format).open(where, videos=videos)
 
     def shard_json(self, record: ShardRecord) -> dict[str, Any] | None:
         """The shard's own `shard.json`, or None when it has none."""
