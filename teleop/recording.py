@@ -86,17 +86,20 @@ class WriteFailure:
     lost_rows: dict[str, int] = field(default_factory=dict)    # stream -> rows handed to the failed write
     lost_from_t: float | None = None           # earliest sample time among them
     lost_to_t: float | None = None
+    episode_start_t: float | None = None       # to say where in the episode the loss begins
 
     def describe(self) -> str:
         rows = sum(self.lost_rows.values())
-        span = (f", t={self.lost_from_t:.3f}..{self.lost_to_t:.3f} s" if self.lost_from_t is not None
-                and self.lost_to_t is not None else "")
+        origin = self.episode_start_t or 0.0
+        span = (f", {self.lost_from_t - origin:.2f}..{self.lost_to_t - origin:.2f} s into the episode"
+                if self.lost_from_t is not None and self.lost_to_t is not None and self.episode_start_t is not None
+                else "")
         return (f"{self.error}: {rows} buffered sample(s) lost ({', '.join(f'{k} {v}' for k, v in sorted(self.lost_rows.items()))}"
                 f"{span}); nothing after it was recorded") if rows else f"{self.error}: nothing after it was recorded"
 
     def to_json(self) -> dict[str, Any]:
         return {"error": self.error, "t": self.t, "episode": self.episode, "lost_rows": dict(self.lost_rows),
-                "lost_from_t": self.lost_from_t, "lost_to_t": self.lost_to_t}
+                "lost_from_t": self.lost_from_t, "lost_to_t": self.lost_to_t, "episode_start_t": self.episode_start_t}
 
 
 def encode_image(image: np.ndarray, encoding: str, quality: int = 90) -> bytes:
@@ -467,7 +470,8 @@ class Recorder:
             times = [float(item.t if hasattr(item, "t") else item[0]) for items in unwritten.values() for item in items]
             self.failure = WriteFailure(text, float(self.clock()), self.episode,
                                         {name: len(items) for name, items in sorted(unwritten.items())},
-                                        min(times) if times else None, max(times) if times else None)
+                                        min(times) if times else None, max(times) if times else None,
+                                        self._episode_info.get("start_t") if self.episode is not None else None)
 
     def _stream(self, name: str) -> SegmentedStream:
         """The stream a pending row list goes to, created on first use (insertions under `_lock`:

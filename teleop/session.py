@@ -374,7 +374,11 @@ class Recording:
 
 
 def record(opts: RecordOptions, out: TextIO = sys.stderr) -> dict[str, Any]:
-    """Run a recording session; returns its summary."""
+    """Run a recording session; returns its summary. Raises OutputUnwritable before anything else when
+    `opts.out` does not take data."""
+    warning = check_writable(opts.out)          # before any device is opened, calibrated or imported
+    if warning:
+        out.write(f"warning: {warning}\n")
     try:
         import torch  # noqa: PLC0415 - tiny per-tick tensors: extra intra-op threads only add jitter
         torch.set_num_threads(1)
@@ -392,9 +396,6 @@ def record(opts: RecordOptions, out: TextIO = sys.stderr) -> dict[str, Any]:
 
 
 def _record(opts: RecordOptions, out: TextIO) -> dict[str, Any]:
-    warning = check_writable(opts.out)          # OutputUnwritable before any device is touched
-    if warning:
-        out.write(f"warning: {warning}\n")
     devices = open_devices(opts)
     interactive = opts.interactive
     stop_requested: list[int] = []
