@@ -235,3 +235,49 @@ def test_he_recorded_absolute_paths_inside_the_folder_still_resolve(he_folder):
     (ref,) = humanoid_everyday.discover(str(he_folder.parent.parent))
     ep = humanoid_everyday.read(ref)
     assert ep.videos["observation.images.egocentric"].frame_count == ep.length
+
+
+# ------------------------------------------------------------------------------------------ item 2 (HE)
+def test_a_zip_bomb_data_json_is_refused_without_inflating_it(tmp_path):
+    """A task archive whose data.json inflates to 300 MB (300 KB on disk): refused from the central
+    directory's size, nothing inflated."""
+    import zipfile
+
+    archive = tmp_path / "src" / "bomb.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("bomb/episode_0/data.json", "w") as member:
+            block = b" " * (1 << 20)
+            for _ in range(300):
+                member.write(block)
+        zf.writestr("bomb/episode_0/color/frame_000000.jpg", b"")
+    assert archive.stat().st_size < 2_000_000
+    (ref,) = humanoid_everyday.discover(str(tmp_path / "src"))
+    tracemalloc.start()
+    try:
+        with pytest.raises(EpisodeError) as err:
+            humanoid_everyday.read(ref)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.reason is RejectReason.OUT_OF_RANGE and "data.json" in err.value.message
+    assert peak < 20 << 20, f"{peak / 2**20:.0f} MiB allocated"
+
+
+def test_a_depth_frame_that_inflates_without_bound_is_refused(he_folder):
+    """An LZMA depth frame that inflates to 80 MB (a real frame is 0.6 MB) stops at the bound."""
+    import lzma
+
+    data = json.loads((he_folder / "data.json").read_text())
+    bomb = lzma.compress(b"\0" * (80 << 20), preset=0)
+    (he_folder / data[0]["depth"]).write_bytes(bomb)
+    (ref,) = humanoid_everyday.discover(str(he_folder.parent.parent))
+    tracemalloc.start()
+    try:
+        with pytest.raises(EpisodeError) as err:
+            humanoid_everyday.read(ref, with_depth=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert err.value.reason is RejectReason.OUT_OF_RANGE and "depth" in err.value.message
+    assert peak < 40 << 20, f"{peak / 2**20:.0f} MiB allocated"
