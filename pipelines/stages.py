@@ -190,7 +190,10 @@ def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> FastTokenizer | N
         loaded = load(ref, config, compose(Validate()))
         if isinstance(loaded, Rejected):
             continue
-        chunks.append(source.token_chunks(loaded, config.token_horizon))
+        try:
+            chunks.append(source.token_chunks(loaded, config.token_horizon))
+        except Exception as exc:  # noqa: BLE001 - left out of the fit; the Tokenize stage rejects it with the reason
+            log.warning("tokenizer fit: %s left out (%s: %s)", ref.source_id, type(exc).__name__, exc)
     if not chunks:
         log.warning("no readable episode to fit the tokenizer on; writing without action tokens")
         return None
