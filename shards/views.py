@@ -29,7 +29,7 @@ from schemas.durable import write_json_atomic
 from schemas.episode import canonical_json
 from schemas.names import CATALOG_FILE
 from schemas import remote
-from shards import formats
+from shards import formats, integrity
 from shards.formats import ShardReader
 from shards.frames import VideoCache
 from shards.location import Location
@@ -319,7 +319,9 @@ class ViewOutput(Output):
     def open_shard(self, shard: str | ShardRecord, fmt: str | None = None,
                    videos: VideoCache | None = None) -> ShardReader:
         record = shard if isinstance(shard, ShardRecord) else self.record(shard, fmt)
-        reader = formats.get(record.format).open(self.location(record), videos=videos)
+        where = self.location(record)
+        integrity.verify_shard(where, expected=record.content_hash)     # the input's catalog agrees with shard.json
+        reader = formats.get(record.format).open(where, videos=videos)
         return renamed(reader, self.renames(record))
 
     def source_stats(self) -> dict[str, dict[str, Any]]:

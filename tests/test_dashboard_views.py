@@ -33,7 +33,7 @@ def client(view):
 
     from dashboard.app import create_app
 
-    return TestClient(create_app([view, sample_roots()["eg"]]))
+    return TestClient(create_app([view, sample_roots()["eg"]]), base_url="http://127.0.0.1")
 
 
 def test_a_view_opens_like_an_output_root(client, view):
@@ -84,7 +84,7 @@ def test_views_page_is_built_from_dom_nodes():
 
 def test_view_pages_never_import_torch(view):
     code = (f"import sys; from fastapi.testclient import TestClient; from dashboard.app import create_app; "
-            f"c = TestClient(create_app([{str(view)!r}])); "
+            f"c = TestClient(create_app([{str(view)!r}]), base_url='http://127.0.0.1'); "
             f"assert c.get('/api/view').status_code == 200; "
             f"assert c.get('/api/selection.json', params={{'source': 'egodex'}}).status_code == 200; "
             f"assert 'torch' not in sys.modules, 'torch imported'")

@@ -16,7 +16,7 @@ from schemas.stats import QUANTILE_KEYS, QUANTILES, FeatureStats
 from shards.dataset_cli import main as dataset
 from shards.reader import open_output
 from shards.views import ViewError, decode_ranges, encode_ranges, load_view
-from views_fixture import copy_root, sample_roots
+from views_fixture import copy_root, reseal, sample_roots
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -173,6 +173,21 @@ def test_changed_or_vanished_inputs_are_refused(roots, tmp_path):
     run("filter", root, "--task-glob", "*cups*", "--out", tmp_path / "a.json")
     run("sample", tmp_path / "a.json", "--count", "1", "--out", tmp_path / "b.json")
     load_view(tmp_path / "b.json")
+    # a shard file of an input modified after it was written (its catalog unchanged): reading it through the
+    # view refuses, naming the file
+    from shards.integrity import ShardIntegrityError, forget
+
+    out = open_output(tmp_path / "b.json")
+    record = out.catalog.shards[0]
+    parquet = next(out.location(record).path.glob("data/*/*.parquet"))
+    saved = parquet.read_bytes()
+    parquet.write_bytes(saved[:-1] + bytes([saved[-1] ^ 1]))
+    forget()
+    with pytest.raises(ShardIntegrityError, match=r"file-000\.parquet differs"):
+        out.open_shard(record)
+    parquet.write_bytes(saved)
+    forget()
+    out.open_shard(record)
     original = (tmp_path / "a.json").read_bytes()
     (tmp_path / "a.json").write_bytes(original.replace(b'"verb": "filter"', b'"verb": "filter "'))
     with pytest.raises(ViewError, match=r"input view .*a\.json changed"):
@@ -193,6 +208,7 @@ def _edit_info(root: Path, edit) -> None:
         data = json.loads(info.read_text())
         edit(data)
         info.write_text(json.dumps(data))
+    reseal(root)                # a different dataset, not a tampered one
 
 
 def test_incompatible_merges_are_refused_with_the_reason(roots, tmp_path):
@@ -290,6 +306,7 @@ def test_dedup_exact_and_near(roots, tmp_path):
                                  pa.FixedSizeListArray.from_arrays(pa.array(noisy.reshape(-1)), values.shape[1]))
     pq.write_table(table.replace_schema_metadata(schema_meta), path)
     shutil.rmtree(near / "shards" / "humanoid_everyday-00000.zarr")
+    reseal(near)
     run("merge", he, near, "--out", tmp_path / "both2.json")
     run("dedup", tmp_path / "both2.json", "--out", tmp_path / "d2.json")
     dropped = {x["episode"]: x for x in load_view(tmp_path / "d2.json").data["dropped"]}

@@ -34,3 +34,30 @@ def copy_root(src: Path, dst: Path) -> Path:
     """A second output root with the same bytes at another place (a re-ingest of the same data)."""
     shutil.copytree(src, dst)
     return dst
+
+
+def reseal(root: Path) -> Path:
+    """Record the current bytes of every shard of `root` as written (shard.json `files`/`content_hash` and the
+    catalog's `content_hash`), the way the writer does: for a test that builds a *different* dataset by editing
+    a copy, not one that simulates tampering (integrity checks on open would refuse the edited copy)."""
+    import json
+
+    from schemas.catalog import Catalog
+    from schemas.episode import canonical_json
+    from schemas.names import CATALOG_FILE, SHARD_FILE
+    from shards import integrity
+
+    hashes: dict[str, str] = {}
+    for marker in sorted(root.glob(f"shards/*/{SHARD_FILE}")):
+        data = json.loads(marker.read_text())
+        content_hash, files = integrity.hash_files(marker.parent)
+        data["files"], data["record"]["content_hash"] = files, content_hash
+        marker.write_text(canonical_json(data))
+        hashes[data["record"]["path"]] = content_hash
+    catalog = root / CATALOG_FILE
+    data = json.loads(catalog.read_text())
+    for rec in data.get("shards", []):
+        rec["content_hash"] = hashes.get(rec["path"], rec.get("content_hash"))
+    catalog.write_text(Catalog.from_json(data).dumps())
+    integrity.forget()
+    return root
