@@ -139,6 +139,13 @@ def load_view(where: str | Path | Location, verify: bool = True) -> View:
         raise ViewError(f"{loc}: not JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != VIEW_FORMAT:
         raise ViewError(f"{loc}: not a psi0 view (format={data.get('format') if isinstance(data, dict) else None!r})")
+    try:
+        return _load(loc, raw, data, verify)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:     # a hand-edited or foreign file
+        raise ViewError(f"{loc}: malformed view ({type(exc).__name__}: {exc})") from None
+
+
+def _load(loc: Location, raw: bytes, data: dict[str, Any], verify: bool) -> View:
     base = loc.parent
     if verify:
         for entry in data.get("inputs", []):

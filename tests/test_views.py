@@ -193,6 +193,13 @@ def test_changed_or_vanished_inputs_are_refused(roots, tmp_path):
     with pytest.raises(ViewError, match=r"input view .*a\.json changed"):
         load_view(tmp_path / "b.json")
     (tmp_path / "a.json").write_bytes(original)
+    # a hand-edited or foreign file is refused by name, never a traceback from deep inside
+    good = json.loads(original)
+    for bad in ({**good, "roots": [1]}, {**good, "roots": [{"kind": "root"}]}, {**good, "inputs": "x"},
+                {**good, "selection": [{"root": 0}]}):
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(ViewError, match=r"bad\.json: malformed view"):
+            load_view(tmp_path / "bad.json")
     catalog = root / "catalog.json"
     catalog.write_text(catalog.read_text() + " ")
     with pytest.raises(ViewError, match=rf"input root {root}.* changed"):
