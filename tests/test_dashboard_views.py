@@ -91,3 +91,65 @@ def test_view_pages_never_import_torch(view):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+XSS = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(DRIVER).exists()),
+                    reason="needs Debian chromium + chromium-driver")
+def test_views_page_renders_a_hostile_view_as_text(view, tmp_path):
+    """A view file is data like a catalog: markup in its lineage, step names, counts and dropped list reaches the
+    Views page as text (headless Chromium; the onerror handler never runs)."""
+    import socket
+    import time
+    import urllib.request
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    data = json.loads(view.read_text())
+    data["operation"]["verb"] = XSS
+    data["steps"] = [{"step": XSS, "kept": XSS, "dropped": 1}]
+    data["dropped"] = [{"episode": XSS, "duplicate_of": XSS, "kind": XSS, "distance": XSS}]
+    hostile = view.parent / "hostile.json"              # beside the original: its inputs' relative paths hold
+    hostile.write_text(json.dumps(data))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "psi0", "dashboard", str(hostile), "--port", str(port)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 f"--user-data-dir={tmp_path / 'profile'}"]:
+        opts.add_argument(flag)
+    driver = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(url + "/api/roots", timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                time.sleep(0.1)
+        driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+        driver.get(url + "/#/view")
+        end = time.time() + 20
+        while "lineage" not in driver.find_element(By.TAG_NAME, "main").text.lower() and time.time() < end:
+            time.sleep(0.1)
+        time.sleep(1.0)                                 # an injected <img src=x> would have fired onerror by now
+        text = driver.find_element(By.TAG_NAME, "main").text
+        assert "lineage and filter counts" in text.lower() and "dropped duplicates (1)" in text.lower()  # h3: CSS caps
+        assert text.count("<img src=x") >= 5                                   # shown as text, every field
+        assert driver.execute_script("return window.__xss || 0") == 0
+        assert not driver.find_elements(By.CSS_SELECTOR, "main img")
+    finally:
+        if driver is not None:
+            driver.quit()
+        proc.terminate()
+        proc.wait(timeout=10)
