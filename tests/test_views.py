@@ -285,6 +285,25 @@ def test_where_expressions(roots):
             where(table, bad)
 
 
+def _invert_video(path: Path) -> None:
+    """Re-encode an MP4 with every picture's colours inverted (same length, rate and size)."""
+    import av
+
+    from shards.video import EpisodeEncoder, VideoConfig
+
+    with av.open(str(path)) as src:
+        stream = src.streams.video[0]
+        fps = float(stream.average_rate)
+        frames = [f.to_ndarray(format="rgb24") for f in src.decode(stream)]
+    height, width = frames[0].shape[:2]
+    tmp = path.parent / f"{path.stem}.inverted.mp4"
+    enc = EpisodeEncoder(tmp, fps, VideoConfig(width=width, height=height))
+    for img in frames:
+        enc.add(av.VideoFrame.from_ndarray(255 - img, format="rgb24").reformat(format="yuv420p"))
+    enc.close()
+    tmp.replace(path)
+
+
 def test_dedup_exact_and_near(roots, tmp_path):
     he = roots["he"]
     twin = copy_root(he, tmp_path / "twin")
@@ -322,6 +341,20 @@ def test_dedup_exact_and_near(roots, tmp_path):
     assert len(perturbed) == 2 and all(0 < dropped[k]["distance"] <= 0.01 for k in perturbed)
     run("dedup", tmp_path / "both2.json", "--threshold", "0", "--out", tmp_path / "d3.json")
     assert len(load_view(tmp_path / "d3.json").data["dropped"]) == 3
+
+    # --video: the near copies' pictures are the originals' -> still near; invert their pictures -> the poses
+    # alone still match, poses + video no longer do
+    run("dedup", tmp_path / "both2.json", "--video", "--out", tmp_path / "v1.json")
+    assert len(load_view(tmp_path / "v1.json").data["dropped"]) == 5
+    for mp4 in (near / "shards" / "humanoid_everyday-00000" / "videos").rglob("*.mp4"):
+        _invert_video(mp4)
+    reseal(near)
+    run("merge", he, near, "--out", tmp_path / "both3.json")
+    run("dedup", tmp_path / "both3.json", "--out", tmp_path / "v2.json")
+    assert len(load_view(tmp_path / "v2.json").data["dropped"]) == 5
+    run("dedup", tmp_path / "both3.json", "--video", "--out", tmp_path / "v3.json")
+    dropped = load_view(tmp_path / "v3.json").data["dropped"]
+    assert len(dropped) == 3 and all(x["kind"] == "exact" for x in dropped)
 
 
 def test_near_duplicate_search_has_no_false_negatives():
