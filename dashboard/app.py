@@ -28,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 import numpy as np
 
 from dashboard import tokens as tok_mod
+from dashboard import views as dashboard_views
 from dashboard.data import TOKENS, TOKENS_LEN, Row, ShardError, Store
 from dashboard.histograms import DEFAULT_BINS, from_grids, from_quantiles, merged_grids, wanted
 from dashboard.zarr_shard import TooLarge, VideoCache, check_size
@@ -143,6 +144,21 @@ def create_app(roots: list[str | Path], *, allowed_hosts: list[str] | tuple[str,
             prefix = "" if len(store.roots) == 1 else f"{i}:"
             out.update({prefix + k: v for k, v in _root_histograms(store, i, bins).items()})
         return out
+
+    @app.get("/api/view")
+    def view_(root: int = Query(0, ge=0)) -> dict[str, Any]:
+        """A view's lineage, the counts of each of its steps, its inputs and stats basis ({"view": null} for an
+        output root)."""
+        return dashboard_views.view_info(store, root)
+
+    @app.get("/api/selection.json")
+    def selection(root: int = Query(0, ge=0), source: str | None = None, task: str | None = None,
+                  q: str | None = None, score: str | None = None, min_score: float | None = None) -> JSONResponse:
+        """The episodes the Episodes page shows (same filters, ingested only, one root) as a new view
+        (`filter --episodes`), to download and use with train/export/inspect."""
+        data = dashboard_views.selection_view(store, root, source=source, task=task, q=q, score=score,
+                                              min_score=min_score)
+        return JSONResponse(data, headers={"Content-Disposition": 'attachment; filename="selection.view.json"'})
 
     @app.get("/api/episodes")
     def episodes(source: str | None = None, task: str | None = None, status: str | None = None,
@@ -281,7 +297,8 @@ def create_app(roots: list[str | Path], *, allowed_hosts: list[str] | tuple[str,
         if len(rel) > MAX_PATH:
             raise HTTPException(414, "path too long")
         try:
-            where = store.locations[root].child(rel)
+            output = store.root(root).output       # a view resolves `@<k>/...` into its input roots
+            where = output.child(rel) if output is not None else store.locations[root].child(rel)
         except PermissionError:
             raise HTTPException(403, "path outside root")
         media = MEDIA_TYPES.get(Path(where.name).suffix.lower())
@@ -352,7 +369,8 @@ def _root_histograms(store: Store, i: int, bins: int) -> dict[str, Any]:
     if bins in idx.histograms:
         return idx.histograms[bins]
     parts, seen = [], set()
-    for rec in (idx.catalog.shards if idx.catalog else []):
+    is_view = idx.output is not None and idx.output.is_view
+    for rec in (idx.catalog.shards if idx.catalog and not is_view else []):   # a view's stats are its own
         if rec.shard_id in seen:      # twins share stats
             continue
         try:

@@ -141,7 +141,8 @@ class Store:
         if cached is not None and loc.is_url and time.monotonic() - cached.checked < REMOTE_RECHECK_S:
             return cached
         try:
-            mtime = loc.join(CATALOG_FILE).version()
+            marker = loc if loc.name.endswith(".json") and loc.name != CATALOG_FILE else loc.join(CATALOG_FILE)
+            mtime = marker.version()            # a view (VIEW.json) is its own marker
         except OSError:
             mtime = None
         if cached is not None and cached.mtime == mtime:
@@ -190,7 +191,8 @@ class Store:
     def shard_location(self, i: int, shard_id: str) -> Location:
         rec = self.shard_record(i, shard_id)
         try:
-            return self.locations[i].child(rec.path)
+            output = self.root(i).output
+            return output.location(rec) if output is not None else self.locations[i].child(rec.path)
         except PermissionError:
             raise ShardError("bad_shard_path", f"shard {shard_id!r} points outside its root", shard=shard_id)
 

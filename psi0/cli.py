@@ -10,6 +10,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("pipelines.jobcli", "ingest a source (egodex, humanoid_everyday, teleop) into shards: local, Ray or Beam"),
     "sample": ("samples.cli", "write a small sample of each source in its real on-disk format"),
     "inspect": ("shards.inspect", "summarize an output root: shards, episodes, hours, tasks, rejects"),
+    "dataset": ("shards.dataset_cli", "curate: filter, sample, split, merge, dedup, export datasets as versioned views"),
     "validate": ("shards.validate", "re-open every shard with LeRobot's and zarr's readers, check vs catalog"),
     "tokenizer": ("pipelines.tokenizer_fit", "fit the FAST action tokenizer on shards or EgoDex sources / inspect one"),
     "dashboard": ("dashboard.cli", "read-only web dashboard over shards, catalogs and rejects"),

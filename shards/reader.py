@@ -1,8 +1,8 @@
 """One reading API over what `shards/` writes.
 
     out = open_output("out/egodex")            # an output root (catalog.json), a catalog.json file,
-                                               # one shard folder of any registered format, or an
-                                               # s3://... URL of any of those
+                                               # one shard folder of any registered format, a view
+                                               # (VIEW.json, shards.views), or an s3://... URL of any
     out.catalog.shards, out.fates()            # shards (record, format, location) and every input's fate
     out.episodes()                             # ingested episodes: source_id, shard, episode_index, ...
     reader, ep = out.episode("egodex/part1/x/0")  # one episode: embodiment, EpisodeMeta (quality), ...
@@ -70,6 +70,8 @@ class TokenizerRef:
 class Output:
     """What one output root (or bare shard) holds, opened read-only. Build with `open_output`."""
 
+    is_view = False
+
     def __init__(self, root: Location, catalog: Catalog, synthesized: bool = False,
                  tokenizer_dir: Location | None = None):
         self.root = root
@@ -94,9 +96,25 @@ class Output:
         registered format that has one. KeyError when the catalog has no such shard."""
         return preferred_record(self.catalog.shards, shard_id, fmt)
 
+    def child(self, rel: str) -> Location:
+        """A path named by the catalog (or a request), resolved inside the root (PermissionError outside)."""
+        return self.root.child(rel)
+
     def location(self, record: ShardRecord) -> Location:
         """Where a shard lives (PermissionError when its catalog path points outside the root)."""
-        return self.root.child(record.path)
+        return self.child(record.path)
+
+    def selection(self, record: ShardRecord) -> tuple[int, ...] | None:
+        """Episode indices of the shard that this output holds; None: all of them (a view may hold fewer)."""
+        return None
+
+    def renames(self, record: ShardRecord) -> dict[str, str]:
+        """Feature renames (old -> new) that apply to the shard's readers (a view's `--rename`)."""
+        return {}
+
+    def source_stats(self) -> dict[str, dict[str, Any]]:
+        """Per-source stats when the output records them (views do); empty otherwise."""
+        return {}
 
     def open_shard(self, shard: str | ShardRecord, fmt: str | None = None,
                    videos: VideoCache | None = None) -> ShardReader:
@@ -146,7 +164,7 @@ class Output:
         if self._tokenizer is None:
             entry = self.catalog.tokenizer
             if entry is not None:
-                self._tokenizer = TokenizerRef(self.root.child(str(entry.get("path") or TOKENIZER_DIR)),
+                self._tokenizer = TokenizerRef(self.child(str(entry.get("path") or TOKENIZER_DIR)),
                                                dict(entry.get("config") or {}))
             elif self._tokenizer_dir is not None and self._tokenizer_dir.join(TOKENIZER_CONFIG).is_file():
                 self._tokenizer = TokenizerRef(self._tokenizer_dir,
@@ -168,10 +186,15 @@ def preferred_record(records: list[ShardRecord], shard_id: str, fmt: str | None 
 
 
 def open_output(where: str | Path | Location) -> Output:
-    """Open an output root, a `catalog.json`, a bare shard folder or a URL of one of those."""
+    """Open an output root, a `catalog.json`, a bare shard folder, a view (`VIEW.json`, see `shards.views`)
+    or a URL of one of those."""
     loc = Location.of(where)
     if loc.name == CATALOG_FILE and loc.is_file():
         return Output(loc.parent, _catalog(loc))
+    if loc.name.endswith(".json") and loc.is_file():
+        from shards.views import open_view
+
+        return open_view(loc)
     catalog_file = loc.join(CATALOG_FILE)
     if catalog_file.is_file():
         return Output(loc, _catalog(catalog_file))

@@ -1,4 +1,4 @@
-"""`psi0 validate OUT` — re-open every shard through psi0's reader and with its format's own
+"""`psi0 validate OUT|VIEW.json` — re-open every shard through psi0's reader and with its format's own
 independent reader (LeRobot's `LeRobotDataset`, zarr-python), and check each against the catalog and
 against its own `shard.json` (episode and frame counts, inputs, sampled values, content hashes, and
 every file's own hash, naming the files that changed).
@@ -28,6 +28,8 @@ def validate(out_root: str | Path, sample_frames: int = 3, stamp: bool = False) 
 
 def _validate(out_root: str | Path, sample_frames: int, stamp: bool) -> list[str]:
     out = open_output(out_root)
+    if out.is_view:                    # a view is verified on load; what can go bad is in its output roots
+        return [p for root in out.view.data.get("roots", []) for p in validate(root["uri"], sample_frames)]
     catalog = out.catalog
     problems: list[str] = []
     ingested = {k: v for k, v in catalog.inputs.items() if v["status"] == "ingested"}

@@ -1,4 +1,4 @@
-// psi0 dashboard front end: plain JS, no build step. Hash routes: #/ #/episodes #/episode/<id> #/rejects
+// psi0 dashboard front end: plain JS, no build step. Hash routes: #/ #/episodes #/episode/<id> #/rejects #/view
 // Every value that comes from the API goes into the page through esc() (or textContent): data on disk is
 // untrusted, and a number field may hold a string. fmt() only ever yields digits, signs, "." "," "–" "NaN".
 "use strict";
@@ -171,6 +171,57 @@ async function episodes(params) {
   document.getElementById("prev").onclick = () => go({offset: Math.max(0, off - lim)});
   document.getElementById("next").onclick = () => go({offset: off + lim});
   document.querySelectorAll("#eplist tr[data-id]").forEach((tr) => tr.onclick = () => location.hash = "#/episode/" + encodeURIComponent(tr.dataset.id));
+  $main.appendChild(selectionPanel(p, o.roots.length));
+}
+
+// ---- views (built from DOM nodes: data only ever goes into textContent / attributes) -------------
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  for (const c of children) if (c !== null && c !== undefined) node.appendChild(typeof c === "object" ? c : document.createTextNode(String(c)));
+  return node;
+}
+// "Save selection as view": the Episodes page's filters (ingested episodes of one root) as a view manifest
+function selectionPanel(p, nroots) {
+  const q = new URLSearchParams();
+  for (const k of ["source", "task", "q", "score", "min_score"]) if (p.get(k)) q.set(k, p.get(k));
+  const root = el("select", {id: "sel-root"}, ...Array.from({length: nroots}, (_, i) => el("option", {value: i}, `root ${i}`)));
+  const link = el("a", {id: "save-view", download: "selection.view.json"}, "Save selection as view");
+  const update = () => { q.set("root", root.value); link.setAttribute("href", "/api/selection.json?" + q); };
+  root.onchange = update; update();
+  return el("div", {class: "panel", id: "selection"}, el("h3", {}, "Selection → view"),
+    el("p", {class: "muted"}, "The ingested episodes these filters show, as a view manifest (psi0 dataset filter ROOT --episodes @ids.txt --out VIEW.json): train --shards, psi0 dataset export and psi0 inspect read it."),
+    nroots > 1 ? root : null, " ", link);
+}
+async function viewPage() {
+  const roots = await api("/api/roots");
+  $main.textContent = "";
+  $main.appendChild(el("h2", {}, "Views"));
+  for (const r of roots) {
+    const info = await api("/api/view?root=" + r.root);
+    const box = el("div", {class: "panel view", "data-root": r.root}, el("h3", {}, r.path));
+    $main.appendChild(box);
+    if (!info.view) { box.appendChild(el("p", {class: "muted"}, "an output root (not a view)")); continue; }
+    const v = info.view, c = v.counts || {};
+    box.appendChild(el("p", {}, `${c.episodes} episodes · ${c.frames} frames · ${fmt((c.hours || 0) * 60, 1)} min · stats over ${(v.stats && v.stats.basis) || "–"} · sha256 ${v.sha256.slice(0, 16)}…`));
+    const inputs = el("table", {class: "inputs"}, el("tr", {}, el("th", {}, "input"), el("th", {}, "kind"), el("th", {}, "sha256")));
+    for (const i of v.inputs) inputs.appendChild(el("tr", {}, el("td", {class: "mono"}, i.uri), el("td", {}, i.kind), el("td", {class: "mono"}, i.sha256.slice(0, 16) + "…")));
+    box.appendChild(inputs);
+    const lineage = el("table", {class: "lineage"}, el("tr", {}, el("th", {}, "#"), el("th", {}, "operation"), el("th", {}, "step"), el("th", {class: "num"}, "kept"), el("th", {class: "num"}, "dropped")));
+    v.lineage.forEach((step, k) => {
+      const op = step.operation || {}, name = (op.verb || "?") + (op.preset ? ` (preset ${op.preset})` : "");
+      const rows = (step.steps && step.steps.length) ? step.steps : [{step: "", kept: (step.counts || {}).episodes, dropped: ""}];
+      rows.forEach((st, j) => lineage.appendChild(el("tr", {}, el("td", {}, j ? "" : k + 1), el("td", {}, j ? "" : name), el("td", {}, st.step), el("td", {class: "num"}, st.kept), el("td", {class: "num"}, st.dropped))));
+    });
+    box.appendChild(el("h3", {}, "Lineage and filter counts"));
+    box.appendChild(lineage);
+    if (v.dropped_total) {
+      const dropped = el("table", {class: "dropped"}, el("tr", {}, el("th", {}, "dropped"), el("th", {}, "duplicate of"), el("th", {}, "kind"), el("th", {class: "num"}, "distance")));
+      for (const d of v.dropped) dropped.appendChild(el("tr", {}, el("td", {class: "mono"}, d.episode), el("td", {class: "mono"}, d.duplicate_of), el("td", {}, d.kind), el("td", {class: "num"}, fmt(d.distance, 4))));
+      box.appendChild(el("h3", {}, `Dropped duplicates (${v.dropped_total})`));
+      box.appendChild(dropped);
+    }
+  }
 }
 
 async function episode(id) {
@@ -275,12 +326,13 @@ async function route() {
   cleanup.forEach((f) => f()); cleanup = [];
   const h = location.hash.slice(1) || "/";
   const [path, query] = h.split("?");
-  const nav = path.startsWith("/episode") ? "episodes" : path.startsWith("/rejects") ? "rejects" : "overview";
+  const nav = path.startsWith("/episode") ? "episodes" : path.startsWith("/rejects") ? "rejects" : path.startsWith("/view") ? "view" : "overview";
   document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === nav));
   try {
     if (path.startsWith("/episode/")) await episode(decodeURIComponent(path.slice(9)));
     else if (path === "/episodes") await episodes(query || "");
     else if (path === "/rejects") await rejects(query || "");
+    else if (path === "/view") await viewPage();
     else await overview();
   } catch (err) { $main.innerHTML = errorPanel(err); }
 }

@@ -42,6 +42,24 @@ FRAME_CACHE = 4          # decompressed image chunks kept per reader (random tra
 
 
 # ------------------------------------------------------------------------------------------ write sink
+def create_array(group: Any, name: str, shape: tuple[int, ...], dtype: Any, frames_per_chunk: int) -> Any:
+    """An empty array in this format's layout: images (T, H, W, 3) one frame per chunk and
+    `frames_per_chunk` frames per shard object; other arrays in large row chunks, 8 per shard object."""
+    from zarr.codecs import BloscCodec
+
+    shape = tuple(int(v) for v in shape)
+    if len(shape) == 4:
+        chunks = (1,) + shape[1:]
+        shards = (max(1, min(frames_per_chunk, shape[0])),) + shape[1:]
+    else:
+        rows = max(frames_per_chunk * 64, 1024)
+        chunks = (min(rows, max(shape[0], 1)),) + shape[1:]
+        shards = (chunks[0] * 8,) + shape[1:]
+    return group.create_array(name, shape=shape, dtype=dtype, chunks=chunks, shards=shards,
+                              compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
+                              fill_value=0, overwrite=True)
+
+
 class _EpisodeFrames:
     """One camera of one episode: RGB frames held until the episode is accepted."""
 
@@ -89,18 +107,7 @@ class ZarrSink:
         self.episode_ends.append(self.total)
 
     def _array(self, group: Any, name: str, values: np.ndarray) -> None:
-        from zarr.codecs import BloscCodec
-
-        if values.ndim == 4:  # images: one frame per chunk, frames_per_chunk frames per shard object
-            chunks = (1,) + values.shape[1:]
-            shards = (max(1, min(self.frames_per_chunk, len(values))),) + values.shape[1:]
-        else:
-            rows = max(self.frames_per_chunk * 64, 1024)
-            chunks = (min(rows, max(len(values), 1)),) + values.shape[1:]
-            shards = (chunks[0] * 8,) + values.shape[1:]
-        arr = group.create_array(name, shape=values.shape, dtype=values.dtype, chunks=chunks, shards=shards,
-                                 compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"),
-                                 fill_value=0, overwrite=True)
+        arr = create_array(group, name, values.shape, values.dtype, self.frames_per_chunk)
         arr[...] = values
 
     def finish(self, contents: ShardContents) -> None:

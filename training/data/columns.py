@@ -33,6 +33,7 @@ class ShardColumns:
     episode_end: np.ndarray               # (E,) end row (exclusive) of each episode within the shard
     embodiment: list[str]                 # (E,)
     cameras: frozenset[str] = frozenset()
+    rows: np.ndarray | None = None        # a view's episodes: sample k of the shard is row rows[k]
 
     def end_row(self, row: int) -> int:
         return int(self.episode_end[self.episode_row[int(self.episode_index[row])]])

@@ -1,5 +1,7 @@
 """`ChunkDataset`: one sample per frame of every shard — images at t, task, state at t, the
 normalized action chunk [t, t+H) with end-of-episode padding, and the FAST tokens of that chunk.
+Over a view, only the frames of the episodes it holds (`ShardEntry.episodes`): a shard's sample k maps
+to its k-th selected row, one array lookup.
 
 Map-style, so any sampler (and DataLoader worker sharding) works. Every shard is read through its
 format's reader (`shards.formats`); readers, their columns and video decoders are cached per
@@ -19,6 +21,7 @@ from torch.utils.data import Dataset
 from shards import formats
 from shards.frames import VideoCache
 from shards.location import Location
+from shards.views_reader import renamed
 from training.data.columns import ShardColumns, load_columns
 from training.data.config import DataConfig
 from training.data.index import ShardIndex
@@ -122,11 +125,20 @@ class ChunkDataset(Dataset):
             return cols
         fmt, path = self.locations[shard]
         cfg = self.cfg
-        reader = formats.get(fmt).open(Location.of(path), videos=self._videos)
-        cols = load_columns(reader, self._action_keys[self.shards[shard].source], cfg.state_key, cfg.tokens_key,
+        entry = self.shards[shard]
+        reader = renamed(formats.get(fmt).open(Location.of(path), videos=self._videos), entry.renames)
+        cols = load_columns(reader, self._action_keys[entry.source], cfg.state_key, cfg.tokens_key,
                             cfg.tokens_len_key)
-        if cols.frames != self.shards[shard].frames:
-            raise ValueError(f"{path}: {cols.frames} frames on disk, index says {self.shards[shard].frames}")
+        if entry.episodes is not None:
+            spans = {e.index: e for e in reader.episodes()}
+            missing = [i for i in entry.episodes if i not in spans]
+            if missing:
+                raise ValueError(f"{path}: the view holds episode(s) {missing[:3]} the shard does not have")
+            cols.rows = np.concatenate([np.arange(spans[i].start, spans[i].start + spans[i].length)
+                                        for i in entry.episodes]).astype(np.int64)
+        held = len(cols.rows) if cols.rows is not None else cols.frames
+        if held != entry.frames:
+            raise ValueError(f"{path}: {held} frames on disk, index says {entry.frames}")
         if cols.action_keys != self._action_keys[self.shards[shard].source]:
             raise ValueError(f"{path}: has action keys {cols.action_keys}, its source's stats have "
                              f"{self._action_keys[self.shards[shard].source]}")
@@ -150,6 +162,8 @@ class ChunkDataset(Dataset):
         cfg = self.cfg
         shard, row = self.locate(int(index))
         cols = self.columns(shard)
+        if cols.rows is not None:
+            row = int(cols.rows[row])
         source = self.shards[shard].source
         end = cols.end_row(row)
         steps = np.arange(row, row + cfg.horizon)

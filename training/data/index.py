@@ -3,7 +3,9 @@
 
 The index holds only metadata (ids, sources, frame counts, locations, stats) so it is cheap to build,
 pickle into DataLoader workers and keep in the trainer; columns and video are opened lazily by the
-dataset, per process.
+dataset, per process. A view (`shards.views`) opens like an output root; its entries carry the episodes
+of each shard it holds (`ShardEntry.episodes`) and its feature renames, and its stats are per source over
+exactly those episodes.
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ class ShardEntry:
     frames: int
     paths: dict[str, Path | str]
     catalog: str | None = None           # the output root whose catalog listed it (stats may come from there)
+    episodes: tuple[int, ...] | None = None     # the episodes a view holds (sorted); None: the whole shard
+    renames: dict[str, str] = field(default_factory=dict)    # a view's feature renames, old -> new
 
     def path(self, preferred: str) -> tuple[str, Path | str]:
         if preferred in self.paths:
@@ -48,6 +52,7 @@ class ShardIndex:
     shards: list[ShardEntry]
     weights: dict[str, float]
     catalogs: dict[str, Catalog] = field(default_factory=dict)
+    view_stats: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)   # view -> source -> stats
     _stats_cache: dict[tuple[str, str], dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
@@ -77,13 +82,17 @@ def open_shards(paths: Iterable[str | Path], weights: dict[str, float] | None = 
     default to each source's share of frames."""
     by_key: dict[str, ShardEntry] = {}
     catalogs: dict[str, Catalog] = {}
+    view_stats: dict[str, dict[str, dict[str, Any]]] = {}
     paths = list(paths)
     if not paths:
         raise ValueError("open_shards: no paths given")
     for raw in paths:
-        for key, entry in _entries(raw, catalogs):
+        for key, entry in _entries(raw, catalogs, view_stats):
             if key in by_key:
                 old = by_key[key]
+                if old.episodes != entry.episodes or old.renames != entry.renames:
+                    raise ValueError(f"shard {entry.shard_id} is opened twice with different episodes or feature "
+                                     "names (two views over it?); merge them into one view: psi0 dataset merge")
                 old.paths.update(entry.paths)
                 old.catalog = old.catalog or entry.catalog
             else:
@@ -92,15 +101,18 @@ def open_shards(paths: Iterable[str | Path], weights: dict[str, float] | None = 
     shards = [s for _, s in shards if s.frames > 0]
     if not shards:
         raise ValueError(f"no non-empty shards found in {[str(p) for p in paths]}")
-    return ShardIndex(shards, _normalize_weights(shards, weights), catalogs)
+    return ShardIndex(shards, _normalize_weights(shards, weights), catalogs, view_stats)
 
 
-def _entries(raw: str | Path, catalogs: dict[str, Catalog]) -> list[tuple[str, ShardEntry]]:
+def _entries(raw: str | Path, catalogs: dict[str, Catalog],
+             view_stats: dict[str, dict[str, dict[str, Any]]]) -> list[tuple[str, ShardEntry]]:
     """(twin key, entry) for every readable shard `raw` names; twins share the key (folder minus suffix)."""
     out = open_output(raw)
     root = None if out.synthesized else out.root.uri
     if root is not None:
         catalogs[root] = Catalog(shards=out.catalog.shards, stats=out.catalog.stats)   # fates: not needed here
+        if out.is_view:
+            view_stats[root] = out.source_stats()
     found = []
     for rec in out.catalog.shards:
         if rec.format not in formats.names():
@@ -109,7 +121,8 @@ def _entries(raw: str | Path, catalogs: dict[str, Catalog]) -> list[tuple[str, S
         if root is not None and not where.is_dir():
             raise FileNotFoundError(f"catalog {out.root.join(CATALOG_FILE)} lists {rec.path}, which is missing")
         twin = where.parent.join(formats.get(rec.format).shard_id(where.name)).uri
-        found.append((twin, ShardEntry(rec.shard_id, rec.source, rec.frames, {rec.format: where.local()}, root)))
+        found.append((twin, ShardEntry(rec.shard_id, rec.source, rec.frames, {rec.format: where.local()}, root,
+                                       out.selection(rec), out.renames(rec))))
     return found
 
 
@@ -135,6 +148,14 @@ def _source_stats(index: ShardIndex, source: str, feature: str) -> dict[str, np.
     (no re-merge); otherwise a fresh merge of the shards' own mergeable stats (`shard.json`)."""
     entries = [s for s in index.shards if s.source == source]
     roots = {s.catalog for s in entries}
+    views = roots & set(index.view_stats)
+    if views:
+        if len(roots) != 1:
+            raise ValueError(f"source {source!r} comes from several inputs, at least one a view ({sorted(views)[0]}): "
+                             "merge them into one view (psi0 dataset merge) so its stats cover exactly the frames "
+                             "trained on")
+        stats = index.view_stats[next(iter(views))].get(source, {})
+        return _as_arrays(stats[feature]) if feature in stats else None
     if len(roots) == 1 and None not in roots:
         root = next(iter(roots))
         catalog = index.catalogs[root]
