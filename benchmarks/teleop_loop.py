@@ -50,7 +50,7 @@ def run_sim(seconds: float, out: Path, seed: int = 0, realtime: bool = True) -> 
 
 def run_mujoco(seconds: float, out: Path, seed: int = 0, realtime: bool = True) -> dict:
     from schemas.recording import SessionMeta
-    from teleop.loop import ControlLoop, loop_figures, release_realtime, request_realtime
+    from teleop.loop import ControlLoop, loop_figures, lower_thread_priority, release_realtime, request_realtime
     from teleop.recording import Recorder
     from teleop.robot_process import ExpertActionMapper, ProcessCamera, ProcessInput, ProcessRobot, SimProcess, SimSpec
     previous = sys.getswitchinterval()
@@ -61,6 +61,9 @@ def run_mujoco(seconds: float, out: Path, seed: int = 0, realtime: bool = True) 
         camera.open()
         recorder = Recorder(out / "mujoco", SessionMeta(task="lunchbag", robot="g1_dex3", device=device.describe(),
                                                        control_rate_hz=RATE))
+        if granted:                                  # as `teleop record` does: below the control thread
+            lower_thread_priority(recorder._thread, 8)
+            lower_thread_priority(recorder._syncer, 7)
         loop = ControlLoop(device, ExpertActionMapper(device), robot, [camera], recorder, RATE)
         loop.run(lambda: False, max_seconds=0.5)     # settle before recording, like record's countdown
         recorder.start_episode(time.monotonic())

@@ -257,9 +257,11 @@ def _child(spec: SimSpec, conn: Any) -> None:  # conn: anything with send(dict)
     try:
         lay = _Layout(shm.buf, sim.extra_names, sim.expert, shape)
         lay.control[2] = os.getpid()
+        from teleop.loop import release_realtime, request_realtime  # noqa: PLC0415
         if spec.realtime:
-            from teleop.loop import request_realtime  # noqa: PLC0415
             request_realtime(5)                       # below the control loop (10): the robot waits, not the loop
+        else:
+            release_realtime()                        # a real-time parent's policy is inherited: drop it
         conn.send({"shm": shm.name, "extra_names": sim.extra_names, "expert": sim.expert, "frame_shape": shape,
                    "describe": sim.describe})
         parent = os.getppid()

@@ -25,7 +25,7 @@ import numpy as np
 from schemas import embodiments
 from teleop.devices.capture_thread import CaptureThread
 from teleop.keys import KEYS_HELP, KeyReader
-from teleop.loop import ControlLoop, TickResult, release_realtime, request_realtime
+from teleop.loop import ControlLoop, TickResult, lower_thread_priority, release_realtime, request_realtime
 from schemas.recording import SessionMeta, load_session
 from teleop.recording import FLUSH_INTERVAL, Recorder, check_writable, register_replay_reader
 from teleop.streams import REQUIRED_SITES, DeviceUnavailable, OperatorInput, RobotCommand
@@ -203,6 +203,7 @@ class Recording:
         self.phase = ""
         self.phase_until = 0.0
         self.estop = False
+        self.realtime = False                # set by record() when SCHED_FIFO was granted
 
     # -- phases
     def run(self) -> dict[str, Any]:
@@ -250,6 +251,9 @@ class Recording:
                                              "height": getattr(c, "height", None)} for c in dev.cameras},
                            calibration=calibration.to_dict(), control_rate_hz=opts.rate_hz)
         self.recorder = Recorder(directory, meta, flush_interval=opts.flush_interval, opener=opts.opener or open)
+        if self.realtime:                    # below the control thread (10): it preempts them, never the reverse
+            lower_thread_priority(self.recorder._thread, 8)
+            lower_thread_priority(self.recorder._syncer, 7)
         loop.recorder = self.recorder
         self.status.say(f"session {directory}")
         self.phase = "countdown"
@@ -404,7 +408,7 @@ def record(opts: RecordOptions, out: TextIO = sys.stderr) -> dict[str, Any]:
     # so the crash window holds too. Where not permitted the session runs as before and says so.
     realtime = opts.realtime and request_realtime()
     try:
-        summary = _record(opts, out)
+        summary = _record(opts, out, realtime)
         summary["realtime"] = realtime
         return summary
     finally:
@@ -413,7 +417,7 @@ def record(opts: RecordOptions, out: TextIO = sys.stderr) -> dict[str, Any]:
             release_realtime()
 
 
-def _record(opts: RecordOptions, out: TextIO) -> dict[str, Any]:
+def _record(opts: RecordOptions, out: TextIO, realtime: bool = False) -> dict[str, Any]:
     devices = open_devices(opts)
     interactive = opts.interactive
     stop_requested: list[int] = []
@@ -424,18 +428,20 @@ def _record(opts: RecordOptions, out: TextIO) -> dict[str, Any]:
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        return _run_session(opts, devices, out, interactive)
+        return _run_session(opts, devices, out, interactive, realtime)
     finally:
         signal.signal(signal.SIGTERM, previous)
         if devices.process is not None:
             devices.process.close()
 
 
-def _run_session(opts: RecordOptions, devices: Devices, out: TextIO, interactive: bool | None) -> dict[str, Any]:
+def _run_session(opts: RecordOptions, devices: Devices, out: TextIO, interactive: bool | None,
+                 realtime: bool) -> dict[str, Any]:
     with KeyReader() as keys:
         if interactive is False or opts.episodes is not None or opts.duration is not None:
             keys.active = False
         session = Recording(opts, devices, out, keys)
+        session.realtime = realtime
         try:
             return session.run()
         except KeyboardInterrupt:
