@@ -361,7 +361,7 @@ class SimProcess:
         self.layout.control[0] = 1
         self.layout = None
         try:
-            self.process.wait(10)
+            self.process.wait(30)                    # interpreter teardown; slow on a loaded 2-core box
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
@@ -407,7 +407,7 @@ class ProcessInput:
 
 class ProcessRobot:
     """RobotBridge over the simulator process: `send` publishes the command, `state` reads the newest state
-    (stamped with the time the simulator produced it)."""
+    (stamped `now`, like a bridge reading a robot's last message; `extra["sim_t"]` is when it was produced)."""
 
     def __init__(self, sim: SimProcess, name: str = "sim"):
         self.sim, self.name = sim, name
@@ -431,7 +431,9 @@ class ProcessRobot:
         blk.read()
         c = blk.copies
         extra = {n: float(v) for n, v in zip(self.sim.extra_names, c["extra"])}
-        self._last = RobotState(t=float(c["t"][0]), body_q=c["body_q"].copy(), body_dq=c["body_dq"].copy(),
+        # t: when the loop read it (strictly increasing, like every other stream); sim_t: when it was produced
+        extra["sim_t"] = float(c["t"][0])
+        self._last = RobotState(t=float(now), body_q=c["body_q"].copy(), body_dq=c["body_dq"].copy(),
                                 hand_q=c["hand_q"].copy(), imu_rpy=c["imu_rpy"].copy(),
                                 base_height=float(c["base_height"][0]), extra=extra)
         return self._last

@@ -27,8 +27,10 @@ def teleop(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProces
 @pytest.fixture(scope="module")
 def session(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("rec")
+    # in-process simulators: `teleop replay --to sim` reproduces them exactly (test_check_clean_and_replay_small_l1);
+    # the simulator process is tested in tests/test_teleop_loop_process.py and benchmarks/teleop_loop.py
     r = teleop("record", "--task", "lunchbag", "--out", str(out), "--episodes", "2", "--duration", "3",
-               "--countdown", "0.3", "--reset", "0.3", "--operator", "tester", "--json")
+               "--countdown", "0.3", "--reset", "0.3", "--operator", "tester", "--json", "--no-sim-process")
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert "device check ok" in r.stderr and "calibration ok" in r.stderr and "episode 1: stopped" in r.stderr
