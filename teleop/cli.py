@@ -40,6 +40,12 @@ def _record_parser(sub: argparse._SubParsersAction) -> None:
                         "spellings such as g1-dex3 are accepted)")
     p.add_argument("--bridge", default="sim", help="robot bridge: sim (kinematic G1) or unitree-g1 (DDS)")
     p.add_argument("--camera", help="camera: default the sim camera with the sim bridge; opencv:SOURCE; none")
+    p.add_argument("--sim-process", action=argparse.BooleanOptionalAction, default=True,
+                   help="--device sim: run the simulated operator, robot and camera in their own process, as a real "
+                        "robot is (default); --no-sim-process keeps them in this one (recordings then replay "
+                        "exactly through `teleop replay --to sim`)")
+    p.add_argument("--no-realtime", dest="realtime", action="store_false",
+                   help="ordinary scheduling (default: SCHED_FIFO for the control loop where the OS permits)")
     p.add_argument("--out", default="recordings", help="recordings root (default: recordings/)")
     p.add_argument("--episodes", type=int, help="record N episodes unattended")
     p.add_argument("--duration", type=float, help="seconds per episode (unattended)")
@@ -75,7 +81,8 @@ def cmd_record(args: argparse.Namespace) -> int:
                          out=args.out, episodes=args.episodes, duration=args.duration, operator=args.operator,
                          rate_hz=args.rate, camera_rate_hz=args.camera_rate, camera_size=(width, height),
                          countdown_s=args.countdown, reset_s=args.reset, outcome=args.outcome, seed=args.seed,
-                         session_name=args.session, bridge=args.bridge, camera=args.camera)
+                         session_name=args.session, bridge=args.bridge, camera=args.camera,
+                         sim_process=args.sim_process, realtime=args.realtime)
     from teleop.recording import OutputUnwritable  # noqa: PLC0415
     try:
         summary = record(opts)

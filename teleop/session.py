@@ -25,7 +25,7 @@ import numpy as np
 from schemas import embodiments
 from teleop.devices.capture_thread import CaptureThread
 from teleop.keys import KEYS_HELP, KeyReader
-from teleop.loop import ControlLoop, TickResult
+from teleop.loop import ControlLoop, TickResult, lower_thread_priority, release_realtime, request_realtime
 from schemas.recording import SessionMeta, load_session
 from teleop.recording import FLUSH_INTERVAL, Recorder, check_writable, register_replay_reader
 from teleop.streams import REQUIRED_SITES, DeviceUnavailable, OperatorInput, RobotCommand
@@ -56,6 +56,8 @@ class RecordOptions:
     bridge: str = "sim"                  # robot bridge: sim | unitree-g1 (teleop.devices.registry)
     camera: str | None = None            # None: the sim camera with the sim bridge; else "opencv:SOURCE"
     opener: Any = None                   # the recorder's file layer (None: `open`; tests simulate a full disk)
+    sim_process: bool = True             # --device sim with the sim bridge: simulators in their own process
+    realtime: bool = True                # SCHED_FIFO for the control (and recorder) threads where permitted
 
 
 class HoldMapper:
@@ -84,12 +86,20 @@ class Devices:
     cameras: list = field(default_factory=list)
     calibration: Any = None          # a Calibration to reuse (replaying a recorded session)
     opened: set = field(default_factory=set)   # which of input/robot/cameras the registry already opened
+    process: Any = None              # a teleop.robot_process.SimProcess hosting the simulators (closed last)
 
 
 def open_devices(opts: RecordOptions) -> Devices:
     """The input device, robot bridge and cameras named by the options (sim, replay or registry drivers)."""
     from teleop.devices.sim import SimCamera, SimOperator, SimRobot  # noqa: PLC0415
     calibration, opened = None, set()
+    if opts.device == "sim" and opts.bridge == "sim" and opts.camera is None and opts.sim_process:
+        # as with a real robot: operator, robot and renderer run in their own process (docs/teleop.md)
+        from teleop.robot_process import ProcessCamera, ProcessInput, ProcessRobot, SimProcess, SimSpec  # noqa: PLC0415
+        sim = SimProcess(SimSpec(kind="kinematic", task=opts.task, seed=opts.seed, robot=opts.robot,
+                                 camera_rate_hz=opts.camera_rate_hz, camera_size=tuple(opts.camera_size),
+                                 realtime=opts.realtime))
+        return Devices(ProcessInput(sim), ProcessRobot(sim), [ProcessCamera(sim)], None, opened, sim)
     if opts.device == "sim":
         device = SimOperator(task=opts.task, seed=opts.seed)
     elif opts.device == "replay":
@@ -193,6 +203,7 @@ class Recording:
         self.phase = ""
         self.phase_until = 0.0
         self.estop = False
+        self.realtime = False                # set by record() when SCHED_FIFO was granted
 
     # -- phases
     def run(self) -> dict[str, Any]:
@@ -204,7 +215,8 @@ class Recording:
         if "robot" not in dev.opened:
             dev.robot.open()
         # cameras capture on their own threads: a blocking read or a render never costs a control deadline
-        cameras = [CaptureThread(cam, already_open="cameras" in dev.opened) for cam in dev.cameras]
+        cameras = [cam if getattr(cam, "never_blocks", False) else CaptureThread(cam, already_open="cameras" in dev.opened)
+                   for cam in dev.cameras]
         for cam in cameras:
             cam.open()
         hold = HoldMapper()
@@ -239,6 +251,9 @@ class Recording:
                                              "height": getattr(c, "height", None)} for c in dev.cameras},
                            calibration=calibration.to_dict(), control_rate_hz=opts.rate_hz)
         self.recorder = Recorder(directory, meta, flush_interval=opts.flush_interval, opener=opts.opener or open)
+        if self.realtime:                    # below the control thread (10): it preempts them, never the reverse
+            lower_thread_priority(self.recorder._thread, 8)
+            lower_thread_priority(self.recorder._syncer, 7)
         loop.recorder = self.recorder
         self.status.say(f"session {directory}")
         self.phase = "countdown"
@@ -389,13 +404,20 @@ def record(opts: RecordOptions, out: TextIO = sys.stderr) -> dict[str, Any]:
     # deadlines ~2-4x on a 2-core box (docs/teleop.md).
     previous_switch = sys.getswitchinterval()
     sys.setswitchinterval(min(previous_switch, 0.001))
+    # Real-time scheduling for the control thread; threads started later (the recorder's writer) inherit it,
+    # so the crash window holds too. Where not permitted the session runs as before and says so.
+    realtime = opts.realtime and request_realtime()
     try:
-        return _record(opts, out)
+        summary = _record(opts, out, realtime)
+        summary["realtime"] = realtime
+        return summary
     finally:
         sys.setswitchinterval(previous_switch)
+        if realtime:
+            release_realtime()
 
 
-def _record(opts: RecordOptions, out: TextIO) -> dict[str, Any]:
+def _record(opts: RecordOptions, out: TextIO, realtime: bool = False) -> dict[str, Any]:
     devices = open_devices(opts)
     interactive = opts.interactive
     stop_requested: list[int] = []
@@ -406,22 +428,27 @@ def _record(opts: RecordOptions, out: TextIO) -> dict[str, Any]:
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
-        with KeyReader() as keys:
-            if interactive is False or opts.episodes is not None or opts.duration is not None:
-                keys.active = False
-            session = Recording(opts, devices, out, keys)
-            try:
-                summary = session.run()
-            except KeyboardInterrupt:
-                if session.recorder is not None:
-                    session.recorder.close()
-                    summary = {"session": str(session.recorder.dir), "episodes": session.recorder.episodes,
-                               "interrupted": True}
-                else:
-                    raise
+        return _run_session(opts, devices, out, interactive, realtime)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return summary
+        if devices.process is not None:
+            devices.process.close()
+
+
+def _run_session(opts: RecordOptions, devices: Devices, out: TextIO, interactive: bool | None,
+                 realtime: bool) -> dict[str, Any]:
+    with KeyReader() as keys:
+        if interactive is False or opts.episodes is not None or opts.duration is not None:
+            keys.active = False
+        session = Recording(opts, devices, out, keys)
+        session.realtime = realtime
+        try:
+            return session.run()
+        except KeyboardInterrupt:
+            if session.recorder is None:
+                raise
+            session.recorder.close()
+            return {"session": str(session.recorder.dir), "episodes": session.recorder.episodes, "interrupted": True}
 
 
 __all__ = ["RecordOptions", "record", "Recording", "open_devices", "session_dir"]

@@ -187,13 +187,13 @@ def _random_pose(seed: int) -> np.ndarray:
 
 
 def test_openvr_hmd34_to_world_pose():
-    openvr = pytest.importorskip("openvr")
+    """Runs without SteamVR: `tests/xr_structs.py` declares openvr.h's HmdMatrix34_t when pyopenvr is absent."""
+    from xr_structs import openvr_types
     from teleop.devices.frames import Y_UP_TO_Z_UP
     from teleop.devices.openvr_trackers import hmd34_to_matrix, hmd34_to_pose
+    vr = openvr_types()
     vr_pose = _random_pose(0)
-    pose_t = openvr.TrackedDevicePose_t()
-    m = pose_t.mDeviceToAbsoluteTracking
-    assert isinstance(m, openvr.HmdMatrix34_t)
+    m = vr.HmdMatrix34_t()
     for i in range(3):
         for j in range(4):
             m.m[i][j] = vr_pose[i, j]
@@ -203,7 +203,7 @@ def test_openvr_hmd34_to_world_pose():
     assert np.linalg.det(world[:3, :3]) == pytest.approx(1.0, abs=1e-6)
     np.testing.assert_allclose(world[:3, :3], Y_UP_TO_Z_UP @ vr_pose[:3, :3], atol=1e-6)
     # OpenVR: y up, -z forward. A device 1 m ahead at 1.5 m height is at world (1, 0, 1.5); +x (right) is -y here
-    ahead = openvr.HmdMatrix34_t()
+    ahead = vr.HmdMatrix34_t()
     for i, row in enumerate([[1, 0, 0, 0.3], [0, 1, 0, 1.5], [0, 0, 1, -1.0]]):
         for j, v in enumerate(row):
             ahead.m[i][j] = v
@@ -224,15 +224,17 @@ def test_openvr_sites_bind_by_serial_then_role():
         assign_sites(devs, {"pelvis": "LHR-Z"})
 
 
-def test_openxr_hand_joints_to_mediapipe_with_pyopenxr_structs():
-    xr = pytest.importorskip("xr")
+def test_openxr_hand_joints_to_mediapipe_with_openxr_structs():
+    """Runs without an OpenXR loader: `tests/xr_structs.py` declares openxr.h's structs when pyopenxr is absent."""
+    from xr_structs import openxr_types
+    xr = openxr_types()
     from teleop.devices.frames import Y_UP_TO_Z_UP
     from teleop.devices.hand_model import hand21
     from teleop.devices.openxr_input import OPENXR_TO_MEDIAPIPE, hand_joints_to_mediapipe, posef_to_pose
     world = hand21(0.4, "left") + np.array([0.4, 0.1, 1.1])                # MediaPipe 21 in our world frame
     y_up = world @ Y_UP_TO_Z_UP                                            # inverse of the runtime->world map
     joints = (xr.HandJointLocationEXT * 26)()
-    valid_bits = int(xr.SpaceLocationFlags.POSITION_VALID_BIT | xr.SpaceLocationFlags.ORIENTATION_VALID_BIT)
+    valid_bits = xr.valid_bits
     for k, j in enumerate(OPENXR_TO_MEDIAPIPE):
         joints[j].pose.position = xr.Vector3f(*y_up[k])
         joints[j].pose.orientation = xr.Quaternionf(0.0, 0.0, 0.0, 1.0)

@@ -381,7 +381,10 @@ def test_sim_operator_end_to_end_tracks_task_and_reports_latency():
     assert np.abs(acts[phases == "lift"][:, rh]).mean() > np.abs(acts[phases == "reach"][:, rh]).mean() + 0.2
     stats = mapper.latency_stats()
     print(f"\nmapping step latency over {stats['n']} ticks: p50 {stats['p50_ms']:.2f} ms, p99 {stats['p99_ms']:.2f} ms")
-    assert stats["p50_ms"] < 100.0          # generous: CI machines are shared; the report quotes real numbers
+    # measured p50: 6.4 ms on an idle 2-core box, 44.8 ms at load average ~20 (benchmarks/teleop_mapping.py,
+    # 2026-11-30, shared dev box with 5 jobs); bound = 1.3x the loaded figure: a slowdown beyond what load
+    # explains fails
+    assert stats["p50_ms"] < 60.0
 
 
 def test_mapping_is_deterministic():

@@ -486,10 +486,11 @@ def test_deploy_replay_runs_the_trained_policy_through_the_rtc_engine(stage2_run
     assert np.isfinite(rtc["l1_joint_space"])
     # naive chunking plans as if inference were instant, so every replacement chunk arrives late
     assert naive["late"] >= naive["chunks"] - 2 and not naive["rtc_prefix"]
-    # the HE sample's motion is predictable from the observation alone, so the prefix can only help
-    # a little here (measured 0.296 vs 0.301); it must never make switches worse. The large effect is
-    # shown where the phase is only in the prefix (tests/test_rtc_engine.py: 0.24 vs 0.94).
-    assert rtc["boundary_jump_mean"] <= 1.05 * naive["boundary_jump_mean"]
+    # the HE sample's motion is predictable from the observation alone, so the prefix helps only a little
+    # here (measured 0.296 vs 0.301; deterministic: stepped runner, seeded sampler), but strictly. The large
+    # effect, and executed == committed prefix through Psi0ChunkPolicy, are tested where the phase is only
+    # in the prefix: tests/test_deploy_rtc_policy.py (0.44 vs 1.03).
+    assert rtc["boundary_jump_mean"] < naive["boundary_jump_mean"]
 
 
 @pytest.mark.slow

@@ -126,7 +126,7 @@ def test_images_equal_lerobot_dataset(roots):
         assert torch.equal(ours["images"][0], expected), i
         np.testing.assert_array_equal(ours["actions"][:, :36].numpy(), ref["action"].numpy())
         np.testing.assert_array_equal(ours["action_pad"].numpy(), ref["action_is_pad"].numpy())
-        # (LeRobot itself returns task=0 here: shards' meta/tasks.parquet lacks pandas index metadata)
+        assert ours["task"] == ref["task"] and isinstance(ref["task"], str) and ref["task"], i   # the text, both
 
 
 def test_zarr_and_lerobot_give_the_same_sample(index):
