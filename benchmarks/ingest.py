@@ -21,7 +21,7 @@ encoder (psi0 and the floor resize straight to yuv420p); the floor and ffmpeg wr
 
 Protocol: the sources are written once; one warm-up run of every path is discarded; then `--repeat`
 rounds, each running every path once, the order rotating each round so no path always goes first or
-after the same neighbour. Per path: median, min and max seconds; ratios are of medians. Machine load
+in the same slot. Per path: median, min and max seconds; ratios are of medians. Machine load
 (1-min load average) is printed before and after. Last line: one JSON object with `vs_floor`,
 `vs_lerobot_streaming`, `vs_lerobot_default`, `vs_ffmpeg` (psi0 frames/s ÷ the other's).
 
@@ -141,11 +141,10 @@ BENCHES: dict[str, Callable[[Path, list[Path], Path], float]] = {
 
 
 def rotated(paths: list[str], round_index: int) -> list[str]:
-    """Round r runs the paths starting at r (mod n), reversed on odd rounds: each path moves through every
-    position and has different neighbours, so warm caches and machine noise do not favour one of them."""
+    """Round r runs the paths starting at r (mod n): over n rounds each path runs once in every position
+    (first, after a warm cache, last), so position effects do not favour one of them."""
     k = round_index % len(paths)
-    order = paths[k:] + paths[:k]
-    return order[::-1] if round_index % 2 else order
+    return paths[k:] + paths[:k]
 
 
 def summarize(frames: int, times: dict[str, list[float]]) -> dict[str, object]:

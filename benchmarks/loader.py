@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         indices = rng.integers(0, n, args.samples).tolist()
         k = r % len(names)
         order = names[k:] + names[:k]
-        for name in (order[::-1] if r % 2 else order):
+        for name in order:
             rates[name].append(time_samples(loaders[name][0], indices, loaders[name][1]))
         print(f"round {r}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in rates.items()))
     med = {k: statistics.median(v) for k, v in rates.items()}

@@ -55,6 +55,8 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
                 item = load(ref)
                 feeds = _feeds_for(item, video, frames_ahead)
                 if not put((item, feeds)):
+                    for feed in feeds:     # stopped: nobody will take them
+                        withdraw(feed)
                     return
                 for feed in feeds:         # the writer reads cameras in this order too
                     if stop.is_set():
@@ -83,8 +85,9 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
         stop.set()
         for feed in previous:
             withdraw(feed)
-        _drain(items)
+        _drain(items)               # unblocks a producer waiting to hand over the next episode
         thread.join(timeout=10)
+        _drain(items)
 
 
 def _feeds_for(item: Episode | Rejected, video: VideoConfig, frames_ahead: int) -> list[FrameFeed]:
