@@ -22,7 +22,16 @@ from shards.formats.zarr_frames import ShardedFrames
 from shards.writer import write_shard
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
+
+
+def _benchmark(name: str):
+    """Import benchmarks/<name>.py by path (putting benchmarks/ on sys.path would shadow stdlib `tokenize`)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +146,7 @@ def test_direct_zarr_frames_equal_zarrs_and_other_layouts_fall_back(tmp_path):
 
 
 def test_benchmark_protocol_rotates_order_and_reports_every_ratio():
-    import ingest
+    ingest = _benchmark("ingest")
 
     paths = list(ingest.PATHS)
     orders = [ingest.rotated(paths, r) for r in range(len(paths))]
@@ -160,3 +169,14 @@ def test_ingest_benchmark_quick_prints_the_ratios():
     for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg"):
         assert result[key] > 0
     assert result["frames"] > 0 and result["rounds"] == 1
+
+
+def test_scale_reports_each_childs_own_peak_rss():
+    """A small child run after a big one reports its own peak, not the big one's (RUSAGE_CHILDREN would)."""
+    scale = _benchmark("scale")
+    alloc = "import numpy as np; a = np.ones(({mb} << 20,), np.uint8); print(a.sum())"
+    big = scale.run_child([sys.executable, "-c", alloc.format(mb=300)]).ru_maxrss / 1024
+    small = scale.run_child([sys.executable, "-c", alloc.format(mb=10)]).ru_maxrss / 1024
+    assert big > 300 and small < big - 200, (big, small)
+    with pytest.raises(subprocess.CalledProcessError):
+        scale.run_child([sys.executable, "-c", "raise SystemExit(3)"])
