@@ -2,7 +2,7 @@
 count, and a projection for all of EgoDex (829 h) + Humanoid Everyday (31 h).
 
 Costs are CPU seconds (`time.process_time`, all threads), so codec multithreading is counted fully.
-Peak RSS is each child job's own (`os.wait4`), not the running maximum of RUSAGE_CHILDREN. The
+Peak RSS is each child job's own (VmHWM reported by the child), not the running maximum of RUSAGE_CHILDREN. The
 projection divides by the measured 2-worker efficiency (no assumed floor) and prints its assumptions.
 Run: python benchmarks/scale.py [--seconds 3.3]. Last line: one JSON object.
 """
@@ -79,31 +79,44 @@ def stage_costs(src: Path, work: Path) -> dict[str, float]:
 
 
 def job_cpu_per_frame(src: Path, out: Path, codec: str) -> tuple[float, float]:
-    """Whole job (write included) in a child process: (CPU s/frame, that child's peak RSS MB).
-
-    `os.wait4` returns the rusage of exactly this child (not `RUSAGE_CHILDREN`, whose ru_maxrss is the
-    running maximum over every child this process ever waited for)."""
-    cmd = [sys.executable, str(_HERE.parent / "pipelines" / "egodex_tokenize.py"), "--input", str(src),
-           "--output", str(out), "--format", "lerobot", "--codec", codec, "--runner", "local"]
-    usage = run_child(cmd)
+    """Whole job (write included) in a child process: (CPU s/frame, that child's own peak RSS MB)."""
+    usage, peak_kb = run_child([str(_HERE.parent / "pipelines" / "egodex_tokenize.py"), "--input", str(src),
+                                "--output", str(out), "--format", "lerobot", "--codec", codec, "--runner", "local"])
     cpu_s = usage.ru_utime + usage.ru_stime
     frames = json.loads((out / "catalog.json").read_text())
     n = sum(v["frames"] for v in frames["inputs"].values() if v["status"] == "ingested")
-    return cpu_s / n, usage.ru_maxrss / 1024
+    return cpu_s / n, peak_kb / 1024
 
 
-def run_child(cmd: list[str]) -> "resource.struct_rusage":
-    """Run `cmd`, fail on a non-zero exit, return its own rusage (CPU times, peak RSS in kB)."""
+# The child reports its own memory high-water mark (VmHWM) at exit. Neither RUSAGE_CHILDREN (the running
+# maximum over every child ever waited for) nor the child's ru_maxrss will do: Linux carries the parent's
+# high-water mark into a forked child's ru_maxrss across exec, so every child of a big parent looks big.
+_PEAK_WRAPPER = """
+import atexit, runpy, sys
+report, sys.argv = sys.argv[1], sys.argv[2:]
+def _peak():
+    with open("/proc/self/status") as status, open(report, "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+atexit.register(_peak)
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def run_child(script_and_args: list[str]) -> tuple["resource.struct_rusage", int]:
+    """Run a Python script in a child process; fail on a non-zero exit. Returns its rusage (CPU times
+    of exactly this child, from `os.wait4`) and its own peak RSS in kB (VmHWM of its address space)."""
     import os
 
-    with tempfile.TemporaryFile() as log:
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as log:
+        report = Path(tmp) / "peak_kb"
+        cmd = [sys.executable, "-c", _PEAK_WRAPPER, str(report), *script_and_args]
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
             log.seek(0)
-            raise subprocess.CalledProcessError(proc.returncode, cmd, log.read()[-4000:])
-    return usage
+            raise subprocess.CalledProcessError(proc.returncode, script_and_args, log.read()[-4000:])
+        return usage, int(report.read_text())
 
 
 def ray_wall(src: Path, out: Path, workers: int) -> float:

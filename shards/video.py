@@ -2,7 +2,9 @@
 
 Decoder and encoder each run their own codec threads (PyAV releases the GIL inside
 libavcodec/libswscale/SVT-AV1), so decode, resize and encode overlap across cores; an extra Python
-decode thread is optional (`VideoConfig.decode_thread`) for hosts with cores to spare. Frames stay `av.VideoFrame`s end to end
+decode thread is optional (`VideoConfig.decode_thread`) for hosts with cores to spare. An ingest job
+decodes the *next* episode ahead instead (`pipelines/prefetch.py` fills a `FrameFeed` that `iter_frames`
+takes over). Frames stay `av.VideoFrame`s end to end
 (resized by libswscale straight to the encoder's pixel format); numpy copies are made only when
 a consumer (the Zarr writer) asks for them.
 """

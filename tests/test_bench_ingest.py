@@ -171,12 +171,15 @@ def test_ingest_benchmark_quick_prints_the_ratios():
     assert result["frames"] > 0 and result["rounds"] == 1
 
 
-def test_scale_reports_each_childs_own_peak_rss():
-    """A small child run after a big one reports its own peak, not the big one's (RUSAGE_CHILDREN would)."""
+def test_scale_reports_each_childs_own_peak_rss(tmp_path):
+    """A small child run after a big one reports its own peak, not the big one's (RUSAGE_CHILDREN would),
+    and not this test process's (a forked child's ru_maxrss would)."""
     scale = _benchmark("scale")
-    alloc = "import numpy as np; a = np.ones(({mb} << 20,), np.uint8); print(a.sum())"
-    big = scale.run_child([sys.executable, "-c", alloc.format(mb=300)]).ru_maxrss / 1024
-    small = scale.run_child([sys.executable, "-c", alloc.format(mb=10)]).ru_maxrss / 1024
-    assert big > 300 and small < big - 200, (big, small)
+    for mb in (300, 10):
+        (tmp_path / f"alloc{mb}.py").write_text(f"import numpy as np\nprint(np.ones(({mb} << 20,), np.uint8).sum())\n")
+    big = scale.run_child([str(tmp_path / "alloc300.py")])[1] / 1024
+    small = scale.run_child([str(tmp_path / "alloc10.py")])[1] / 1024
+    assert big > 300 and small < 100, (big, small)
+    (tmp_path / "fail.py").write_text("raise SystemExit(3)\n")
     with pytest.raises(subprocess.CalledProcessError):
-        scale.run_child([sys.executable, "-c", "raise SystemExit(3)"])
+        scale.run_child([str(tmp_path / "fail.py")])
