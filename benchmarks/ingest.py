@@ -1,11 +1,32 @@
-"""Ingest throughput on 1080p H.264 EgoDex-format episodes → 224×224 AV1 (libsvtav1, crf 30, g 2, preset 12).
+"""Ingest throughput: the same 1080p H.264 EgoDex-format episodes → 224×224 AV1 (libsvtav1, crf 30, g 2,
+preset 12, lp=2) on every path, so the ratios compare work against work:
 
-  (a) psi0: the EgoDex job end to end (read HDF5 + validate + decode → resize → encode + parquet + metadata)
-  (b) LeRobot 0.4.4: LeRobotDataset.create + add_frame + save_episode, fed by a PyAV decoder
-  (c) floor: one bare PyAV decode → resize → encode loop (no poses, parquet or metadata)
-  (d) ffmpeg CLI doing the same transcode
+  floor              bare PyAV loop: decode → libswscale resize to yuv420p → encode, one episode after
+                     another (no poses, parquet, stats or metadata). The codec floor psi0 must reach.
+  psi0               the EgoDex job end to end (`run_local`): HDF5 read + validate + container probe +
+                     decode → resize → encode + parquet + stats + metadata + per-file sha256 + commit.
+  lerobot_streaming  LeRobot 0.4.4 writer as `lerobot-record` documents it for speed:
+                     `streaming_encoding=True, encoder_threads=2` (its recommended flags), fed by a PyAV
+                     decoder resizing to RGB 224×224. Its encoder queue is sized to hold an episode so no
+                     frame is dropped (LeRobot drops frames when the queue is full; dropped frames are
+                     counted and the run fails if any is).
+  lerobot_default    LeRobot 0.4.4 writer with `LeRobotDataset.create` defaults (PNG per frame written
+                     synchronously, then ffmpeg-style encode of the PNGs in `save_episode`).
+  ffmpeg             ffmpeg CLI, one process per episode, same scaler (bilinear), same decoder threading
+                     (slice threads) and the same encoder options (lp=2).
 
-Run: python benchmarks/ingest.py [--seconds 3.3] [--episodes-per-task 2]. Last line: one JSON object.
+What differs, besides the scheduling each path chooses: LeRobot computes per-channel image stats on
+every frame (psi0 computes stats of vector columns only) and converts frames RGB → yuv420p in its
+encoder (psi0 and the floor resize straight to yuv420p); the floor and ffmpeg write no metadata.
+
+Protocol: the sources are written once; one warm-up run of every path is discarded; then `--repeat`
+rounds, each running every path once, the order rotating each round so no path always goes first or
+in the same slot. Per path: median, min and max seconds; ratios are of medians. Machine load
+(1-min load average) is printed before and after. Last line: one JSON object with `vs_floor`,
+`vs_lerobot_streaming`, `vs_lerobot_default`, `vs_ffmpeg` (psi0 frames/s ÷ the other's).
+
+    python benchmarks/ingest.py                   # 6 episodes x 3.3 s (≈ 618 frames), 3 rounds: ~5 min on 2 cores
+    python benchmarks/ingest.py --quick           # smoke test: 240p, 3 short episodes, 1 round, no warm-up
 """
 from __future__ import annotations
 
@@ -20,116 +41,191 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from fractions import Fraction  # noqa: E402
-
-import av  # noqa: E402
-import numpy as np  # noqa: E402
+from typing import Callable  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SIZE = 224
-OPTS = {"crf": "30", "g": "2", "preset": "12", "svtav1-params": "lp=2"}
+CRF, GOP, PRESET, LP = 30, 2, 12, 2
+OPTS = {"crf": str(CRF), "g": str(GOP), "preset": str(PRESET), "svtav1-params": f"lp={LP}"}
+PATHS = ("floor", "psi0", "lerobot_streaming", "lerobot_default", "ffmpeg")
 
 
-def bench_psi0(src: Path, out: Path) -> float:
+def bench_psi0(src: Path, videos: list[Path], out: Path) -> float:
     from pipelines.runners import run_local
     from pipelines.stages import JobConfig
 
     cfg = JobConfig(source="egodex", input=str(src), output=str(out), formats=("lerobot",), episodes_per_shard=64,
-                    video_width=SIZE, video_height=SIZE, tokenize=False)
+                    video_width=SIZE, video_height=SIZE, video_crf=CRF, video_gop=GOP, tokenize=False)
     t = time.perf_counter()
     run_local(cfg)
     return time.perf_counter() - t
 
 
-def bench_lerobot(videos: list[Path], out: Path) -> float:
+def _lerobot(src: Path, videos: list[Path], out: Path, **writer: object) -> float:
+    import av
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     from converters import egodex
 
+    refs = {Path(r.get("video")): r for r in egodex.discover(str(src))}
     t = time.perf_counter()
-    feats = {"observation.state": {"dtype": "float32", "shape": (48,), "names": None},
-             "action": {"dtype": "float32", "shape": (48,), "names": None},
+    episodes = [egodex.read(refs[v]) for v in videos]          # poses: same HDF5 read as psi0 does
+    width = episodes[0].column("observation.state").shape[1]
+    feats = {"observation.state": {"dtype": "float32", "shape": (width,), "names": None},
+             "action": {"dtype": "float32", "shape": (width,), "names": None},
              "observation.images.egocentric": {"dtype": "video", "shape": (SIZE, SIZE, 3),
                                                "names": ["height", "width", "channels"]}}
-    ds = LeRobotDataset.create("bench/lerobot", fps=30, features=feats, root=out, use_videos=True)
-    for video in videos:
-        ref = next(r for r in egodex.discover(str(video.parent.parent.parent)) if r.uri.endswith(video.stem + ".hdf5")
-                   and Path(r.uri).parent == video.parent)
-        ep = egodex.read(ref)
+    ds = LeRobotDataset.create("bench/lerobot", fps=30, features=feats, root=out, use_videos=True, **writer)
+    for video, ep in zip(videos, episodes):
         state = ep.column("observation.state")
         with av.open(str(video)) as c:
-            for i, frame in enumerate(c.decode(video=0)):
+            stream = c.streams.video[0]
+            stream.thread_type = "SLICE"
+            for i, frame in enumerate(c.decode(stream)):
                 img = frame.reformat(SIZE, SIZE, "rgb24").to_ndarray()
                 ds.add_frame({"observation.state": state[i], "action": state[i],
                               "observation.images.egocentric": img, "task": ep.meta.task})
         ds.save_episode()
     ds.finalize()
-    return time.perf_counter() - t
+    elapsed = time.perf_counter() - t
+    dropped = getattr(getattr(ds, "_streaming_encoder", None), "_dropped_frames", None) or {}
+    if any(dropped.values()):
+        raise RuntimeError(f"LeRobot streaming encoder dropped frames {dropped}: the comparison would be unfair")
+    return elapsed
 
 
-def bench_floor(videos: list[Path], out: Path) -> float:
+def bench_lerobot_streaming(src: Path, videos: list[Path], out: Path) -> float:
+    return _lerobot(src, videos, out, streaming_encoding=True, encoder_threads=LP, encoder_queue_maxsize=4096)
+
+
+def bench_lerobot_default(src: Path, videos: list[Path], out: Path) -> float:
+    return _lerobot(src, videos, out)
+
+
+def bench_floor(src: Path, videos: list[Path], out: Path) -> float:
+    import av
+
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     for k, video in enumerate(videos):
-        with av.open(str(video)) as src, av.open(str(out / f"{k}.mp4"), "w") as dst:
+        with av.open(str(video)) as source, av.open(str(out / f"{k}.mp4"), "w") as dst:
             stream = dst.add_stream("libsvtav1", rate=30, options=OPTS)
             stream.width = stream.height = SIZE
             stream.pix_fmt = "yuv420p"
-            for frame in src.decode(video=0):
+            decoder = source.streams.video[0]
+            decoder.thread_type = "SLICE"
+            for frame in source.decode(decoder):
                 dst.mux(stream.encode(frame.reformat(SIZE, SIZE, "yuv420p")))
             dst.mux(stream.encode(None))
     return time.perf_counter() - t
 
 
-def bench_ffmpeg(videos: list[Path], out: Path) -> float:
+def bench_ffmpeg(src: Path, videos: list[Path], out: Path) -> float:
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     for k, video in enumerate(videos):
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(video), "-vf", f"scale={SIZE}:{SIZE}",
-                        "-c:v", "libsvtav1", "-crf", "30", "-g", "2", "-preset", "12", "-pix_fmt", "yuv420p",
-                        str(out / f"{k}.mp4")], check=True)
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-thread_type", "slice", "-i", str(video),
+                        "-filter_threads", "1", "-vf", f"scale={SIZE}:{SIZE}:flags=bilinear,format=yuv420p",
+                        "-c:v", "libsvtav1", "-crf", str(CRF), "-g", str(GOP), "-preset", str(PRESET),
+                        "-svtav1-params", f"lp={LP}", str(out / f"{k}.mp4")], check=True)
     return time.perf_counter() - t
 
 
-def main() -> None:
+BENCHES: dict[str, Callable[[Path, list[Path], Path], float]] = {
+    "floor": bench_floor, "psi0": bench_psi0, "lerobot_streaming": bench_lerobot_streaming,
+    "lerobot_default": bench_lerobot_default, "ffmpeg": bench_ffmpeg}
+
+
+def rotated(paths: list[str], round_index: int) -> list[str]:
+    """Round r runs the paths starting at r (mod n): over n rounds each path runs once in every position
+    (first, after a warm cache, last), so position effects do not favour one of them."""
+    k = round_index % len(paths)
+    return paths[k:] + paths[:k]
+
+
+def summarize(frames: int, times: dict[str, list[float]]) -> dict[str, object]:
+    """Median, min and max seconds per path; frames/s and ratios from medians."""
+    med = {k: statistics.median(v) for k, v in times.items()}
+    out: dict[str, object] = {"frames": frames, "rounds": min(len(v) for v in times.values())}
+    for k, v in times.items():
+        out[f"{k}_fps"] = round(frames / med[k], 1)
+        out[f"{k}_fps_range"] = [round(frames / max(v), 1), round(frames / min(v), 1)]
+    if "psi0" in med:
+        for key, other in (("vs_floor", "floor"), ("vs_lerobot_streaming", "lerobot_streaming"),
+                           ("vs_lerobot_default", "lerobot_default"), ("vs_ffmpeg", "ffmpeg")):
+            if other in med:
+                out[key] = round(med[other] / med["psi0"], 2)
+    return out
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=3.3, help="seconds per episode (default: 6 x 3.3 s ≈ 600 frames)")
-    ap.add_argument("--episodes-per-task", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=1, help="take the best of N runs of each")
-    args = ap.parse_args()
+    ap.add_argument("--seconds", type=float, default=3.3, help="seconds per episode (default: 6 x 3.3 s ≈ 618 frames)")
+    ap.add_argument("--episodes-per-task", type=int, default=2, help="episodes per sample task (3 tasks)")
+    ap.add_argument("--resolution", default="1920x1080", help="source video WxH (default 1920x1080)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed rounds (each runs every path once; default 3)")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up run of each path")
+    ap.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: 426x240 sources, 1 episode per task of 1 s, 1 round, no warm-up")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seconds, args.episodes_per_task, args.resolution, args.repeat, args.no_warmup = 1.0, 1, "426x240", 1, True
+    paths = [p for p in args.paths.split(",") if p]
+    unknown = set(paths) - set(PATHS)
+    if unknown:
+        ap.error(f"unknown path(s) {sorted(unknown)}; choose from {PATHS}")
+    width, height = (int(x) for x in args.resolution.lower().split("x"))
+
+    import av
+
     from samples import egodex as egodex_sample
 
     work = Path(tempfile.mkdtemp(prefix="psi0-bench-"))
     try:
         src = work / "src"
-        print(f"writing 1080p H.264 sources to {src} ...", flush=True)
-        egodex_sample.write_sample(src, 0, (1920, 1080), args.episodes_per_task, args.seconds)
+        egodex_sample.write_sample(src, 0, (width, height), args.episodes_per_task, args.seconds)
         videos = sorted(src.rglob("*.mp4"))
         frames = 0
         for v in videos:
             with av.open(str(v)) as c:
                 frames += c.streams.video[0].frames
-        results: dict[str, float] = {}
-        for name, fn, arg in (("psi0", bench_psi0, src), ("lerobot", bench_lerobot, videos),
-                              ("floor", bench_floor, videos), ("ffmpeg", bench_ffmpeg, videos)):
-            best = float("inf")
-            for r in range(args.repeat):
-                out = work / f"{name}-{r}"
-                best = min(best, fn(arg, out))
+        print(f"{len(videos)} episodes, {frames} frames of {width}x{height} H.264 -> {SIZE}x{SIZE} AV1 "
+              f"(crf {CRF}, g {GOP}, preset {PRESET}, lp={LP}); {os.cpu_count()} cores; load {_load()}", flush=True)
+
+        def once(name: str, tag: str) -> float:
+            out = work / f"{name}-{tag}"
+            try:
+                return BENCHES[name](src, videos, out)
+            finally:
                 shutil.rmtree(out, ignore_errors=True)
-            results[name] = best
-            print(f"{name:8s} {best:6.2f} s  {frames / best:7.1f} frames/s", flush=True)
-        summary = {"frames": frames, **{f"{k}_fps": round(frames / v, 1) for k, v in results.items()},
-                   "vs_lerobot": round(results["lerobot"] / results["psi0"], 2),
-                   "vs_floor": round(results["floor"] / results["psi0"], 2),
-                   "vs_ffmpeg": round(results["ffmpeg"] / results["psi0"], 2)}
-        print(json.dumps(summary))
+
+        if not args.no_warmup:
+            for name in paths:
+                once(name, "warmup")
+        times: dict[str, list[float]] = {name: [] for name in paths}
+        for r in range(args.repeat):
+            for name in rotated(paths, r):
+                times[name].append(once(name, str(r)))
+            print(f"round {r}: " + ", ".join(f"{k} {frames / v[-1]:.0f}/s" for k, v in times.items()), flush=True)
+        summary = summarize(frames, times)
+        summary["load_1min_after"] = _load()
+        for name in paths:
+            lo, hi = summary[f"{name}_fps_range"]
+            print(f"{name:18s} median {summary[f'{name}_fps']:7.1f} frames/s  (range {lo}-{hi})")
+        print(json.dumps(summary, sort_keys=True))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,12 +1,19 @@
-"""Training-sample throughput: psi0 `ChunkDataset` vs `LeRobotDataset` on the same LeRobot v3 shard.
+"""Training-sample throughput: psi0 `ChunkDataset` vs `LeRobotDataset` on the same shard (AV1, 224x224).
 
-Both read random frames (same indices, single process): images of the egocentric camera at t plus
-the action chunk [t, t+H). LeRobot runs as documented for training (`video_backend="pyav"`,
-`delta_timestamps` for the chunk). Rounds alternate between the two so machine noise hits both;
-the median round counts. The shard is generated once from the EgoDex sample at 224x224 (cached in
---work). Both run with one torch thread, as in DataLoader workers. The last line is one JSON object.
+Every loader reads the same random frames (single process, one torch thread, as in a DataLoader
+worker): the egocentric camera image at t plus the action chunk [t, t+H) (H = --horizon, default 30).
+LeRobot runs twice: with its default video backend (torchcodec, with its decoder cache) and with
+`video_backend="pyav"`; the chunk comes from `delta_timestamps` as LeRobot documents for training.
+psi0 reads the LeRobot v3 shard, the same at 240x320, and the Zarr twin of the shard (raw frames).
+What differs: LeRobot also returns padding masks and the task string; psi0 returns the chunk, its
+mask and the image. A warm-up pass (--samples/4 reads per loader) is discarded; then --rounds rounds,
+the loaders' order rotating each round; median and range per loader. The shard is generated once from
+the EgoDex sample by the real job (cached in --work). Last line: one JSON object with
+`vs_lerobot_torchcodec` and `vs_lerobot_pyav` (psi0 LeRobot-format samples/s ÷ LeRobot's) and
+`zarr_vs_lerobot_format` (psi0 from Zarr ÷ psi0 from the LeRobot format).
 
-    python benchmarks/loader.py                      # ~2 min on 2 cores incl. generating the shard
+    python benchmarks/loader.py                      # ~3 min on 2 cores incl. generating the shard
+    python benchmarks/loader.py --quick              # smoke test: 2 s episodes, 20 samples, 1 round
     python benchmarks/loader.py --shard out/demo/egodex/shards/egodex-00000 --samples 500
 """
 from __future__ import annotations
@@ -60,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--horizon", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="smoke test: 2 s episodes, 20 samples, 1 round")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.samples, args.rounds = 2.0, 20, 1
+        if args.work == Path("out/bench-loader"):
+            args.work = Path("out/bench-loader-quick")
 
     import torch
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
@@ -73,42 +85,51 @@ def main(argv: list[str] | None = None) -> int:
     info = json.loads((shard / "meta" / "info.json").read_text())
     fps, cam = info["fps"], "observation.images.egocentric"
     size = info["features"][cam]["shape"]
-    lerobot = LeRobotDataset("psi0/bench", root=shard, video_backend="pyav",
-                             delta_timestamps={"action": [k / fps for k in range(args.horizon)]})
+    chunk = {"action": [k / fps for k in range(args.horizon)]}
+    loaders: dict[str, tuple[object, str]] = {
+        "lerobot_torchcodec": (LeRobotDataset("psi0/bench", root=shard, delta_timestamps=chunk), cam),
+        "lerobot_pyav": (LeRobotDataset("psi0/bench", root=shard, video_backend="pyav", delta_timestamps=chunk), cam),
+    }
+    backend = getattr(loaders["lerobot_torchcodec"][0], "video_backend", "?")
     index = open_shards([shard])
     ours = ChunkDataset(index, DataConfig(horizon=args.horizon, image_size=None, format="lerobot"))
     n = len(ours)
-    assert n == len(lerobot), (n, len(lerobot))
-    codec = info["features"][cam]["info"]["video.codec"]
-    print(f"shard {shard}: {n} frames ({n / fps:.1f} s) of {size[1]}x{size[0]} {codec}, {info['total_episodes']} "
-          f"episodes; horizon {args.horizon}; {args.samples} random samples x {args.rounds} rounds")
+    assert n == len(loaders["lerobot_pyav"][0]), (n, len(loaders["lerobot_pyav"][0]))
+    loaders["psi0"] = (ours, "images")
+    loaders["psi0_240x320"] = (ChunkDataset(index, DataConfig(horizon=args.horizon, image_size=(240, 320))), "images")
     zarr_path = shard.with_name(shard.name + ".zarr")
-    ours_zarr = None
     if zarr_path.exists():
         zarr_cfg = DataConfig(horizon=args.horizon, image_size=None, format="zarr")
-        ours_zarr = ChunkDataset(open_shards([zarr_path]), zarr_cfg)
-    ours_resized = ChunkDataset(index, DataConfig(horizon=args.horizon, image_size=(240, 320)))
+        loaders["psi0_zarr"] = (ChunkDataset(open_shards([zarr_path]), zarr_cfg), "images")
+    codec = info["features"][cam]["info"]["video.codec"]
+    print(f"shard {shard}: {n} frames ({n / fps:.1f} s) of {size[1]}x{size[0]} {codec}, {info['total_episodes']} "
+          f"episodes; horizon {args.horizon}; {args.samples} random samples x {args.rounds} rounds; LeRobot default "
+          f"video backend: {backend}; load {os.getloadavg()[0]:.1f}")
     rng = np.random.default_rng(args.seed)
-    rates: dict[str, list[float]] = {"lerobot": [], "psi0": [], "psi0_240x320": [], "psi0_zarr": []}
+    names = list(loaders)
+    warm = rng.integers(0, n, max(1, args.samples // 4)).tolist()
+    for name in names:
+        time_samples(loaders[name][0], warm, loaders[name][1])
+    rates: dict[str, list[float]] = {k: [] for k in names}
     for r in range(args.rounds):
         indices = rng.integers(0, n, args.samples).tolist()
-        rates["lerobot"].append(time_samples(lerobot, indices, cam))
-        rates["psi0"].append(time_samples(ours, indices, "images"))
-        rates["psi0_240x320"].append(time_samples(ours_resized, indices, "images"))
-        if ours_zarr is not None:
-            rates["psi0_zarr"].append(time_samples(ours_zarr, indices, "images"))
-        print(f"round {r}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in rates.items() if v))
-    med = {k: statistics.median(v) for k, v in rates.items() if v}
-    ratio = med["psi0"] / med["lerobot"]
-    print(f"median: LeRobotDataset {med['lerobot']:.1f} samples/s, psi0 ChunkDataset {med['psi0']:.1f} samples/s "
-          f"-> {ratio:.1f}x  (psi0 at 240x320: {med['psi0_240x320']:.1f}/s"
-          + (f", psi0 from zarr: {med['psi0_zarr']:.1f}/s)" if "psi0_zarr" in med else ")"))
-    result = {"vs_lerobot": round(ratio, 2), "psi0_samples_per_s": round(med["psi0"], 1),
-              "lerobot_samples_per_s": round(med["lerobot"], 1),
-              "psi0_240x320_samples_per_s": round(med["psi0_240x320"], 1), "frames": n, "horizon": args.horizon,
-              "samples": args.samples, "rounds": args.rounds}
+        k = r % len(names)
+        order = names[k:] + names[:k]
+        for name in order:
+            rates[name].append(time_samples(loaders[name][0], indices, loaders[name][1]))
+        print(f"round {r}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in rates.items()))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    result: dict[str, object] = {
+        "vs_lerobot_torchcodec": round(med["psi0"] / med["lerobot_torchcodec"], 2),
+        "vs_lerobot_pyav": round(med["psi0"] / med["lerobot_pyav"], 2),
+        "lerobot_default_backend": backend, "frames": n, "horizon": args.horizon, "samples": args.samples,
+        "rounds": args.rounds, "load_1min_after": round(os.getloadavg()[0], 2)}
+    for name in names:
+        result[f"{name}_samples_per_s"] = round(med[name], 1)
+        result[f"{name}_range"] = [round(min(rates[name]), 1), round(max(rates[name]), 1)]
+        print(f"{name:20s} median {med[name]:7.1f} samples/s (range {min(rates[name]):.1f}-{max(rates[name]):.1f})")
     if "psi0_zarr" in med:
-        result["psi0_zarr_samples_per_s"] = round(med["psi0_zarr"], 1)
+        result["zarr_vs_lerobot_format"] = round(med["psi0_zarr"] / med["psi0"], 2)
     print(json.dumps(result, sort_keys=True))
     return 0
 

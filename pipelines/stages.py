@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -23,6 +22,7 @@ from converters.source import Source
 from converters.tokenize.fast import FastTokenizer
 from converters.transforms import Compose, Retarget, Tokenize, Transform, Validate, compose, stage_of
 from pipelines.output import OutputRoot
+from pipelines.prefetch import decoded_ahead
 from schemas.catalog import Catalog
 from schemas.episode import Episode, EpisodeError, Rejected, RejectReason, SourceRef
 from schemas.names import TOKENIZER_DIR
@@ -161,18 +161,8 @@ def run_shard(shard: ShardPlan, config: JobConfig, transforms: Compose) -> Shard
     shard_config = config.shard_config()
     if config.out.is_committed(shard.shard_id, shard_config.formats):
         return None
-    return config.out.write_shard(shard.shard_id, _prefetched(shard.refs, config, transforms), shard_config)
-
-
-def _prefetched(refs: tuple[SourceRef, ...], config: JobConfig, transforms: Compose) -> Iterator[Episode | Rejected]:
-    """`load` the next episode in a background thread while the writer encodes the current one's video
-    (HDF5/JSON parsing, validation and transforms hide behind the codec). Order is preserved."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load") as pool:
-        pending = [pool.submit(load, ref, config, transforms) for ref in refs[:1]]
-        for i in range(len(refs)):
-            if i + 1 < len(refs):
-                pending.append(pool.submit(load, refs[i + 1], config, transforms))
-            yield pending.pop(0).result()
+    episodes = decoded_ahead(shard.refs, lambda ref: load(ref, config, transforms), shard_config.video)
+    return config.out.write_shard(shard.shard_id, episodes, shard_config)
 
 
 def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> FastTokenizer | None:

@@ -2,7 +2,9 @@
 
 Decoder and encoder each run their own codec threads (PyAV releases the GIL inside
 libavcodec/libswscale/SVT-AV1), so decode, resize and encode overlap across cores; an extra Python
-decode thread is optional (`VideoConfig.decode_thread`) for hosts with cores to spare. Frames stay `av.VideoFrame`s end to end
+decode thread is optional (`VideoConfig.decode_thread`) for hosts with cores to spare. An ingest job
+decodes the *next* episode ahead instead (`pipelines/prefetch.py` fills a `FrameFeed` that `iter_frames`
+takes over). Frames stay `av.VideoFrame`s end to end
 (resized by libswscale straight to the encoder's pixel format); numpy copies are made only when
 a consumer (the Zarr writer) asks for them.
 """
@@ -115,42 +117,116 @@ def _decode_images(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iter
 
 def iter_frames(ref: VideoRef, width: int, height: int, pix_fmt: str = "yuv420p",
                 prefetch: int = 8, threaded: bool = False) -> Iterator[av.VideoFrame]:
-    """Resized frames of `ref` (optionally decoded in a background thread). Raises EpisodeError on bad media."""
-    source = _decode_file if ref.kind == "video" else _decode_images
-    if not threaded:
-        yield from source(ref, width, height, pix_fmt)
+    """Resized frames of `ref` (optionally decoded in a background thread). Raises EpisodeError on bad media.
+
+    If a `FrameFeed` for exactly this video and size was `offer`ed (a pipeline decoding the next episode
+    while this one encodes), its frames are taken from there: same frames, decoded earlier."""
+    feed = _take_feed(ref, width, height, pix_fmt)
+    if feed is not None:
+        yield from feed
         return
-    frames: queue.Queue = queue.Queue(maxsize=prefetch)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for frame in source(ref, width, height, pix_fmt):
-                while not stop.is_set():
-                    try:
-                        frames.put(frame, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            frames.put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-            frames.put(exc)
-
-    thread = threading.Thread(target=produce, name=f"decode-{ref.camera}", daemon=True)
+    if not threaded:
+        yield from _decode(ref, width, height, pix_fmt)
+        return
+    feed = FrameFeed(ref, width, height, pix_fmt, maxsize=prefetch)
+    thread = threading.Thread(target=feed.fill, name=f"decode-{ref.camera}", daemon=True)
     thread.start()
     try:
+        yield from feed
+    finally:
+        feed.cancel()
+        thread.join(timeout=5)
+
+
+def _decode(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterator[av.VideoFrame]:
+    source = _decode_file if ref.kind == "video" else _decode_images
+    return source(ref, width, height, pix_fmt)
+
+
+class FrameFeed:
+    """The resized frames of one video, decoded by a producer thread (`fill`) into a bounded queue and
+    consumed, in order, by iterating. A decode error reaches the consumer at the frame where it happened,
+    as it would without the thread. `cancel` stops the producer (the consumer gave up on the episode)."""
+
+    def __init__(self, ref: VideoRef, width: int, height: int, pix_fmt: str, maxsize: int):
+        self.key = _feed_key(ref, width, height, pix_fmt)
+        self._ref, self._size, self._pix_fmt = ref, (width, height), pix_fmt
+        self._frames: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
+        self._stop = threading.Event()
+
+    def fill(self) -> None:
+        """Producer: decode every frame into the queue (blocks while it is full), then the end marker."""
+        try:
+            for frame in _decode(self._ref, *self._size, self._pix_fmt):
+                if not self._put(frame):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            self._put(exc)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._frames.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[av.VideoFrame]:
         while True:
-            item = frames.get()
+            item = self._frames.get()
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item
             yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+
+    def cancel(self) -> None:
+        """Stop the producer and drop what it queued (idempotent)."""
+        self._stop.set()
+        while True:
+            try:
+                self._frames.get_nowait()
+            except queue.Empty:
+                return
+
+
+_FEEDS: dict[tuple, list[FrameFeed]] = {}
+_FEEDS_LOCK = threading.Lock()
+
+
+def _feed_key(ref: VideoRef, width: int, height: int, pix_fmt: str) -> tuple:
+    return (ref.kind, ref.uri, ref.camera, ref.member_of_zip, tuple(ref.frames or ()), width, height, pix_fmt)
+
+
+def offer(feed: FrameFeed) -> None:
+    """Make `feed` the source of the next `iter_frames` call for its video and size (first offered, first taken)."""
+    with _FEEDS_LOCK:
+        _FEEDS.setdefault(feed.key, []).append(feed)
+
+
+def withdraw(feed: FrameFeed) -> None:
+    """Take back an offered feed nobody consumed (its episode was rejected before its video was read)."""
+    with _FEEDS_LOCK:
+        waiting = _FEEDS.get(feed.key, [])
+        if feed in waiting:
+            waiting.remove(feed)
+        if not waiting:
+            _FEEDS.pop(feed.key, None)
+    feed.cancel()
+
+
+def _take_feed(ref: VideoRef, width: int, height: int, pix_fmt: str) -> FrameFeed | None:
+    key = _feed_key(ref, width, height, pix_fmt)
+    with _FEEDS_LOCK:
+        waiting = _FEEDS.get(key)
+        if not waiting:
+            return None
+        feed = waiting.pop(0)
+        if not waiting:
+            del _FEEDS[key]
+        return feed
 
 
 class EpisodeEncoder:

@@ -26,6 +26,7 @@ from schemas.catalog import ShardRecord
 from schemas.episode import canonical_json, column_to_numpy
 from shards.formats.base import (BaseReader, Camera, EpisodeEntry, EpisodeInfo, ShardContents, ShardFormat,
                                  ShardInfo, parse_meta)
+from shards.formats.zarr_frames import ShardedFrames
 from shards.frames import VideoCache
 from shards.location import Location
 from shards.video import frame_to_rgb
@@ -166,6 +167,7 @@ class ZarrReader(BaseReader):
         self._ends: np.ndarray | None = None
         self._arrays: dict[str, Any] = {}
         self._chunks: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._direct: dict[str, ShardedFrames | None] = {}
         self._header: ShardInfo | None = None
 
     def ends(self) -> np.ndarray:
@@ -251,8 +253,15 @@ class ZarrReader(BaseReader):
         return np.asarray(self._array(camera)[e.start:e.start + e.length])
 
     def frame(self, camera: str, episode: int, index: int) -> np.ndarray:
-        """One frame; the whole (compressed-together) chunk is kept, so neighbours cost nothing."""
+        """One frame. Local stores in the writer's layout: one inner chunk read and decompressed directly
+        (`zarr_frames`); otherwise through zarr, keeping the whole decompressed chunk for its neighbours."""
         row = self.episode(episode).start + int(index)
+        if camera not in self._direct:
+            local = None if self.location.is_url else self.location.path / DATA / camera
+            self._direct[camera] = ShardedFrames.open(local) if local is not None and local.is_dir() else None
+        direct = self._direct[camera]
+        if direct is not None:
+            return direct.frame(row)
         array = self._array(camera)
         rows = int(array.chunks[0])
         key = (camera, row // rows)

@@ -1,0 +1,185 @@
+"""Issue 18 items 1-3: the decode-ahead ingest pipeline writes what the serial path writes, survives
+rejects and early stops without leaking threads; the direct Zarr frame reader returns zarr's frames;
+the benchmarks' protocol helpers and JSON keys."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from pipelines.prefetch import decoded_ahead
+from pipelines.stages import JobConfig, build_transforms, discover, load
+from samples import egodex as egodex_sample
+from shards import video as video_mod
+from shards.formats.zarr_frames import ShardedFrames
+from shards.writer import write_shard
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _benchmark(name: str):
+    """Import benchmarks/<name>.py by path (putting benchmarks/ on sys.path would shadow stdlib `tokenize`)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def egodex_src(tmp_path_factory) -> Path:
+    src = tmp_path_factory.mktemp("egodex-src")
+    egodex_sample.write_sample(src, 0, (160, 120), episodes_per_task=1, seconds=1.0)
+    return src
+
+
+def _job(src: Path, out: Path) -> tuple[JobConfig, list, object]:
+    cfg = JobConfig(source="egodex", input=str(src), output=str(out), formats=("lerobot", "zarr"), tokenize=False,
+                    video_width=64, video_height=64)
+    return cfg, discover(cfg), build_transforms(cfg, None)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _loader_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "load-decode" and t.is_alive()]
+
+
+def _wait_no_loader_threads(limit_s: float = 5.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while _loader_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _loader_threads()
+
+
+def test_decode_ahead_writes_the_serial_paths_bytes(egodex_src, tmp_path):
+    cfg, refs, transforms = _job(egodex_src, tmp_path / "a")
+    serial = write_shard((load(r, cfg, transforms) for r in refs), tmp_path / "serial", "s-00000",
+                         cfg.shard_config())
+    ahead = write_shard(decoded_ahead(refs, lambda r: load(r, cfg, transforms), cfg.shard_config().video),
+                        tmp_path / "ahead", "s-00000", cfg.shard_config())
+    assert serial.fates == ahead.fates and all(f["status"] == "ingested" for f in ahead.fates.values())
+    assert len(ahead.fates) == len(refs) == 3
+    assert _files(tmp_path / "serial" / "shards") == _files(tmp_path / "ahead" / "shards")
+    assert not video_mod._FEEDS
+    _wait_no_loader_threads()
+
+
+def test_an_episode_rejected_before_its_video_frees_its_decoded_frames(egodex_src, tmp_path):
+    """The writer rejects episode 1 (fps differs from the shard's) without reading its frames; with a
+    frame queue smaller than an episode the producer would block forever on them if they were not dropped."""
+    cfg, refs, transforms = _job(egodex_src, tmp_path / "a")
+
+    def load_with_odd_fps(ref):
+        ep = load(ref, cfg, transforms)
+        if ref is refs[1]:
+            ep.meta.fps = ep.meta.fps * 2
+        return ep
+
+    result = write_shard(decoded_ahead(refs, load_with_odd_fps, cfg.shard_config().video, frames_ahead=2),
+                         tmp_path / "out", "s-00000", cfg.shard_config())
+    statuses = [result.fates[r.source_id]["status"] for r in refs]
+    assert statuses == ["ingested", "rejected", "ingested"]
+    assert result.fates[refs[1].source_id]["reason"] == "fps_mismatch"
+    assert not video_mod._FEEDS
+    _wait_no_loader_threads()
+
+
+def test_a_decode_error_reaches_the_writer_as_that_episodes_reject(egodex_src, tmp_path):
+    src = tmp_path / "src"
+    egodex_sample.write_sample(src, 0, (160, 120), episodes_per_task=1, seconds=1.0)
+    cfg, refs, transforms = _job(src, tmp_path / "a")
+    episodes = [load(r, cfg, transforms) for r in refs]
+    video = Path(episodes[0].videos["observation.images.egocentric"].uri)
+    data = bytearray(video.read_bytes())
+    start = len(data) // 3
+    data[start:start + len(data) // 3] = bytes(len(data) // 3)   # header intact, frames garbage
+    video.write_bytes(bytes(data))
+    ahead = write_shard(decoded_ahead(refs, lambda r: episodes[refs.index(r)], cfg.shard_config().video),
+                        tmp_path / "ahead", "s-00000", cfg.shard_config())
+    serial = write_shard(iter(episodes), tmp_path / "serial", "s-00000", cfg.shard_config())
+    assert ahead.fates == serial.fates
+    assert ahead.fates[refs[0].source_id]["status"] == "rejected"
+    assert [ahead.fates[r.source_id]["status"] for r in refs[1:]] == ["ingested", "ingested"]
+    _wait_no_loader_threads()
+
+
+def test_stopping_early_stops_the_producer(egodex_src, tmp_path):
+    cfg, refs, transforms = _job(egodex_src, tmp_path / "a")
+    items = decoded_ahead(refs, lambda r: load(r, cfg, transforms), cfg.shard_config().video, frames_ahead=1)
+    first = next(items)
+    assert first.meta.source_id == refs[0].source_id
+    items.close()                       # the writer failed: nobody reads the rest
+    assert not video_mod._FEEDS
+    _wait_no_loader_threads()
+
+
+def test_direct_zarr_frames_equal_zarrs_and_other_layouts_fall_back(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (37, 8, 6, 3), dtype=np.uint8)
+    frames[5] = 0                                    # written as all fill value: zarr may store no chunk
+    group = zarr.open_group(str(tmp_path / "s.zarr"), mode="w", zarr_format=3)
+    from zarr.codecs import BloscCodec
+    arr = group.create_array("img", shape=frames.shape, dtype=np.uint8, chunks=(1, 8, 6, 3), shards=(16, 8, 6, 3),
+                             compressors=BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"), fill_value=0)
+    arr[...] = frames
+    direct = ShardedFrames.open(tmp_path / "s.zarr" / "img")
+    assert direct is not None
+    for row in range(len(frames)):
+        assert np.array_equal(direct.frame(row), frames[row]), row
+    with pytest.raises(IndexError):
+        direct.frame(len(frames))
+    plain = group.create_array("plain", shape=frames.shape, dtype=np.uint8, chunks=(4, 8, 6, 3), fill_value=0)
+    plain[...] = frames
+    assert ShardedFrames.open(tmp_path / "s.zarr" / "plain") is None         # not sharded: zarr reads it
+    assert ShardedFrames.open(tmp_path / "s.zarr" / "missing") is None
+
+
+def test_benchmark_protocol_rotates_order_and_reports_every_ratio():
+    ingest = _benchmark("ingest")
+
+    paths = list(ingest.PATHS)
+    orders = [ingest.rotated(paths, r) for r in range(len(paths))]
+    for name in paths:                   # every path visits every position once over len(paths) rounds
+        assert sorted(o.index(name) for o in orders) == list(range(len(paths)))
+    times = {name: [2.0, 1.0, 3.0] for name in paths}
+    times["psi0"] = [1.0, 1.5, 0.5]
+    out = ingest.summarize(600, times)
+    assert out["psi0_fps"] == 600.0 and out["psi0_fps_range"] == [400.0, 1200.0]
+    for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg"):
+        assert out[key] == 2.0
+
+
+@pytest.mark.slow
+def test_ingest_benchmark_quick_prints_the_ratios():
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "ingest.py"), "--quick"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg"):
+        assert result[key] > 0
+    assert result["frames"] > 0 and result["rounds"] == 1
+
+
+def test_scale_reports_each_childs_own_peak_rss(tmp_path):
+    """A small child run after a big one reports its own peak, not the big one's (RUSAGE_CHILDREN would),
+    and not this test process's (a forked child's ru_maxrss would)."""
+    scale = _benchmark("scale")
+    for mb in (300, 10):
+        (tmp_path / f"alloc{mb}.py").write_text(f"import numpy as np\nprint(np.ones(({mb} << 20,), np.uint8).sum())\n")
+    big = scale.run_child([str(tmp_path / "alloc300.py")])[1] / 1024
+    small = scale.run_child([str(tmp_path / "alloc10.py")])[1] / 1024
+    assert big > 300 and small < 100, (big, small)
+    (tmp_path / "fail.py").write_text("raise SystemExit(3)\n")
+    with pytest.raises(subprocess.CalledProcessError):
+        scale.run_child([str(tmp_path / "fail.py")])
