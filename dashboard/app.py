@@ -33,8 +33,9 @@ CHUNK = 1 << 16
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def create_app(roots: list[str | Path]) -> FastAPI:
-    """App over `roots` (each an output root with catalog.json, a bare shard, or an s3:// URL of one)."""
+def create_app(roots: list[str | Path], evals: list[str | Path] = ()) -> FastAPI:
+    """App over `roots` (each an output root with catalog.json, a bare shard, or an s3:// URL of one) and
+    `psi0 eval` output folders under `evals` (dashboard/evals.py)."""
     store = Store(list(roots))
     videos = VideoCache()
     app = FastAPI(title="psi0 dashboard", docs_url="/api/docs", redoc_url=None)
@@ -237,6 +238,8 @@ def create_app(roots: list[str | Path]) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    from dashboard.evals import register as register_evals
+    register_evals(app, list(evals), _ranged, STATIC)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

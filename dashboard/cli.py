@@ -22,12 +22,17 @@ def _serve(argv: list[str]) -> int:
         "true actions, retargeting residuals, the MediaPipe QA score and (EgoDex) projected hand keypoints "
         "over the video; and every rejected input. Example: psi0 dashboard out/ --port 8050. "
         "Also: `psi0 dashboard export-rerun OUT --episode ID --out f.rrd`."))
-    p.add_argument("roots", nargs="+",
+    p.add_argument("roots", nargs="*",
                    help="output roots, each holding catalog.json (or a bare shard folder, or an s3:// URL of either)")
+    p.add_argument("--evals", nargs="+", default=[], metavar="DIR",
+                   help="`psi0 eval --out` folders (or folders above them): the /evals page shows their runs, "
+                        "per-task success with Wilson intervals, episode videos and action curves")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1: local only; the app has no auth)")
     a = p.parse_args(argv)
+    if not a.roots and not a.evals:
+        p.error("give output roots and/or --evals DIR")
     from shards.location import Location
 
     for r in a.roots:
@@ -38,8 +43,9 @@ def _serve(argv: list[str]) -> int:
 
     from dashboard.app import create_app
 
-    print(f"psi0 dashboard on http://{a.host}:{a.port}/  ({', '.join(map(str, a.roots))})", flush=True)
-    uvicorn.run(create_app(a.roots), host=a.host, port=a.port, log_level="warning")
+    print(f"psi0 dashboard on http://{a.host}:{a.port}/  ({', '.join(map(str, a.roots))})"
+          + (f"; evaluations on http://{a.host}:{a.port}/evals" if a.evals else ""), flush=True)
+    uvicorn.run(create_app(a.roots, a.evals), host=a.host, port=a.port, log_level="warning")
     return 0
 
 

@@ -40,6 +40,7 @@ class ObservationSchema:
     fps: float
     max_delay: int
     source: str
+    camera_size: tuple[int, int] | None = None   # (H, W) the training frames were recorded at (sim renders at this)
 
     @property
     def state_dim(self) -> int:
@@ -59,7 +60,7 @@ class ObservationSchema:
         return cls(state_key=d["state_key"], state_names=tuple(d["state_names"]), cameras=tuple(d["cameras"]),
                    image_size=tuple(size) if size else None, action_names=tuple(d["action_names"]),
                    horizon=int(d["horizon"]), fps=float(d["fps"]), max_delay=int(d["max_delay"]),
-                   source=str(d["source"]))
+                   source=str(d["source"]), camera_size=tuple(d["camera_size"]) if d.get("camera_size") else None)
 
     def check(self, obs: dict[str, Any]) -> None:
         """Raise SchemaMismatch naming every way `obs` differs from this schema."""
@@ -162,7 +163,7 @@ def _dataset(cfg: dict[str, Any]):
     return ChunkDataset(open_shards(cfg["shards"]), DataConfig(**data))
 
 
-def _feature_names(ds: Any, key: str) -> tuple[str, ...]:
+def _feature(ds: Any, key: str) -> dict[str, Any]:
     from shards import formats  # noqa: PLC0415
     from shards.location import Location  # noqa: PLC0415
     fmt, path = ds.locations[0]
@@ -173,6 +174,11 @@ def _feature_names(ds: Any, key: str) -> tuple[str, ...]:
         reader.close()
     if feat is None:
         raise ValueError(f"{path}: no feature {key!r}")
+    return feat
+
+
+def _feature_names(ds: Any, key: str) -> tuple[str, ...]:
+    feat = _feature(ds, key)
     names = feat.get("names")
     width = int(np.prod(feat["shape"]))
     if not names or len(names) != width:
@@ -208,7 +214,8 @@ def describe_run(run: str | Path) -> tuple[ObservationSchema, Normalizer]:
         state_key=state_key, state_names=_feature_names(ds, state_key), cameras=tuple(data["cameras"]),
         image_size=tuple(size) if size else None, action_names=action_names[: int(model["action_dim"])],
         horizon=int(model["horizon"]), fps=float(ds.columns(0).reader.info().fps),
-        max_delay=int(_expert_max_delay(final)), source=source)
+        max_delay=int(_expert_max_delay(final)), source=source,
+        camera_size=tuple(int(v) for v in _feature(ds, data["cameras"][0])["shape"][:2]) if data["cameras"] else None)
     return schema, norm
 
 

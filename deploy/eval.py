@@ -55,6 +55,7 @@ class EvalConfig:
     steps: int | None = None               # flow steps (default: the policy's)
     execute_horizon: int | None = None
     threads: int = 1
+    max_seconds: float | None = None       # cut episodes short (smoke tests); None: the task's time limit
     extra: dict[str, Any] = field(default_factory=dict)
 
     def label(self) -> str:
@@ -112,15 +113,15 @@ class _Worker:
 
         hook = grab if video_path else None
         if cfg.policy in SCRIPTED:
-            log_ = run_scripted_episode(self.env, task, seed, cfg.policy, on_step=hook)
+            log_ = run_scripted_episode(self.env, task, seed, cfg.policy, on_step=hook, max_sim_s=cfg.max_seconds)
         else:
-            rcfg = rtc_config(self.schema, cfg.latency_ms / 1e3, use_prefix=cfg.rtc,
-                              execute_horizon=cfg.execute_horizon)
+            rcfg = rtc_config(self.schema, cfg.latency_ms / 1e3, use_prefix=cfg.rtc and self.schema.max_delay > 0,
+                              execute_horizon=cfg.execute_horizon)     # max_delay 0 (no-rtc models): naive
             remote = cfg.policy == "server" or cfg.real_time
             ticks = int(math.ceil(cfg.latency_ms / 1e3 * self.schema.fps - 1e-9))
             runner = ThreadedRunner() if remote else SteppedRunner(ticks, self.schema.fps)
             log_ = run_chunk_episode(self.env, task, seed, self.policy, self.schema, rcfg, runner,
-                                     name=cfg.label(), on_step=hook, real_time=remote)
+                                     name=cfg.label(), on_step=hook, real_time=remote, max_sim_s=cfg.max_seconds)
             log_.latency_ms = None if remote else cfg.latency_ms
         if video_path and frames:
             from sim.media import write_mp4  # noqa: PLC0415
@@ -261,6 +262,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--videos", type=int, default=2, help="MP4s of the first N episodes per task (default 2)")
     ap.add_argument("--workers", type=int, default=1, help="parallel simulator processes (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="end episodes after this much simulated time (smoke runs; default: the task's limit)")
     ap.add_argument("--out", help="output directory (JSONL, summary, videos, curves)")
     ap.add_argument("--quiet", action="store_true", help="per-episode lines to stderr instead of stdout")
     return ap
@@ -274,7 +277,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
                       server=args.server, token=args.token, lerobot=args.lerobot, latency_ms=args.latency_ms,
                       rtc=not args.no_rtc, real_time=args.real_time, grasp_assist=args.grasp_assist,
                       videos=args.videos, out=args.out, steps=args.steps, execute_horizon=args.execute_horizon,
-                      threads=args.threads)
+                      threads=args.threads, max_seconds=args.max_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

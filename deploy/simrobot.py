@@ -76,7 +76,8 @@ class SimObservations:
         return np.asarray(s, np.float32)
 
     def __call__(self, env: Any) -> dict[str, Any]:
-        h, w = self.schema.image_size or (120, 160)
+        # render as the demos were recorded; the server resizes to the model's input like training did
+        h, w = self.schema.camera_size or self.schema.image_size or (120, 160)
         images = {}
         for cam in self.schema.cameras:
             images[cam] = env.render(SIM_CAMERAS[camera_short_name(cam)], w, h)
@@ -104,6 +105,7 @@ class EpisodeLog:
     engine: dict[str, Any] | None = None
     video: str | None = None
     curves: str | None = None
+    first_success_t: float | None = None      # when the predicate first held (it must then hold SUCCESS_HOLD_S)
 
     def record(self) -> dict[str, Any]:
         arms = PSI0_ACTION.slice("arms")
@@ -116,17 +118,48 @@ class EpisodeLog:
                 "jerk": jerk_rms(acts[:, arms], self.rate_hz) if len(acts) else None,
                 "latency_ms_p50": e.get("latency_ms_p50"), "latency_ms_p99": e.get("latency_ms_p99"),
                 "late": e.get("late"), "underruns": e.get("underruns"), "dropped": e.get("dropped"),
-                "chunks": e.get("chunks"), "video": self.video, "curves": self.curves}
+                "chunks": e.get("chunks"), "first_success_t": self.first_success_t, "video": self.video,
+                "curves": self.curves}
 
 
 FrameHook = Callable[[Any], None]
+SUCCESS_HOLD_S = 0.5
+"""An episode succeeds when the task's predicate has held this long without a break: a box knocked into
+the air crosses a lift predicate for an instant (a random policy does it), a lifted box stays there."""
+
+
+class Outcome:
+    """Ends an episode: the predicate held for `hold_s` (success), the task's time limit, or `max_sim_s`."""
+
+    def __init__(self, env: Any, hold_s: float = SUCCESS_HOLD_S, max_sim_s: float | None = None):
+        self.env, self.hold_s, self.max_sim_s = env, hold_s, max_sim_s
+        self.since: float | None = None
+        self.success = False
+        self.first_success_t: float | None = None
+
+    def update(self, info: dict[str, Any]) -> bool:
+        """After each simulator step; True when the episode is over."""
+        t = self.env.t
+        if info["success"]:
+            self.since = t if self.since is None else self.since
+            self.first_success_t = t if self.first_success_t is None else self.first_success_t
+            if t - self.since >= self.hold_s - 1e-9:
+                self.success = True
+                return True
+        else:
+            self.since = None
+        limit = self.env.task.time_limit if self.max_sim_s is None else min(self.env.task.time_limit, self.max_sim_s)
+        return t >= limit - 1e-9
 
 
 def run_chunk_episode(env: Any, task: str, seed: int, policy: ChunkPolicy, schema: ObservationSchema,
                       cfg: RTCConfig, runner: InferenceRunner, name: str = "policy",
-                      on_step: FrameHook | None = None, real_time: bool = False) -> EpisodeLog:
+                      on_step: FrameHook | None = None, real_time: bool = False,
+                      max_sim_s: float | None = None, hold_s: float = SUCCESS_HOLD_S) -> EpisodeLog:
     """One episode: RTC engine (ticking at the schema's rate on the simulator clock) -> 50 Hz simulator.
-    `real_time` paces the simulator to the wall clock (a remote server's latency is then real)."""
+    `real_time` paces the simulator to the wall clock (a remote server's latency is then real);
+    `max_sim_s` ends the episode early (a failure unless it succeeded by then); success = the predicate held
+    `hold_s` (Outcome)."""
     observe = SimObservations(schema)
     t_wall = time.monotonic()
     env.reset(task, seed)
@@ -135,7 +168,8 @@ def run_chunk_episode(env: Any, task: str, seed: int, policy: ChunkPolicy, schem
                      latency_ms=cfg.initial_latency_s * 1e3, rate_hz=cfg.control_hz)
     try:
         engine.start(lambda: observe(env))
-        k, action, info = 0, None, {"success": False}
+        outcome = Outcome(env, hold_s, max_sim_s)
+        k, action = 0, None
         t0 = time.monotonic()
         while True:
             while k / cfg.control_hz <= env.t + 1e-9:
@@ -146,20 +180,22 @@ def run_chunk_episode(env: Any, task: str, seed: int, policy: ChunkPolicy, schem
                 wait = env.t - (time.monotonic() - t0)
                 if wait > 0:
                     time.sleep(wait)
-            _, done, info = env.step(np.asarray(action, np.float64))
+            _, _, info = env.step(np.asarray(action, np.float64))
             if on_step is not None:
                 on_step(env)
-            if done:
+            if outcome.update(info):
                 break
     finally:
         engine.close()
-    log.success, log.steps, log.sim_s = bool(info["success"]), env.steps, env.t
+    log.success, log.steps, log.sim_s = outcome.success, env.steps, env.t
+    log.first_success_t = outcome.first_success_t
     log.engine = engine.stats.summary()
     log.wall_s = time.monotonic() - t_wall
     return log
 
 
-def run_scripted_episode(env: Any, task: str, seed: int, kind: str, on_step: FrameHook | None = None) -> EpisodeLog:
+def run_scripted_episode(env: Any, task: str, seed: int, kind: str, on_step: FrameHook | None = None,
+                         max_sim_s: float | None = None, hold_s: float = SUCCESS_HOLD_S) -> EpisodeLog:
     """The task's scripted expert ("expert", privileged, 50 Hz) or "zero" (hold the reset pose)."""
     from sim.experts import ScriptedExpert  # noqa: PLC0415
     t_wall = time.monotonic()
@@ -167,15 +203,16 @@ def run_scripted_episode(env: Any, task: str, seed: int, kind: str, on_step: Fra
     expert = ScriptedExpert(env) if kind == "expert" else None
     hold = env.last_action.copy()
     log = EpisodeLog(task, seed, kind, grasp_assist=env.cfg.grasp_assist, rate_hz=50.0)
-    info: dict = {"success": False}
+    outcome = Outcome(env, hold_s, max_sim_s)
     while True:
         action = expert.act() if expert is not None else hold
         log.executed.append(np.asarray(action, np.float32))
-        _, done, info = env.step(action)
+        _, _, info = env.step(action)
         if on_step is not None:
             on_step(env)
-        if done:
+        if outcome.update(info):
             break
-    log.success, log.steps, log.sim_s = bool(info["success"]), env.steps, env.t
+    log.success, log.steps, log.sim_s = outcome.success, env.steps, env.t
+    log.first_success_t = outcome.first_success_t
     log.wall_s = time.monotonic() - t_wall
     return log
