@@ -98,6 +98,10 @@ class RecordingRunner(ThreadedRunner):
         self.requests.append(request)
         super().submit(policy, request)
 
+    def close(self) -> None:
+        """Do not wait for a request in flight: after a lost link it only ends at the client's timeout."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
 
 @dataclass
 class RobotReport:
@@ -161,7 +165,7 @@ def run_robot(io: RobotIO, policy: RemoteChunkPolicy, schema: ObservationSchema,
             if done():
                 break
     finally:
-        engine.runner._pool.shutdown(wait=False, cancel_futures=True)
+        engine.close()
     report.engine = engine.stats.summary()
     report.transitions = list(sup.transitions)
     report.requests = list(runner.requests)
@@ -197,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--system0", type=Path, help="unitree-g1: TorchScript lower-body policy (AMO contract)")
     ap.add_argument("--adapter", type=Path, help="unitree-g1: AMO adapter TorchScript (+ --adapter-norm)")
     ap.add_argument("--adapter-norm", type=Path, help="unitree-g1: AMO adapter_norm_stats.pt")
+    ap.add_argument("--camera", default=None, help="unitree-g1: camera for the policy (OpenCV index, URL or file)")
     ap.add_argument("--no-rtc", action="store_true", help="naive chunking (no committed prefix)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -212,8 +217,18 @@ def main(argv: list[str] | None = None) -> int:
         done = lambda: bool(io.info.get("success"))  # noqa: E731
     else:
         from deploy.unitree import UnitreeRobotIO  # noqa: PLC0415
-        io = UnitreeRobotIO.open(schema, interface=args.interface, system0=args.system0, adapter=args.adapter,
-                                 adapter_norm=args.adapter_norm)
+        from teleop.devices.cameras import OpenCVCamera  # noqa: PLC0415
+        from teleop.streams import DeviceUnavailable  # noqa: PLC0415
+        camera = None
+        if args.camera is not None:
+            camera = OpenCVCamera(int(args.camera) if args.camera.isdigit() else args.camera, rate_hz=schema.fps)
+            camera.open()
+        try:
+            io = UnitreeRobotIO.open(schema, interface=args.interface, system0=args.system0, adapter=args.adapter,
+                                     adapter_norm=args.adapter_norm, camera=camera)
+        except (DeviceUnavailable, ValueError) as e:
+            print(f"psi0 robot: error: {e}", file=sys.stderr)
+            return 2
         done = lambda: False  # noqa: E731
     estop = (lambda: args.estop_file.exists()) if args.estop_file else (lambda: False)
     try:

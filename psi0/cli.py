@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("deploy.server", "serve a trained policy over a websocket (msgpack) with a health endpoint"),
     "robot": ("deploy.robot", "robot-side client: RTC next to execution, a policy server across the link"),
     "eval": ("deploy.eval", "closed-loop success in the MuJoCo benchmark, Wilson intervals, videos"),
-    "recipe": ("deploy.recipe", "the seed's recipe end to end: sim demos -> ingest -> stage 2 -> 3 -> eval"),
+    "recipe": ("psi0.recipe", "the seed's recipe end to end: sim demos -> ingest -> stage 2 -> 3 -> eval"),
 }
 
 USAGE = "usage: psi0 <command> [options]\n\ncommands:\n" + "\n".join(

@@ -27,7 +27,7 @@ from typing import Any
 
 from schemas.names import STATE_PRIVILEGED
 
-log = logging.getLogger("psi0.deploy.recipe")
+log = logging.getLogger("psi0.recipe")
 
 
 @dataclass
