@@ -97,12 +97,16 @@ def register(app: Any, roots: list[str | Path], ranged: Callable[[Path, str, Any
         if not path.is_file():
             return []
         rows = []
-        for line in path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                for key in ("video", "curves"):            # only the file name leaves the server
-                    r[key] = Path(r[key]).name if r.get(key) else None
-                rows.append(r)
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                r = json.loads(line) if line.strip() else None
+            except ValueError:                              # a torn last line of a run still being written
+                r = None
+            if not isinstance(r, dict):
+                continue
+            for key in ("video", "curves"):                # only the file name leaves the server
+                r[key] = Path(r[key]).name if isinstance(r.get(key), str) and r[key] else None
+            rows.append(r)
         return rows
 
     @app.get("/api/evals/{run}/curves/{name}")

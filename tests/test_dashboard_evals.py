@@ -44,7 +44,7 @@ def client(tmp_path_factory):
     _eval_out(root, "trained", [True, False, True, True])
     _eval_out(root / "more", "zero", [False, False])
     (root / "secret.json").write_text("{}")
-    return TestClient(create_app([], evals=[root]))
+    return TestClient(create_app([], evals=[root]), base_url="http://127.0.0.1")
 
 
 def test_runs_list_success_and_wilson_interval(client):
