@@ -142,7 +142,7 @@ def _write_curves(path: str, log_: Any) -> None:
     curves = {"t": [round(i * stride / log_.rate_hz, 3) for i in range(len(acts))]}
     for part in ("left_arm", "right_arm", "left_hand", "right_hand", "lower_body"):
         sl = PSI0_ACTION.slice(part)
-        names = PSI0_ACTION.dims[sl]
+        names = [n.removeprefix(f"{part}.") for n in PSI0_ACTION.dims[sl]]     # the part is the group's key
         curves[part] = {n: [round(float(v), 4) for v in acts[:, i]] for n, i in zip(names, range(sl.start, sl.stop))}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps({"task": log_.task, "seed": log_.seed, "success": bool(log_.success),

@@ -19,7 +19,7 @@ def tiny_run(root: Path, horizon: int = 16) -> Path:
     """root/run with final/ (policy + normalization.json) and run.json; returns root/run."""
     from training.model.policy import PolicyConfig, Psi0Policy
     names = privileged_state_names()
-    cfg = dataclasses.replace(PolicyConfig.load("tiny"), horizon=horizon, state_dim=max(48, len(names)))
+    cfg = dataclasses.replace(PolicyConfig.load("tiny"), horizon=horizon, state_dim=max(PolicyConfig.load("tiny").state_dim, len(names)))
     run = root / "run"
     final = run / "final"
     Psi0Policy.build(cfg).save_pretrained(final)

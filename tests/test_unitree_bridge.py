@@ -54,7 +54,8 @@ def test_crc_matches_the_sdk_algorithm_and_crc32_mpeg2():
 
 def _action() -> np.ndarray:
     a = np.zeros(PSI0_ACTION.size)
-    a[PSI0_ACTION.slice("arms")] = np.linspace(-0.5, 0.5, 14)
+    arms = PSI0_ACTION.slice("arms")
+    a[arms] = np.linspace(-0.5, 0.5, arms.stop - arms.start)
     a[PSI0_ACTION.slice("hands")] = 0.1
     lower = PSI0_ACTION.slice("lower_body").start
     a[lower + LOWER_BODY_COMMAND.index("torso_yaw")] = 0.3
