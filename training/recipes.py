@@ -1,5 +1,5 @@
 """Named training recipes: the seed's full recipe and its ablations, each a mapping to data fractions,
-stage mixtures and stage switches (`train --recipe NAME`, docs/training.md "Recipes").
+stage mixtures and stage switches (`train --recipe NAME`, docs/eval.md "Ablations as recipes").
 
 | recipe | stage 1 data | stage 2 | stage 3 | RTC |
 |---|---|---|---|---|
