@@ -54,7 +54,10 @@ class DelayProxy:
         server.close()
         for w in self._writers:
             w.close()
-        loop.run_until_complete(asyncio.sleep(0))
+        pending = asyncio.all_tasks(loop)                   # connections still forwarding: end them cleanly
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
 
     def stop(self) -> None:

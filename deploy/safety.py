@@ -6,7 +6,9 @@ States (`Supervisor.state`):
   yaw rate) move, towards 0 at a bounded deceleration, so the robot stops walking without a step change.
 - DAMP (HOLD lasted `hold_s`): over `damp_ramp_s` the joint targets blend from the held ones to the
   measured joint positions and the position gain scale goes 1 -> 0 (the bridge multiplies Kp by it: the
-  robot ends in Unitree's damping mode, Kd only). Every per-tick change is bounded by construction.
+  robot ends in Unitree's damping mode, Kd only). The targets move no faster than `max_target_rate`
+  (rad/s): a held target far from where the joint is (a blocked arm) would otherwise sweep across that
+  distance within the ramp - a jump with the gains still up.
 - ESTOP (operator): gains to 0 at once and targets = measured (no position error, so no torque step from
   the targets); velocities 0; latched until `reset()`.
 A lost link does not recover by itself: resuming a policy after the world moved on is an operator decision
@@ -38,6 +40,7 @@ class SafetyConfig:
     hold_s: float = 0.5            # keep the last action this long after the link is lost
     damp_ramp_s: float = 1.0       # then blend targets to measured / gains to 0 over this long
     decel: float = 1.0             # m/s^2 (rad/s^2 for yaw rate): velocity commands -> 0 at this rate
+    max_target_rate: float = 1.0   # rad/s: DAMP moves joint targets towards the measured joints no faster
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Supervisor:
         self.cfg, self.dt = cfg, 1.0 / control_hz
         self.state = LinkState.RUNNING
         self._held: np.ndarray | None = None
+        self._damp_upper: np.ndarray | None = None   # the upper-body targets DAMP last sent
         self._since = 0.0             # seconds in HOLD / DAMP
         self.transitions: list[tuple[int, str]] = []
         self._tick = 0
@@ -86,8 +90,12 @@ class Supervisor:
             return SafeCommand(self._held.copy(), 1.0, self.state)
         self._enter(LinkState.DAMP)
         alpha = min(1.0, (self._since - self.cfg.hold_s) / max(self.cfg.damp_ramp_s, self.dt))
+        last = self._held[_UPPER] if self._damp_upper is None else self._damp_upper
+        blend = (1 - alpha) * self._held[_UPPER] + alpha * np.asarray(measured_upper, np.float64)
+        step = self.cfg.max_target_rate * self.dt
+        self._damp_upper = last + np.clip(blend - last, -step, step)
         action = self._held.copy()
-        action[_UPPER] = (1 - alpha) * self._held[_UPPER] + alpha * np.asarray(measured_upper, np.float64)
+        action[_UPPER] = self._damp_upper
         return SafeCommand(action, 1.0 - alpha, self.state)
 
     def estop(self, measured_upper: np.ndarray) -> SafeCommand:
@@ -103,6 +111,7 @@ class Supervisor:
         """Operator cleared the e-stop / restarted: back to RUNNING (the next `ok` sets the action)."""
         self._enter(LinkState.RUNNING)
         self._since = 0.0
+        self._damp_upper = None
 
     def _ramp_velocities(self) -> None:
         step = self.cfg.decel * self.dt

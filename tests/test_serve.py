@@ -155,14 +155,23 @@ def test_server_loss_holds_then_damps_without_a_jump(serve_process):
     proc, port, schema = serve_process
     upper = PSI0_ACTION.slice("upper_body")
     client = PolicyClient(f"ws://127.0.0.1:{port}/ws", timeout_s=1.0)
+    policy = RemoteChunkPolicy(client)
     io = SimRobotIO(schema, "bimanual_lift", 1001)
-    timer = threading.Timer(1.0, proc.kill)                                # the server dies mid-run
-    timer.start()
+    stop = threading.Event()
+
+    def kill_after_three_chunks() -> None:                                # the server dies mid-run (by progress,
+        while len(policy.infos) < 3 and not stop.wait(0.005):             # not by the clock: a loaded machine
+            pass                                                          # must not kill it before it answers)
+        proc.kill()
+
+    killer = threading.Thread(target=kill_after_three_chunks, daemon=True)
+    killer.start()
     try:
-        report = run_robot(io, RemoteChunkPolicy(client), schema, ticks=100, latency_guess_s=0.05,
+        report = run_robot(io, policy, schema, ticks=100, latency_guess_s=0.05,
                            safety=SafetyConfig(hold_s=0.3, damp_ramp_s=0.6))
     finally:
-        timer.cancel()
+        stop.set()
+        killer.join(timeout=5)
         io.close()
     states = report.states
     assert [s for _, s in report.transitions] == ["hold", "damp"], report.transitions
