@@ -93,7 +93,10 @@ class DelayProxy:
             writer.transport.abort()
             return
         self._writers += [writer, up_writer]
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+        except asyncio.CancelledError:       # proxy shutting down: end normally (3.11's start_server callback
+            pass                             # calls task.exception() and would raise on a cancelled task)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         queue: asyncio.Queue = asyncio.Queue()
