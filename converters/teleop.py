@@ -46,6 +46,7 @@ from schemas.actions import PSI0_HANDS
 from schemas import embodiments
 from schemas.embodiments import G1_BODY, G1_LEGS_WAIST
 from schemas.episode import build_frames
+from schemas.names import STATE_PRIVILEGED
 from schemas.recording import (FORMAT_V1, IMU_RPY, SegmentScan, checksums_required, episode_dirs, episode_info,
                                find_sessions, fixed_column, load_session, scan_stream, segments)
 
@@ -237,9 +238,14 @@ def _read(ref: SourceRef) -> Episode:
 
     video = _frames(episode, camera, tv, grid)
     t = grid - grid[0]
-    frames = build_frames(t, {"observation.state": state, "action": action, "observation.body_q": body_q,
-                              "observation.body_dq": body_dq, "observation.hand_q": hand_q,
-                              "observation.base": np.concatenate([imu, height], axis=1)})
+    columns = {"observation.state": state, "action": action, "observation.body_q": body_q,
+               "observation.body_dq": body_dq, "observation.hand_q": hand_q,
+               "observation.base": np.concatenate([imu, height], axis=1)}
+    features = dict(FEATURES)
+    privileged = _privileged_state(session, states, ts, grid, state)
+    if privileged is not None:
+        features[STATE_PRIVILEGED], columns[STATE_PRIVILEGED] = privileged
+    frames = build_frames(t, columns)
     quality = {
         "hold_fraction": float(np.mean(["hold" in f.split("|") for f in held])),
         "tracker_lost_fraction": float(np.mean([any(x.endswith("_lost") for x in f.split("|")) for f in held])),
@@ -268,7 +274,27 @@ def _read(ref: SourceRef) -> Episode:
     meta = EpisodeMeta(source=SOURCE, source_id=ref.source_id, embodiment=_embodiment_name(robot), fps=FPS,
                        task=task_sentence(task), task_name=task_key(task), quality=quality, derived=derived,
                        extra=extra)
-    return Episode(meta, frames, dict(FEATURES), {video.key: video})
+    return Episode(meta, frames, features, {video.key: video})
+
+
+def _privileged_state(session: dict[str, Any], states: pa.Table, ts: np.ndarray, grid: np.ndarray,
+                      state: np.ndarray) -> tuple[FeatureSpec, np.ndarray] | None:
+    """Simulator sessions only (session extra `sim.privileged_dims`): `observation.state_privileged` =
+    PSI0_STATE then the recorded privileged vector (object poses, target, held flags, progress), each
+    grid time taking the latest robot-state sample (flags must not be interpolated)."""
+    dims = ((session.get("extra") or {}).get("sim") or {}).get("privileged_dims")
+    if not dims:
+        return None
+    extras = [json.loads(x) for x in states.column("extra").to_pylist()]
+    keys = [f"privileged.{d}" for d in dims]
+    if any(k not in extras[0] for k in keys):
+        raise EpisodeError(RejectReason.MISSING_KEY, "session declares privileged_dims but robot_state.extra "
+                           "lacks them", key=keys[0])
+    values = np.array([[e[k] for k in keys] for e in extras], np.float64)
+    pick = np.clip(np.searchsorted(ts, grid + 1e-9, side="right") - 1, 0, len(ts) - 1)
+    names = PSI0_STATE.dims + tuple(keys)
+    spec = FeatureSpec(STATE_PRIVILEGED, "float32", (len(names),), names)
+    return spec, np.concatenate([state, values[pick]], axis=1)
 
 
 def _check_values(episode: Path, robot: str, commands: pa.Table, states: pa.Table) -> str:

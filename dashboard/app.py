@@ -55,11 +55,11 @@ def host_name(header: str) -> str:
     return header.rsplit(":", 1)[0].rstrip(".") if header.count(":") == 1 else header.rstrip(".")
 
 
-def create_app(roots: list[str | Path], *, allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK_HOSTS,
-               token: str | None = None) -> FastAPI:
-    """App over `roots` (each an output root with catalog.json, a bare shard, or an s3:// URL of one).
-    Only requests whose Host header names one of `allowed_hosts` are served; with `token`, only requests
-    that carry it."""
+def create_app(roots: list[str | Path], evals: list[str | Path] = (), *,
+               allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK_HOSTS, token: str | None = None) -> FastAPI:
+    """App over `roots` (each an output root with catalog.json, a bare shard, or an s3:// URL of one) and
+    `psi0 eval` output folders under `evals` (dashboard/evals.py). Only requests whose Host header names one
+    of `allowed_hosts` are served; with `token`, only requests that carry it (eval routes included)."""
     store = Store(list(roots))
     videos = VideoCache()
     app = FastAPI(title="psi0 dashboard", docs_url="/api/docs", redoc_url=None)
@@ -317,6 +317,8 @@ def create_app(roots: list[str | Path], *, allowed_hosts: list[str] | tuple[str,
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    from dashboard.evals import register as register_evals
+    register_evals(app, list(evals), _ranged, STATIC)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

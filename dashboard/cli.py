@@ -26,8 +26,11 @@ def _serve(argv: list[str]) -> int:
         "true actions, retargeting residuals, the MediaPipe QA score and (EgoDex) projected hand keypoints "
         "over the video; and every rejected input. Example: psi0 dashboard out/ --port 8050. "
         "Also: `psi0 dashboard export-rerun OUT --episode ID --out f.rrd`."))
-    p.add_argument("roots", nargs="+",
+    p.add_argument("roots", nargs="*",
                    help="output roots, each holding catalog.json (or a bare shard folder, or an s3:// URL of either)")
+    p.add_argument("--evals", nargs="+", default=[], metavar="DIR",
+                   help="`psi0 eval --out` folders (or folders above them): the /evals page shows their runs, "
+                        "per-task success with Wilson intervals, episode videos and action curves")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to bind (default 127.0.0.1: this machine only). Any other address exposes "
@@ -41,6 +44,8 @@ def _serve(argv: list[str]) -> int:
     p.add_argument("--no-token", action="store_true",
                    help="with --allow-remote: serve without a token (anyone who can reach the port reads the data)")
     a = p.parse_args(argv)
+    if not a.roots and not a.evals:
+        p.error("give output roots and/or --evals DIR")
     loopback = is_loopback(a.host)
     if not loopback and not a.allow_remote:
         print(f"psi0 dashboard: --host {a.host} would serve every dataset to the network; pass --allow-remote to do "
@@ -63,9 +68,12 @@ def _serve(argv: list[str]) -> int:
     from dashboard.app import create_app
 
     shown = a.host if loopback or a.host not in ("0.0.0.0", "::") else socket.gethostname()
-    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{a.port}/" + (f"?token={token}" if token else "")
-    print(f"psi0 dashboard on {url}  ({', '.join(map(str, a.roots))})", flush=True)
-    uvicorn.run(create_app(a.roots, allowed_hosts=hosts, token=token), host=a.host, port=a.port, log_level="warning")
+    base = f"http://{'[' + shown + ']' if ':' in shown else shown}:{a.port}"
+    query = f"?token={token}" if token else ""
+    print(f"psi0 dashboard on {base}/{query}  ({', '.join(map(str, a.roots))})"
+          + (f"; evaluations on {base}/evals{query}" if a.evals else ""), flush=True)
+    uvicorn.run(create_app(a.roots, a.evals, allowed_hosts=hosts, token=token), host=a.host, port=a.port,
+                log_level="warning")
     return 0
 
 

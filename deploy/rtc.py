@@ -173,6 +173,7 @@ class RTCEngine:
     # -- control-loop API ------------------------------------------------------------------
     def start(self, obs: Any) -> None:
         """First chunk, synchronously (the robot is standing still; nothing is committed yet)."""
+        obs = obs() if callable(obs) else obs
         chunk = np.asarray(self.policy(obs, np.zeros((0, self.cfg.action_dim), np.float32), 0))
         self._check(chunk)
         self._chunk, self._chunk_start = chunk, self.step
@@ -203,6 +204,8 @@ class RTCEngine:
 
     # -- internals -------------------------------------------------------------------------
     def _submit(self, obs: Any, k: int) -> None:
+        if callable(obs):       # a thunk: the observation is built (rendered) only when a request needs it
+            obs = obs()
         d = self.predicted_delay() if self.cfg.use_prefix else 0
         offset = k - self._chunk_start
         rows = self._chunk[offset: offset + d]

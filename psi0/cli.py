@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sim": ("sim.cli", "MuJoCo G1 + Dex3-1 benchmark: list tasks, render episodes, run scripted experts, bench speed"),
     "train": ("training.cli", "train the Psi0 policy on shards: stage 1 (VLM tokens), 2 (action expert), 3 (fine-tune)"),
     "embodiments": ("schemas.embodiments.cli", "list the robot/hand configurations and their dimensions (--json)"),
+    "serve": ("deploy.server", "serve a trained policy over a websocket (msgpack) with a health endpoint"),
+    "robot": ("deploy.robot", "robot-side client: RTC next to execution, a policy server across the link"),
+    "eval": ("deploy.eval", "closed-loop success in the MuJoCo benchmark, Wilson intervals, videos"),
+    "recipe": ("psi0.recipe", "the seed's recipe end to end: sim demos -> ingest -> stage 2 -> 3 -> eval"),
 }
 
 USAGE = "usage: psi0 <command> [options]\n\ncommands:\n" + "\n".join(

@@ -11,6 +11,7 @@ STAGING_PREFIX = ".tmp-"          # shards are written under this prefix, then r
 # LeRobot v3 feature keys
 TIMESTAMP = "timestamp"
 STATE = "observation.state"
+STATE_PRIVILEGED = "observation.state_privileged"   # + simulator object poses (sim demos; CPU proofs)
 ACTION = "action"
 ACTION_LOWER_BODY = "action.lower_body"
 ACTION_TOKENS = "action.tokens"

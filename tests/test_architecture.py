@@ -26,7 +26,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "sim": ("schemas",),
     "pipelines": ("schemas", "converters", "shards", "sim", "teleop"),
     "training": ("schemas", "shards", "converters.tokenize"),
-    "deploy": ("schemas", "shards", "converters.tokenize", "training", "sim"),
+    "deploy": ("schemas", "shards", "converters.tokenize", "training", "sim", "teleop.devices", "teleop.streams"),
     "dashboard": ("schemas", "shards", "converters.tokenize"),
 }
 """package -> the other project packages (or sub-packages) it may import. `psi0` (the front door, lazy

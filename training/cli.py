@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from schemas.actions import BATCH_PAD_DIM
+from schemas.names import STATE
 from training.stages import STAGES, help_text, parse_lrs, parse_weights, stage_defaults
 
 log = logging.getLogger("training")
@@ -45,6 +47,11 @@ outputs (in --out):
 """
 
 
+def _recipe_names() -> list[str]:
+    from training.recipes import RECIPES
+    return list(RECIPES)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="train", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -71,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank (default 0)")
     data.add_argument("--samples-per-epoch", type=int, default=None,
                       help="epoch length for the mixture sampler (default: all frames once)")
+    data.add_argument("--state-key", default=None, metavar="KEY",
+                      help="state feature the policy conditions on (default observation.state; "
+                           "observation.state_privileged = + simulator object poses, for CPU proofs on sim demos)")
+    data.add_argument("--recipe", default=None, metavar="NAME",
+                      help="the seed's recipe or an ablation (training/recipes.py): " + ", ".join(_recipe_names()))
 
     model = p.add_argument_group("model")
     model.add_argument("--stage", type=int, choices=sorted(STAGES), required=True, help="1, 2 or 3 (see below)")
@@ -266,7 +278,23 @@ def setup(args: argparse.Namespace, argv: list[str]):
         if size > policy_cfg.fast_vocab_size:
             raise ValueError(f"{tokenizer_cfg}: the shards' FAST vocabulary has {size} tokens, the policy "
                              f"maps only {policy_cfg.fast_vocab_size} (use a config with fast_vocab_size >= {size})")
-    data_kwargs: dict[str, Any] = dict(horizon=policy_cfg.horizon,
+    if args.recipe:
+        from training.recipes import apply, check_fraction, get
+        recipe = get(args.recipe)
+        weights, expert = apply(recipe, args.stage, weights, policy_cfg.expert)
+        problems = check_fraction(recipe, {s: index.frames(s) for s in index.sources}, None)
+        if problems:
+            raise ValueError("; ".join(problems))
+        policy_cfg = dataclasses.replace(policy_cfg, expert=expert)
+    state_key = args.state_key or STATE
+    widths = [len(st["min"]) for st in (index.stats(s, state_key) for s in index.sources) if st is not None]
+    state_width = max(widths, default=0)
+    if args.state_key and not state_width:
+        raise ValueError(f"--state-key {args.state_key}: no shard records that feature")
+    if state_width > policy_cfg.state_dim:          # e.g. the privileged state: widen the state input
+        policy_cfg = dataclasses.replace(policy_cfg, state_dim=state_width)
+    data_kwargs: dict[str, Any] = dict(horizon=policy_cfg.horizon, state_key=state_key,
+                                       pad_dim=max(BATCH_PAD_DIM, state_width),
                                        image_size=_parse_size(args.image_size, stage.image_size),
                                        normalization=args.normalization or stage.normalization, format=args.format,
                                        max_tokens=stage.max_tokens if args.max_tokens is None else args.max_tokens)
@@ -300,7 +328,7 @@ def setup(args: argparse.Namespace, argv: list[str]):
     run_config = {
         "model": policy_cfg.to_dict(), "data": _jsonable(dataclasses.asdict(data_cfg)),
         "shards": [str(s) for s in args.shards], "weights": weights, "sources": index.sources,
-        "vlm_path": args.vlm_path, "init": list(args.init), "batch_size": batch_size,
+        "vlm_path": args.vlm_path, "init": list(args.init), "batch_size": batch_size, "recipe": args.recipe,
         "world_size": info.world_size, "argv": list(argv),
     }
     if info.is_main:

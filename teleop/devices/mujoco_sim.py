@@ -136,6 +136,9 @@ class MujocoRobot:
             p = d.xpos[env.model.body(obj["name"]).id]
             for axis, v in zip("xyz", p):
                 extra[f"object.{obj['name']}.{axis}"] = float(v)
+        from sim.observation import PRIVILEGED, privileged_vector  # noqa: PLC0415
+        for name, value in zip(PRIVILEGED.dims, privileged_vector(env)):
+            extra[f"privileged.{name}"] = float(value)       # the policy's privileged observation (docs/eval.md)
         from sim.tracker import PELVIS_ABOVE_TORSO_HEIGHT  # noqa: PLC0415
         self._last = RobotState(t=float(now), body_q=d.qpos[idx.body_qpos].copy(), body_dq=d.qvel[idx.body_qvel].copy(),
                                 hand_q=d.qpos[idx.hand_qpos].copy(), imu_rpy=env.base_rpy(),
@@ -198,7 +201,8 @@ def record(opts: MujocoRecordOptions) -> dict[str, Any]:
                        cameras={camera.name: {"rate_hz": camera.rate_hz, "width": camera.width, "height": camera.height}},
                        calibration={}, control_rate_hz=opts.rate_hz,
                        extra={"sim": {"virtual_clock": True, "physics_hz": 500, "grasp_assist": opts.grasp_assist,
-                                      "executed_command": "robot_state.extra executed.<dim>"}})
+                                      "executed_command": "robot_state.extra executed.<dim>",
+                                      "privileged_dims": list(_privileged_dims())}})
     recorder = Recorder(directory, meta)
     loop = ControlLoop(device, mapper, robot, [camera], recorder, opts.rate_hz)
     dt = 1.0 / opts.rate_hz
@@ -226,6 +230,11 @@ def record(opts: MujocoRecordOptions) -> dict[str, Any]:
         recorder.close()
         world.env.close()
     return {"session": str(directory), "episodes": episodes, "device": "mujoco", "grasp_assist": opts.grasp_assist}
+
+
+def _privileged_dims() -> tuple[str, ...]:
+    from sim.observation import PRIVILEGED  # noqa: PLC0415
+    return PRIVILEGED.dims
 
 
 __all__ = ["MujocoWorld", "ExpertInput", "ExpertMapper", "MujocoRobot", "MujocoCamera", "MujocoRecordOptions", "record"]
