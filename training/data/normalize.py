@@ -1,7 +1,9 @@
 """Affine per-dimension normalization from catalog stats: x_n = (x - center) / half_range.
 
 minmax and quantile map [min, max] / [q01, q99] to [-1, 1] (no clipping, so denormalize inverts
-exactly); meanstd standardizes. Constant dimensions (range ~ 0) map to 0 and come back as center.
+exactly); quantile_clip is quantile then clipped to [-1, 1] (the reference's `bounds_q99`: the 2 % of
+values past q01/q99 saturate and do not come back); meanstd standardizes. Constant dimensions
+(range ~ 0) map to 0 and come back as center.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ EPS = 1e-8
 class Affine:
     center: np.ndarray      # (D,) float32
     scale: np.ndarray       # (D,) float32, > 0
+    clip: bool = False      # clip the normalised value to [-1, 1]
 
     @classmethod
     def from_stats(cls, stats: dict[str, np.ndarray] | None, mode: str, dim: int) -> "Affine":
@@ -31,14 +34,16 @@ class Affine:
         if len(center) != dim:
             raise ValueError(f"stats have {len(center)} dims, feature has {dim}")
         half = np.where(np.abs(half) < EPS, np.inf, half)          # constant dim -> 0
-        return cls(np.asarray(center, np.float32), np.asarray(half, np.float32))
+        return cls(np.asarray(center, np.float32), np.asarray(half, np.float32), clip=mode == "quantile_clip")
 
     @classmethod
     def concat(cls, parts: list["Affine"]) -> "Affine":
-        return cls(np.concatenate([p.center for p in parts]), np.concatenate([p.scale for p in parts]))
+        return cls(np.concatenate([p.center for p in parts]), np.concatenate([p.scale for p in parts]),
+                   clip=all(p.clip for p in parts))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.center) / self.scale).astype(np.float32)
+        out = (x - self.center) / self.scale
+        return (np.clip(out, -1.0, 1.0) if self.clip else out).astype(np.float32)
 
     def invert(self, x: np.ndarray) -> np.ndarray:
         scale = np.where(np.isinf(self.scale), 0.0, self.scale).astype(np.float32)
