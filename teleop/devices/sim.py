@@ -9,7 +9,9 @@ tracker noise, slow drift and occasional dropouts (stale pose, `pose_valid` Fals
 `SimRobot` is a kinematic G1 body (`SIM_BODY`, whatever the embodiment: its hands are the action's hand
 blocks as commanded): every joint tracks its command with a first-order lag; legs and waist follow
 the 8-DoF lower-body command plausibly (squat by knee/hip/ankle, gait oscillation while walking, waist
-takes the torso rpy); the base integrates velocity and heading.
+takes the torso rpy); the base integrates velocity and heading. Its state's `extra` reports the lower-body
+command it executed (`executed.<dim>`: the lagged torso rpy / height, velocity, heading), the truth that
+derived lower-body labels are checked against.
 
 `SimCamera` renders a small egocentric RGB view of the robot's arms, hands and a lunch bag.
 """
@@ -417,11 +419,13 @@ class SimRobot:
         speed_pitch = 0.05 * self._vel[0]
         imu = np.array([0.02 * np.sin(self._gait) * (abs(self._vel[1]) + abs(self._vel[0])), speed_pitch, self._base[2]])
         hand = self._upper[_HANDS].copy()
+        executed = (*self._rpyh, *self._vel, self._base[2])       # what the lagged body is doing (LOWER_BODY_COMMAND)
         return RobotState(t=float(now), body_q=self._body_q.copy(), body_dq=self._body_dq.copy(), hand_q=hand,
                           imu_rpy=imu, base_height=float(self._rpyh[3]),
                           extra={"base_x": float(self._base[0]), "base_y": float(self._base[1]),
                                  "base_yaw": float(self._base[2]), "vx": float(self._vel[0]), "vy": float(self._vel[1]),
-                                 "yaw_rate": float(self._vel[2])})
+                                 "yaw_rate": float(self._vel[2]),
+                                 **{f"executed.{d}": float(v) for d, v in zip(LOWER_BODY_COMMAND.dims, executed)}})
 
 
 # ------------------------------------------------------------------------------------------ camera
