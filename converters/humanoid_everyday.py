@@ -23,7 +23,8 @@ What `read` produces (one feature set for G1 and H1; the embodiment is in the me
     and leg joints, IMU and odometry, or masked where the robot has no such state
     (`converters.lower_body`; H1: torso roll, pitch and height); `meta.derived` says how, per dim.
 - `action.hand48` (HUMAN_ACTION_48): the action's arms and hands by forward kinematics, in the head
-  camera frame: the stage-1 token space shared with EgoDex (`converters.retarget.robot_hand48`).
+  camera frame: the stage-1 token space shared with EgoDex (`converters.retarget.robot_hand48`), and
+  `observation.head_camera.pose` (that camera in the odometry world) for its 10 Hz deltas.
 - raw columns: `observation.arm_state`, `observation.leg_state` (15; H1's 13 zero-padded),
   `observation.hand_state_raw` (14; H1's 12 zero-padded), `observation.imu.*`,
   `observation.odometry.*`, `action.lower_body` (8).
@@ -83,6 +84,9 @@ _RAW_LAYOUT = embodiments.get()
 """Raw columns are named by the default embodiment's layout (G1, Dex3-1); others record their names."""
 
 
+CAMERA_POSE_NAMES = tuple(f"T_world_camera.r{r}c{c}" for r in range(4) for c in range(4))
+
+
 def _names(prefix: str, dims: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{prefix}.{d}" for d in dims)
 
@@ -94,6 +98,7 @@ FEATURES: dict[str, FeatureSpec] = {
         FeatureSpec("action.lower_body", "float32", (LOWER_BODY_COMMAND.size,), LOWER_BODY_COMMAND.dims),
         FeatureSpec("action.mask", "float32", (PSI0_ACTION.size,), PSI0_ACTION.dims),
         FeatureSpec("action.hand48", "float32", (HUMAN_ACTION_48.size,), HUMAN_ACTION_48.dims),
+        FeatureSpec("observation.head_camera.pose", "float32", (16,), CAMERA_POSE_NAMES),
         FeatureSpec("observation.arm_state", "float32", (_RAW_LAYOUT.body.arms.size,), _RAW_LAYOUT.body.arms.dims),
         FeatureSpec("observation.leg_state", "float32", (_RAW_LAYOUT.body.legs_waist.size,),
                     _RAW_LAYOUT.body.legs_waist.dims),
@@ -439,6 +444,15 @@ def hands_to_psi0(embodiment: str | Embodiment, hand_state: np.ndarray) -> np.nd
     return embodiments.get(embodiment).stored_hands_to_slots(hand_state)
 
 
+def head_camera_pose(position: np.ndarray | None, rpy: np.ndarray | None, n: int) -> np.ndarray:
+    """(n, 16) camera-to-world of the head camera (`Calibration.camera_in_torso`) riding on the odometry base
+    pose (the torso taken as the base, the waist's motion aside); a still base when there is no odometry."""
+    base = np.tile(np.eye(4), (n, 1, 1))
+    if position is not None and rpy is not None:
+        base = hand48.pose_matrix(position, rpy)
+    return (base @ Calibration().camera_in_torso()).reshape(n, 16)
+
+
 def derive_lower_body(raw: dict[str, Any], t: np.ndarray) -> LowerBody:
     """The 8-DoF lower-body command (LOWER_BODY_COMMAND order) with AMO's meaning, a validity mask and a
     "how" per dim (`converters.lower_body`: HE records no lower-body command)."""
@@ -472,6 +486,8 @@ def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict |
     derived["action.mask"] = "1 where a dim of `action` is a label; 0 where it cannot be derived (converters.lower_body)"
     derived["action.hand48"] = (f"HUMAN_ACTION_48 of the action's arm and hand joints ({emb.name} "
                                 "forward kinematics, head camera: converters.retarget.robot_hand48)")
+    derived["observation.head_camera.pose"] = ("camera-to-world of the torso-fixed head camera (retargeting "
+                                               "Calibration) on the odometry pose (identity without odometry)")
     derived["action.hands"] = "no hand command in HE: measured states.hand_state" + (
         f" ({emb.hand.conversion})" if emb.hand.conversion else "")
     derived["action.arms"] = raw["arm_command_source"]
@@ -487,6 +503,7 @@ def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict |
     columns = {
         "observation.state": state, "action": action, "action.lower_body": lower, "action.mask": mask,
         "action.hand48": hand48_from_action(emb, action),
+        "observation.head_camera.pose": head_camera_pose(raw["odometry.position"], raw["odometry.rpy"], n),
         "observation.arm_state": raw["arm_state"],
         "observation.leg_state": _pad(raw["leg_state"], FEATURES["observation.leg_state"].shape[0]),
         "observation.hand_state_raw": _pad(raw["hand_state"], FEATURES["observation.hand_state_raw"].shape[0]),
@@ -685,9 +702,8 @@ def parse_pcd(blob: bytes) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ the Source
 EMBODIMENTS = ("g1_dex3", "h1_inspire")
 """What `read` can tag an episode with (`robot_embodiment`)."""
-TOKEN_INPUTS = {"hand48": "action.hand48", "base_position": "observation.odometry.position",
-                "base_rpy": "observation.odometry.rpy"}
-"""The stage-1 chunks: deltas of action.hand48, the torso-fixed head camera posed by the odometry."""
+TOKEN_INPUTS = {"hand48": "action.hand48", "camera_pose": "observation.head_camera.pose"}
+"""The stage-1 chunks: deltas of action.hand48, in the torso-fixed head camera the odometry poses."""
 
 
 @dataclass(frozen=True)
@@ -732,7 +748,7 @@ class HumanoidEveryday:
         return self.chunks_from_columns(input_columns(self, episode), episode.meta.fps, horizon)
 
     def chunks_from_columns(self, columns: Mapping[str, np.ndarray], fps: float, horizon: int) -> np.ndarray:
-        return hand48.chunks(columns, fps, horizon, hand48.RATE, camera_in_base=Calibration().camera_in_torso())
+        return hand48.chunks(columns, fps, horizon, hand48.RATE)
 
     def hand_qa(self) -> None:
         return None

@@ -28,10 +28,11 @@ SPACE = "human48_delta"
 RATE = 10.0
 """Hz of the deltas (the reference: every 3rd frame of 30 Hz EgoDex)."""
 
-ROLES = ("hand48", "camera_pose", "base_position", "base_rpy")
+ROLES = ("hand48", "camera_pose")
 """What a source's columns can mean for this space (`Source.token_inputs` maps role -> column):
-hand48 (T, 48) HUMAN_ACTION_48 in the current camera frame; camera_pose (T, 16) camera-to-world;
-base_position (T, 3) + base_rpy (T, 3) the robot base pose the torso-fixed camera rides on."""
+hand48 (T, 48) HUMAN_ACTION_48 in the current camera frame; camera_pose (T, 16) camera-to-world, row
+major (absent: a camera that does not move). Chunks depend on nothing else, so anything holding the
+columns (a shard, the training loader, the dashboard) rebuilds the same chunks."""
 
 
 @dataclass(frozen=True)
@@ -114,21 +115,10 @@ def delta_chunks_from_poses(parts: dict[str, tuple[np.ndarray, np.ndarray]], cam
     return starts, out
 
 
-def camera_from_inputs(columns: Mapping[str, np.ndarray], camera_in_base: np.ndarray | None = None) -> np.ndarray | None:
-    """Camera-to-world poses (T, 4, 4) from role columns: `camera_pose` as stored, or `base_position` +
-    `base_rpy` composed with the torso-fixed `camera_in_base`; None when neither is there."""
-    if columns.get("camera_pose") is not None:
-        cam = np.asarray(columns["camera_pose"], np.float64)
-        return cam.reshape(len(cam), 4, 4)
-    if columns.get("base_position") is not None and columns.get("base_rpy") is not None:
-        base = pose_matrix(np.asarray(columns["base_position"], np.float64), columns["base_rpy"])
-        return base @ (np.eye(4) if camera_in_base is None else camera_in_base)
-    return None
-
-
-def chunks(columns: Mapping[str, np.ndarray], fps: float, horizon: int, rate: float = RATE,
-           camera_in_base: np.ndarray | None = None) -> np.ndarray:
+def chunks(columns: Mapping[str, np.ndarray], fps: float, horizon: int, rate: float = RATE) -> np.ndarray:
     """(T, horizon, 48) HUMAN_ACTION_48_DELTA chunk starting at every frame, from role columns (see ROLES)."""
     h48 = np.asarray(columns["hand48"], np.float64)
-    camera = camera_from_inputs(columns, camera_in_base)
+    camera = None
+    if columns.get("camera_pose") is not None:
+        camera = np.asarray(columns["camera_pose"], np.float64).reshape(len(h48), 4, 4)
     return delta_chunks_from_poses(split_hand48(h48), camera, ChunkConfig(float(fps), float(rate), int(horizon)))[1]

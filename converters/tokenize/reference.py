@@ -128,6 +128,13 @@ class ReferenceFastTokenizer:
     def pad_id(self) -> int:
         return self.vocab_size
 
+    @property
+    def max_tokens(self) -> int:
+        """Longest id sequence of a chunk: the BPE is byte-level, so a coefficient character above U+007F is
+        2 bytes (3 above U+07FF) before merges; |DCT coefficient| <= sqrt(H) of a normalised chunk."""
+        top = int(np.ceil(np.sqrt(self.config.horizon) * self.config.scale)) - self.config.min_token
+        return self.config.coefficients * len(chr(max(top, 0)).encode("utf-8"))
+
     def texts(self, chunks: np.ndarray) -> list[str]:
         """Normalised (N, H, D) -> the processor's character strings (before BPE)."""
         coef = np.around(dct(np.asarray(chunks, np.float64), axis=1, norm="ortho") * self.config.scale)

@@ -128,7 +128,7 @@ class ChunkDataset(Dataset):
         norm = self._action_norm[source]
         d = len(norm.center)
         if isinstance(actions, torch.Tensor):
-            center = torch.as_tensor(norm.center, device=actions.device)
+            center = torch.as_tensor(norm.center.astype(np.float32), device=actions.device)
             scale = torch.as_tensor(np.where(np.isinf(norm.scale), 0.0, norm.scale).astype(np.float32),
                                     device=actions.device)
             return actions[..., :d].float() * scale + center

@@ -166,4 +166,4 @@ def retokenize(plan: TokenPlan, shard_id: str, reader: Any, episode_index: np.nd
         rows = rows[np.argsort(frame_index[rows], kind="stable")]
         columns = {role: np.asarray(cols[c], np.float64).reshape(n, -1)[rows] for role, c in inputs.items()}
         chunks[rows] = hand48.chunks(columns, fps, tok.config.horizon)
-    return pad_token_arrays(tok.encode(chunks), tok.config.coefficients, tok.pad_id)
+    return pad_token_arrays(tok.encode(chunks), tok.max_tokens, tok.pad_id)
