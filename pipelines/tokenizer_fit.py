@@ -184,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="EgoDex roots / .hdf5 files (48-D human actions), or shards: output roots, catalog.json, "
                           "shard folders (any registered format), s3:// URLs of them (a column)")
     fit.add_argument("--out", required=True, type=Path, help="output directory (tokenizer.json + config.json)")
-    fit.add_argument("--horizon", type=int, default=1, help="steps per chunk (EgoDex pre-training: 1; HE: 16)")
+    fit.add_argument("--horizon", type=int, default=1, help="steps per chunk (the stage-1 hand-delta space: 1, as the reference)")
     fit.add_argument("--kind", choices=("delta", "absolute"), default="delta", help="EgoDex 48-D variant")
     fit.add_argument("--rate", type=float, default=10.0, help="EgoDex resampling rate, Hz (source 30)")
     fit.add_argument("--column", default=None,
