@@ -209,8 +209,9 @@ def _fit_representation(policy_cfg, args: argparse.Namespace):
 
 def _fit_token_spaces(policy_cfg, plan, args: argparse.Namespace, out: Path):
     """The policy's action-token table must hold every token space at its ids, and a run that starts from
-    another run's system-2 must give each id the same tokenizer. A preset grows to fit; anything else that
-    does not fit, or would collide, is refused with how to refit."""
+    another run's system-2 must give each id the same tokenizer. A preset grows to fit (the token spaces
+    and the `--init` checkpoints' tables; `plan` None: a stage that reads no tokens, only the latter);
+    anything else that does not fit, or would collide, is refused with how to refit."""
     from training.checkpoint import latest_checkpoint
     from training.data.tokens import REFIT, collisions
     from training.model.policy import POLICY_CONFIGS
@@ -219,27 +220,27 @@ def _fit_token_spaces(policy_cfg, plan, args: argparse.Namespace, out: Path):
     donors = [path for prefixes, path in _parse_init(args.init) if not prefixes or "system2" in prefixes]
     if args.resume and latest_checkpoint(out) is not None:
         donors.append(str(latest_checkpoint(out)))
-    for donor in donors:
+    for donor in donors if plan is not None else ():
         theirs = _checkpoint_run_config(donor).get("token_spaces")
         clash = collisions(plan.to_json(), theirs) if theirs else []
         if clash:
             raise ValueError(f"the shards' action tokens collide with {donor}'s: {'; '.join(clash[:3])}. "
                              + REFIT.format(roots=roots))
-    if len(plan.spaces) > 1:
+    if plan is not None and len(plan.spaces) > 1:
         log.warning("%d FAST tokenizers in this run, at disjoint ids %s; for one token space, %s", len(plan.spaces),
                     ", ".join(f"{s.first}..{s.last} ({'+'.join(s.sources)})" for s in plan.spaces),
                     REFIT.format(roots=roots))
-    wanted = max(plan.total, policy_cfg.fast_vocab_size)
+    total = 0 if plan is None else plan.total
     if args.config in POLICY_CONFIGS:
         # a preset only names a size: its table fits the token spaces and the checkpoints it starts from
         donor_sizes = [int(d.get("fast_vocab_size", 0)) for d in map(_checkpoint_model_config,
                                                                      [p for _, p in _parse_init(args.init)]) if d]
-        wanted = max([plan.total, *donor_sizes]) if plan.spaces else policy_cfg.fast_vocab_size
+        wanted = max([total, *donor_sizes]) if total or donor_sizes else policy_cfg.fast_vocab_size
         if wanted != policy_cfg.fast_vocab_size:
             log.info("--config %s: fast_vocab_size %d -> %d to fit the token spaces / --init checkpoints",
                      args.config, policy_cfg.fast_vocab_size, wanted)
             policy_cfg = dataclasses.replace(policy_cfg, fast_vocab_size=wanted)
-    elif plan.total > policy_cfg.fast_vocab_size:
+    elif plan is not None and plan.total > policy_cfg.fast_vocab_size:
         raise ValueError(f"the shards' token spaces need {plan.total} action-token ids "
                          f"({', '.join(f'{s.first}..{s.last}' for s in plan.spaces)}), the policy maps only "
                          f"{policy_cfg.fast_vocab_size}: tokenizers would collide. " + REFIT.format(roots=roots))
@@ -321,7 +322,7 @@ def setup(args: argparse.Namespace, argv: list[str]):
     token_plan = None
     if stage.uses_tokens or args.tokenizer:
         token_plan = plan_tokens(index, args.tokenizer, args.tokenizer_stats)
-        policy_cfg = _fit_token_spaces(policy_cfg, token_plan, args, out)
+    policy_cfg = _fit_token_spaces(policy_cfg, token_plan, args, out)
     data_kwargs: dict[str, Any] = dict(horizon=policy_cfg.horizon,
                                        image_size=_parse_size(args.image_size, stage.image_size),
                                        normalization=args.normalization or stage.normalization, format=args.format,
