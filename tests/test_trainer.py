@@ -285,6 +285,24 @@ def test_stage_option_parsing():
         parse_lrs("expert=fast", s3)
 
 
+def test_a_preset_table_fits_its_init_checkpoints_in_a_stage_without_tokens(tmp_path):
+    """Stage 3 reads no tokens (no token plan), yet `--config tiny --init system2=<stage-1 run>` must take the
+    stage-1 run's grown action-token table, or its embedding would not load; a config file is used as is."""
+    import argparse
+
+    from training.cli import _fit_token_spaces
+    from training.model.policy import POLICY_CONFIGS
+
+    step = tmp_path / "s1" / "checkpoints" / "step_00000001"
+    step.mkdir(parents=True)
+    (step / "model.safetensors").write_bytes(b"")
+    (step / "config.json").write_text(json.dumps({"model": {"fast_vocab_size": 300}}))
+    args = argparse.Namespace(config="tiny", init=[f"system2={step}"], shards=["out/teleop"], resume=False)
+    assert _fit_token_spaces(POLICY_CONFIGS["tiny"], None, args, tmp_path / "s3").fast_vocab_size == 300
+    args.config = str(tmp_path / "tiny.json")
+    assert _fit_token_spaces(POLICY_CONFIGS["tiny"], None, args, tmp_path / "s3").fast_vocab_size == 128
+
+
 @pytest.fixture(scope="session")
 def shards(tmp_path_factory) -> dict[str, Path]:
     """EgoDex + Humanoid Everyday output roots from the real ingest job (tiny video, FAST tokens sized

@@ -128,10 +128,12 @@ class ChunkDataset(Dataset):
         norm = self._action_norm[source]
         d = len(norm.center)
         if isinstance(actions, torch.Tensor):
-            center = torch.as_tensor(norm.center.astype(np.float32), device=actions.device)
-            scale = torch.as_tensor(np.where(np.isinf(norm.scale), 0.0, norm.scale).astype(np.float32),
+            # float64 like `Affine.invert`, so both paths give the same float32 values (the centre of a
+            # near-constant dim is not representable in float32)
+            center = torch.as_tensor(norm.center, dtype=torch.float64, device=actions.device)
+            scale = torch.as_tensor(np.where(np.isinf(norm.scale), 0.0, norm.scale), dtype=torch.float64,
                                     device=actions.device)
-            return actions[..., :d].float() * scale + center
+            return (actions[..., :d].double() * scale + center).float()
         return norm.invert(np.asarray(actions, np.float32)[..., :d])
 
     def norm_stats(self) -> dict[str, dict[str, Any]]:
