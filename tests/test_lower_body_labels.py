@@ -109,7 +109,8 @@ def mujoco_run():
 
 @pytest.fixture(scope="module")
 def kinematic_run():
-    """The teleop kinematic simulator (teleop.devices.sim.SimRobot): `executed.<dim>` in every state."""
+    """The teleop kinematic simulator (teleop.devices.sim.SimRobot): the executed command in every state
+(`executed.torso_*`, base_height, vx, vy, yaw_rate, base_yaw)."""
     from teleop.devices.sim import SimRobot
     from teleop.streams import RobotCommand
 
@@ -125,7 +126,9 @@ def kinematic_run():
         a[PSI0_ACTION.slice("lower_body")] = row
         robot.send(RobotCommand(t, a))
         s = robot.state(t)
-        executed = np.array([s.extra[f"executed.{d}"] for d in DIMS])
+        executed = np.array([s.extra["executed.torso_roll"], s.extra["executed.torso_pitch"],
+                             s.extra["executed.torso_yaw"], s.base_height, s.extra["vx"], s.extra["vy"],
+                             s.extra["yaw_rate"], s.extra["base_yaw"]])
         position = np.array([s.extra["base_x"], s.extra["base_y"], s.base_height])
         rows.append((t, s.body_q[LEGS_WAIST].copy(), np.asarray(s.imu_rpy), position, executed))
     return _at_30hz(rows)
