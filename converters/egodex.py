@@ -6,7 +6,9 @@ optional `/confidences/<joint>` (N,), and root attributes (bytes or str, any may
 
 Per frame we emit, all in the *current* frame's camera frame (inv(T_camera[t]) @ T_joint[t],
 OpenCV axes as in Apple's own projection code):
-- `observation.state` == `action`: the absolute 48-D human representation (HUMAN_ACTION_48);
+- `observation.state` == `action`: the absolute 48-D human representation (HUMAN_ACTION_48), its
+  wrist rotation the palmar hand frame of the keypoints (`converters.retarget.frames.palm_frame`), the
+  one wrist convention of state, action and tokens (ARKit's own wrist axes are not used: docs/shards.md);
 - `human.<side>_hand.keypoints` (25 x xyz) and `.confidence` (25), topology from joint *names*;
 - `human.camera.pose`: camera-to-world 4x4, row-major.
 The MP4 is only probed (container metadata), never decoded here.
@@ -19,11 +21,13 @@ import posixpath
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from converters.source import JobDefaults, features_summary
+from converters.retarget.frames import palm_frame
+from converters.source import JobDefaults, features_summary, input_columns
+from converters.tokenize import hand48
 from converters.transforms import HandQA
 from schemas import HUMAN_ACTION_48, HUMAN_ACTION_48_DELTA, Episode, EpisodeError, EpisodeMeta, FeatureSpec, \
     RejectReason, SourceRef, VideoRef, remote
@@ -172,7 +176,8 @@ def read(ref: SourceRef, **options: Any) -> Episode:
         extra={"camera_intrinsic": raw["intrinsic"].tolist(), "video_width": video.width,
                "video_height": video.height, "video_codec": video.codec, "split": ref.get("split"),
                "episode": ref.get("episode"), "attrs": attrs,
-               "frame_convention": "camera frame of the current frame (OpenCV axes: x right, y down, z forward)"},
+               "frame_convention": "camera frame of the current frame (OpenCV axes: x right, y down, z forward)",
+               "wrist_rotation": "palmar hand frame of the keypoints (x wrist->index/middle knuckles, z palm normal)"},
     )
     return Episode(meta, frames, dict(FEATURES), {video.key: video})
 
@@ -424,7 +429,7 @@ def human_columns(transforms: np.ndarray) -> dict[str, np.ndarray]:
         points = np.transpose(hand[:, :, :3, 3], (1, 0, 2))     # (N, 25, 3)
         cols[f"human.{side}_hand.keypoints"] = points.reshape(n, -1).astype(np.float32)
         action[:, HUMAN_ACTION_48.slice(f"{side}_hand.wrist_pos")] = hand[0, :, :3, 3]
-        action[:, HUMAN_ACTION_48.slice(f"{side}_hand.wrist_rot")] = rot6d(hand[0, :, :3, :3])
+        action[:, HUMAN_ACTION_48.slice(f"{side}_hand.wrist_rot")] = rot6d(palm_frame(points, side))
         action[:, HUMAN_ACTION_48.slice(f"{side}_hand.tips")] = points[:, HUMAN_HAND_TIPS, :].reshape(n, -1)
     cols["observation.state"] = action.astype(np.float32)
     cols["action"] = cols["observation.state"].copy()
@@ -506,23 +511,19 @@ def mp4_box_truncation(f: Any, size: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------ the Source
-TOKEN_RATE = 10.0
+TOKEN_RATE = hand48.RATE
 """Rate (Hz) of the 48-D delta chunks FAST tokenizes (the Ψ₀ pre-training representation)."""
 CAMERA_POSE_COLUMN = "human.camera.pose"
+TOKEN_INPUTS = {"hand48": "action", "camera_pose": CAMERA_POSE_COLUMN}
+"""The stage-1 chunks: deltas of the absolute 48-D action, each chunk in its first frame's camera."""
 
 
 def delta_token_chunks(episode: Episode, horizon: int, rate: float = TOKEN_RATE) -> np.ndarray:
     """(T, horizon, 48) HUMAN_ACTION_48_DELTA chunks starting at every frame (source rate = episode fps),
-    from the keypoint and camera-pose columns."""
-    from converters.retarget.human_action import HumanActionConfig, delta_chunks  # noqa: PLC0415 - torch
-
-    kps = {s: episode.column(f"human.{s}_hand.keypoints").reshape(-1, len(HAND_JOINTS[s]), 3).astype(np.float64)
-           for s in SIDES}
+    from the absolute 48-D action and the camera poses."""
     if CAMERA_POSE_COLUMN not in episode.frames.column_names:
         raise EpisodeError(RejectReason.MISSING_KEY, f"tokenize needs column {CAMERA_POSE_COLUMN!r}")
-    camera = episode.column(CAMERA_POSE_COLUMN).reshape(-1, 4, 4).astype(np.float64)
-    cfg = HumanActionConfig(source_rate=episode.meta.fps, rate=rate, chunk=horizon)
-    return delta_chunks(kps, camera, cfg, every_frame=True)[1]
+    return hand48.chunks(input_columns(EGODEX, episode), episode.meta.fps, horizon, rate)
 
 
 @dataclass(frozen=True)
@@ -531,7 +532,12 @@ class EgoDex:
 
     name: str = SOURCE
     token_column: str | None = None          # tokens are derived 48-D delta chunks, not a recorded column
+    token_space: str = hand48.SPACE
     defaults: JobDefaults = JobDefaults(token_horizon=1, episodes_per_shard=64)
+
+    @property
+    def token_inputs(self) -> dict[str, str]:
+        return dict(TOKEN_INPUTS)
 
     def discover(self, root: str) -> list[SourceRef]:
         return discover(root)
@@ -551,13 +557,16 @@ class EgoDex:
                 "task": "llm_description (Apple's rule), else description attributes, else the task folder",
             },
             "tokens": f"{HUMAN_ACTION_48_DELTA.size}-D delta chunks (HUMAN_ACTION_48_DELTA) at {TOKEN_RATE:g} Hz "
-                      "from the keypoint and camera-pose columns",
+                      "from the action and camera-pose columns",
             "hand_qa": "MediaPipe detections on sampled frames vs the projected hand joints (--hand-qa)",
             "defaults": asdict(self.defaults),
         }
 
     def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
         return delta_token_chunks(episode, horizon)
+
+    def chunks_from_columns(self, columns: Mapping[str, np.ndarray], fps: float, horizon: int) -> np.ndarray:
+        return hand48.chunks(columns, fps, horizon, TOKEN_RATE)
 
     def hand_qa(self) -> HandQA:
         return HandQA()

@@ -8,7 +8,8 @@ What `read` produces (one feature set for G1 and H1; the embodiment is in the me
 - `observation.state` (PSI0_STATE 36) = hands 14 + `arm_state` 14 + previous torso rpy 3 +
   previous torso height 1 (from the derived lower-body command of the previous frame; rpy 0 and
   height 0.75 at frame 0), padded to 36.
-- `action` (PSI0_ACTION 36) = hands 14 + arms 14 + lower-body command 8.
+- `action` (PSI0_ACTION 36) = hands 14 + arms 14 + lower-body command 8, and `action.mask` (36, 1 = a
+  label, 0 = masked out of the loss).
   * arms: `actions.sol_q` (the IK solution sent to the arm controller; the last 14 when 29-D),
     falling back to `left_angles + right_angles` when a file has no `sol_q`.
   * hands: HE records no hand *command*, so the measured `hand_state` is used, mapped into the hand
@@ -18,8 +19,12 @@ What `read` produces (one feature set for G1 and H1; the embodiment is in the me
     hardware order) and zero-padded to 7 per hand, as the reference post-training converter does.
   * embodiment: the body from `robot_type` (absent = H1), the hand from the width of `hand_state`
     (`robot_embodiment`): G1 + Dex3-1 `g1_dex3`, G1 + Inspire `g1_inspire`, H1 + Inspire `h1_inspire`.
-  * lower body: HE has no lower-body command; it is DERIVED from IMU/odometry (see
-    `derive_lower_body`) and every derived dim is listed in `meta.derived`.
+  * lower body: HE has no lower-body command; each dim is DERIVED with AMO's meaning from the waist
+    and leg joints, IMU and odometry, or masked where the robot has no such state
+    (`converters.lower_body`; H1: torso roll, pitch and height); `meta.derived` says how, per dim.
+- `action.hand48` (HUMAN_ACTION_48): the action's arms and hands by forward kinematics, in the head
+  camera frame: the stage-1 token space shared with EgoDex (`converters.retarget.robot_hand48`), and
+  `observation.head_camera.pose` (that camera in the odometry world) for its 10 Hz deltas.
 - raw columns: `observation.arm_state`, `observation.leg_state` (15; H1's 13 zero-padded),
   `observation.hand_state_raw` (14; H1's 12 zero-padded), `observation.imu.*`,
   `observation.odometry.*`, `action.lower_body` (8).
@@ -42,13 +47,18 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
-from converters.source import JobDefaults, action_chunks, features_summary, task_key, task_sentence
-from schemas import LOWER_BODY_COMMAND, NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, EpisodeError, \
-    EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef, embodiments
+from converters.lower_body import LowerBody, describe_mask
+from converters.lower_body import derive as derive_command
+from converters.retarget.frames import Calibration
+from converters.retarget.robot_hand48 import hand48_from_action
+from converters.source import JobDefaults, features_summary, input_columns, task_key, task_sentence
+from converters.tokenize import hand48
+from schemas import HUMAN_ACTION_48, LOWER_BODY_COMMAND, NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, \
+    EpisodeError, EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef, embodiments
 from schemas.actions import PSI0_HANDS
 from schemas.embodiments import G1_BODY, Embodiment
 from schemas.episode import build_frames
@@ -79,6 +89,9 @@ _RAW_LAYOUT = embodiments.get()
 """Raw columns are named by the default embodiment's layout (G1, Dex3-1); others record their names."""
 
 
+CAMERA_POSE_NAMES = tuple(f"T_world_camera.r{r}c{c}" for r in range(4) for c in range(4))
+
+
 def _names(prefix: str, dims: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(f"{prefix}.{d}" for d in dims)
 
@@ -88,6 +101,9 @@ FEATURES: dict[str, FeatureSpec] = {
         FeatureSpec("observation.state", "float32", (PSI0_STATE.size,), PSI0_STATE.dims),
         FeatureSpec("action", "float32", (PSI0_ACTION.size,), PSI0_ACTION.dims),
         FeatureSpec("action.lower_body", "float32", (LOWER_BODY_COMMAND.size,), LOWER_BODY_COMMAND.dims),
+        FeatureSpec("action.mask", "float32", (PSI0_ACTION.size,), PSI0_ACTION.dims),
+        FeatureSpec("action.hand48", "float32", (HUMAN_ACTION_48.size,), HUMAN_ACTION_48.dims),
+        FeatureSpec("observation.head_camera.pose", "float32", (16,), CAMERA_POSE_NAMES),
         FeatureSpec("observation.arm_state", "float32", (_RAW_LAYOUT.body.arms.size,), _RAW_LAYOUT.body.arms.dims),
         FeatureSpec("observation.leg_state", "float32", (_RAW_LAYOUT.body.legs_waist.size,),
                     _RAW_LAYOUT.body.legs_waist.dims),
@@ -464,49 +480,21 @@ def hands_to_psi0(embodiment: str | Embodiment, hand_state: np.ndarray) -> np.nd
     return embodiments.get(embodiment).stored_hands_to_slots(hand_state)
 
 
-def derive_lower_body(raw: dict[str, Any], t: np.ndarray) -> tuple[np.ndarray, dict[str, str]]:
-    """The 8-DoF lower-body command (LOWER_BODY_COMMAND order) from IMU + odometry, clipped to its
-    bounds, and a one-line "how" per derived dim (HE records no lower-body command)."""
-    n = len(t)
-    rpy = raw["imu.rpy"]
-    yaw = np.unwrap(rpy[:, 2])
-    rel_yaw = yaw - yaw[0]
-    out = np.zeros((n, LOWER_BODY_COMMAND.size))
-    i = {d: k for k, d in enumerate(LOWER_BODY_COMMAND.dims)}
-    how = {
-        "torso_roll": "imu.rpy roll",
-        "torso_pitch": "imu.rpy pitch",
-        "torso_yaw": "imu.rpy yaw (unwrapped) minus the episode's first yaw",
-    }
-    out[:, i["torso_roll"]], out[:, i["torso_pitch"]], out[:, i["torso_yaw"]] = rpy[:, 0], rpy[:, 1], rel_yaw
-    pos, vel = raw["odometry.position"], raw["odometry.velocity"]
-    if pos is not None:
-        out[:, i["torso_height"]] = pos[:, 2]
-        how["torso_height"] = "odometry.position z"
-    else:
-        out[:, i["torso_height"]] = NOMINAL_TORSO_HEIGHT
-        how["torso_height"] = f"no odometry: nominal {NOMINAL_TORSO_HEIGHT} m"
-    if vel is not None:
-        heading = np.unwrap(raw["odometry.rpy"][:, 2]) if raw["odometry.rpy"] is not None else yaw
-        c, s = np.cos(heading), np.sin(heading)
-        out[:, i["vx"]] = c * vel[:, 0] + s * vel[:, 1]
-        out[:, i["vy"]] = -s * vel[:, 0] + c * vel[:, 1]
-        src = "odometry.rpy yaw" if raw["odometry.rpy"] is not None else "imu yaw"
-        how["vx"] = f"odometry.velocity rotated into the body frame by {src}: forward component"
-        how["vy"] = f"odometry.velocity rotated into the body frame by {src}: lateral component"
-    else:
-        how["vx"] = how["vy"] = "no odometry: 0"
-    yaw_rate = np.gradient(yaw, t) if n > 1 else np.zeros(n)
-    low, high = LOWER_BODY_COMMAND.bounds()
-    yaw_rate = np.clip(yaw_rate, low[i["yaw_rate"]], high[i["yaw_rate"]])
-    out[:, i["yaw_rate"]] = yaw_rate
-    how["yaw_rate"] = "finite difference (np.gradient) of unwrapped imu yaw over time"
-    target = np.concatenate([[0.0], np.cumsum(0.5 * (yaw_rate[1:] + yaw_rate[:-1]) * np.diff(t))])
-    out[:, i["target_yaw"]] = np.angle(np.exp(1j * target))
-    how["target_yaw"] = "trapezoidal integral of yaw_rate from 0 at the first frame, wrapped to [-pi, pi]"
-    out[:, i["torso_yaw"]] = np.angle(np.exp(1j * out[:, i["torso_yaw"]]))
-    how = {f"action.lower_body.{k}": v + " (clipped to LOWER_BODY_COMMAND bounds)" for k, v in how.items()}
-    return LOWER_BODY_COMMAND.clip(out.astype(np.float32)), how
+def head_camera_pose(position: np.ndarray | None, rpy: np.ndarray | None, n: int) -> np.ndarray:
+    """(n, 16) camera-to-world of the head camera (`Calibration.camera_in_torso`) riding on the odometry base
+    pose (the torso taken as the base, the waist's motion aside); a still base when there is no odometry."""
+    base = np.tile(np.eye(4), (n, 1, 1))
+    if position is not None and rpy is not None:
+        base = hand48.pose_matrix(position, rpy)
+    return (base @ Calibration().camera_in_torso()).reshape(n, 16)
+
+
+def derive_lower_body(raw: dict[str, Any], t: np.ndarray) -> LowerBody:
+    """The 8-DoF lower-body command (LOWER_BODY_COMMAND order) with AMO's meaning, a validity mask and a
+    "how" per dim (`converters.lower_body`: HE records no lower-body command)."""
+    emb = embodiments.get(raw["embodiment"])
+    odometry = {k: raw[f"odometry.{k}"] for k in ("position", "velocity", "rpy")}
+    return derive_command(emb, t, raw["leg_state"], raw["imu.rpy"], odometry)
 
 
 def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict | None, lidar: dict | None) -> Episode:
@@ -515,7 +503,9 @@ def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict |
     n = len(t)
     emb = embodiments.get(raw["embodiment"])
     hands = hands_to_psi0(emb, raw["hand_state"])
-    lower, derived = derive_lower_body(raw, t)
+    lower_body = derive_lower_body(raw, t)
+    lower = lower_body.command.astype(np.float32)
+    derived = {f"action.lower_body.{k}": v for k, v in lower_body.how.items()}
     torso = PSI0_STATE.slice("torso")
     prev = np.empty((n, torso.stop - torso.start), np.float32)
     prev[0] = (0.0, 0.0, 0.0, NOMINAL_TORSO_HEIGHT)
@@ -527,6 +517,13 @@ def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict |
     action[:, PSI0_ACTION.slice("hands")] = hands
     action[:, PSI0_ACTION.slice("arms")] = raw["arm_command"]
     action[:, PSI0_ACTION.slice("lower_body")] = lower
+    mask = np.ones((n, PSI0_ACTION.size), np.float32)
+    mask[:, PSI0_ACTION.slice("lower_body")] = lower_body.valid
+    derived["action.mask"] = "1 where a dim of `action` is a label; 0 where it cannot be derived (converters.lower_body)"
+    derived["action.hand48"] = (f"HUMAN_ACTION_48 of the action's arm and hand joints ({emb.name} "
+                                "forward kinematics, head camera: converters.retarget.robot_hand48)")
+    derived["observation.head_camera.pose"] = ("camera-to-world of the torso-fixed head camera (retargeting "
+                                               "Calibration) on the odometry pose (identity without odometry)")
     derived["action.hands"] = "no hand command in HE: measured states.hand_state" + (
         f" ({emb.hand.conversion})" if emb.hand.conversion else "")
     derived["action.arms"] = raw["arm_command_source"]
@@ -540,7 +537,9 @@ def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict |
         return value
 
     columns = {
-        "observation.state": state, "action": action, "action.lower_body": lower,
+        "observation.state": state, "action": action, "action.lower_body": lower, "action.mask": mask,
+        "action.hand48": hand48_from_action(emb, action),
+        "observation.head_camera.pose": head_camera_pose(raw["odometry.position"], raw["odometry.rpy"], n),
         "observation.arm_state": raw["arm_state"],
         "observation.leg_state": _pad(raw["leg_state"], FEATURES["observation.leg_state"].shape[0]),
         "observation.hand_state_raw": _pad(raw["hand_state"], FEATURES["observation.hand_state_raw"].shape[0]),
@@ -571,7 +570,8 @@ def _episode(ref: SourceRef, raw: dict[str, Any], video: VideoRef, depth: dict |
     if lidar is not None:
         extra["lidar"] = lidar
     meta = EpisodeMeta(source=SOURCE, source_id=ref.source_id, embodiment=raw["embodiment"], fps=FPS, task=task,
-                       task_name=task_key(task_dir), task_category=ref.get("category"), derived=derived, extra=extra)
+                       task_name=task_key(task_dir), task_category=ref.get("category"), derived=derived, extra=extra,
+                       quality=describe_mask(lower_body.valid))
     return Episode(meta, frames, dict(FEATURES), {video.key: video})
 
 
@@ -775,6 +775,8 @@ def parse_pcd(blob: bytes) -> np.ndarray:
 # ------------------------------------------------------------------------------------------ the Source
 EMBODIMENTS = ("g1_dex3", "h1_inspire")
 """What `read` can tag an episode with (`robot_embodiment`)."""
+TOKEN_INPUTS = {"hand48": "action.hand48", "camera_pose": "observation.head_camera.pose"}
+"""The stage-1 chunks: deltas of action.hand48, in the torso-fixed head camera the odometry poses."""
 
 
 @dataclass(frozen=True)
@@ -782,8 +784,13 @@ class HumanoidEveryday:
     """Humanoid Everyday: Unitree G1 / H1 teleoperation episodes (states, arm commands, camera, depth, lidar)."""
 
     name: str = SOURCE
-    token_column: str | None = "action"
-    defaults: JobDefaults = JobDefaults(token_horizon=16, episodes_per_shard=32)
+    token_column: str | None = None          # tokens: 10 Hz deltas of action.hand48 (the stage-1 space)
+    token_space: str = hand48.SPACE
+    defaults: JobDefaults = JobDefaults(token_horizon=1, episodes_per_shard=32)
+
+    @property
+    def token_inputs(self) -> dict[str, str]:
+        return dict(TOKEN_INPUTS)
 
     def discover(self, root: str) -> list[SourceRef]:
         return discover(root)
@@ -798,18 +805,23 @@ class HumanoidEveryday:
             "layout": "<task>.zip or [<category>/]<task>/episode_<k>/data.json + frames (read in place)",
             "fps": FPS, "embodiments": list(embodiments.names()), "features": features_summary(FEATURES),
             "derived": {
-                "action.lower_body": "no lower-body command is recorded: derived from IMU and odometry",
+                "action.lower_body": "no lower-body command is recorded: derived with AMO's meaning from the waist "
+                                     "and leg joints, IMU and odometry, or masked (action.mask)",
+                "action.hand48": "the action's arms and hands by forward kinematics, head camera frame",
                 "action.hands": "no hand command is recorded: the measured hand state",
                 "observation.state.torso": "the previous frame's derived torso rpy / height",
                 "task": "task_description_dict entry, else the task folder / archive name",
             },
-            "tokens": f"chunks of the recorded `{self.token_column}` column",
+            "tokens": f"{hand48.RATE:g} Hz deltas of action.hand48 (HUMAN_ACTION_48_DELTA), odometry-posed camera",
             "hand_qa": None,
             "defaults": asdict(self.defaults),
         }
 
     def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
-        return action_chunks(episode, horizon, self.token_column)
+        return self.chunks_from_columns(input_columns(self, episode), episode.meta.fps, horizon)
+
+    def chunks_from_columns(self, columns: Mapping[str, np.ndarray], fps: float, horizon: int) -> np.ndarray:
+        return hand48.chunks(columns, fps, horizon, hand48.RATE)
 
     def hand_qa(self) -> None:
         return None

@@ -2,15 +2,19 @@
 
 A source knows where its episodes are (`discover`), how to read one into a `schemas.Episode`
 (`read`, raising `EpisodeError` for unusable input), what it produces (`describe`), and the steps
-only it can do: the action chunks its FAST tokens are made of (`token_chunks`) and, where it has
-one, a hand-pose QA step (`hand_qa`). The pipeline (`pipelines/`) asks the registry
-(`converters.registry`) for a source by name and never branches on which one it got.
+only it can do: which of its columns its FAST tokens are made of (`token_inputs`, in the token space
+`token_space`: every built-in source uses the 48-D human-hand deltas of `converters.tokenize.hand48`,
+so one tokenizer covers a stage-1 mixture) and, where it has one, a hand-pose QA step (`hand_qa`).
+`chunks_from_columns` builds the chunks from those columns wherever they come from: an Episode at
+ingest (`token_chunks`), shards for `psi0 tokenizer fit` and the training loader. The pipeline
+(`pipelines/`) asks the registry (`converters.registry`) for a source by name and never branches on
+which one it got.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,6 +37,10 @@ class Source(Protocol):
     token_column: str | None
     """The frame column whose chunks `token_chunks` returns (recorded in the catalog); None when the
     source derives its chunks from other columns."""
+    token_space: str
+    """The meaning of its token chunks (e.g. `converters.tokenize.hand48.SPACE`); recorded in the catalog."""
+    token_inputs: Mapping[str, str]
+    """Role -> frame column the chunks are built from (roles: `converters.tokenize.hand48.ROLES`)."""
     defaults: JobDefaults
 
     def discover(self, root: str) -> list[SourceRef]:
@@ -51,6 +59,10 @@ class Source(Protocol):
         """(T, horizon, D) float64 action chunks starting at every frame: what FAST tokenizes."""
         ...
 
+    def chunks_from_columns(self, columns: Mapping[str, np.ndarray], fps: float, horizon: int) -> np.ndarray:
+        """`token_chunks` from role -> (T, ...) arrays (the `token_inputs` columns of one episode)."""
+        ...
+
     def hand_qa(self) -> Any | None:
         """The source's hand-pose QA transform, or None when it has none."""
         ...
@@ -62,6 +74,11 @@ def action_chunks(episode: Episode, horizon: int, column: str = "action") -> np.
     from converters.tokenize.sources import frame_chunks   # noqa: PLC0415 - pulls in the retargeting math
 
     return frame_chunks(episode.column(column).astype(np.float64), horizon)
+
+
+def input_columns(source: "Source", episode: Episode) -> dict[str, np.ndarray]:
+    """Role -> the episode's `token_inputs` column (float64), for `chunks_from_columns`."""
+    return {role: episode.column(column).astype(np.float64) for role, column in source.token_inputs.items()}
 
 
 def features_summary(features: dict[str, Any]) -> dict[str, dict[str, Any]]:

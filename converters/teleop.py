@@ -6,7 +6,8 @@ Layout: the recording format contract, `schemas.recording` (`<session>/session.j
 What `read` produces (one feature set for every robot; the embodiment is in the metadata):
 - timeline: a 30 Hz grid from the first instant every needed stream has data to the last one.
 - `action` (PSI0_ACTION) = the command in effect at each grid time (zero-order hold of the 50 Hz
-  `commands` stream: what the robot was actually told), i.e. hands + arms + 8-DoF lower body.
+  `commands` stream: what the robot was actually told), i.e. hands + arms + 8-DoF lower body;
+  `action.hand48` its arms and hands by forward kinematics (HUMAN_ACTION_48, the stage-1 token space).
 - `observation.state` (PSI0_STATE) = measured hands + measured arms (robot_state, linearly
   interpolated) + the previous frame's commanded torso rpy/height (0, 0, 0, 0.75 at frame 0), as the
   reference converter builds it, zero-padded.
@@ -34,14 +35,16 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pyarrow as pa
 
-from converters.source import JobDefaults, action_chunks, features_summary, task_key, task_sentence
-from schemas import NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, EpisodeError, EpisodeMeta, FeatureSpec, \
-    RejectReason, SourceRef, VideoRef
+from converters.retarget.robot_hand48 import hand48_from_action
+from converters.source import JobDefaults, features_summary, input_columns, task_key, task_sentence
+from converters.tokenize import hand48
+from schemas import HUMAN_ACTION_48, NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, EpisodeError, \
+    EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef
 from schemas.actions import PSI0_HANDS
 from schemas import embodiments
 from schemas.embodiments import G1_BODY, G1_LEGS_WAIST
@@ -68,6 +71,7 @@ FEATURES: dict[str, FeatureSpec] = {
     spec.key: spec for spec in (
         FeatureSpec("observation.state", "float32", (PSI0_STATE.size,), PSI0_STATE.dims),
         FeatureSpec("action", "float32", (PSI0_ACTION.size,), PSI0_ACTION.dims),
+        FeatureSpec("action.hand48", "float32", (HUMAN_ACTION_48.size,), HUMAN_ACTION_48.dims),
         FeatureSpec("observation.body_q", "float32", (G1_BODY.size,), G1_BODY.dims),
         FeatureSpec("observation.body_dq", "float32", (G1_BODY.size,), G1_BODY.dims),
         FeatureSpec("observation.hand_q", "float32", (PSI0_HANDS.size,), PSI0_HANDS.dims),
@@ -238,8 +242,13 @@ def _read(ref: SourceRef) -> Episode:
 
     video = _frames(episode, camera, tv, grid)
     t = grid - grid[0]
-    columns = {"observation.state": state, "action": action, "observation.body_q": body_q,
-               "observation.body_dq": body_dq, "observation.hand_q": hand_q,
+    robot = str(session.get("robot", "g1-dex3"))
+    emb = embodiments.get(_embodiment_name(robot)) if _embodiment_name(robot) in embodiments.names() else None
+    if emb is None or emb.arm_chains is None:
+        raise EpisodeError(RejectReason.BAD_METADATA, f"{episode}: robot {robot!r} has no arm kinematics for "
+                           "the 48-D hand action")
+    columns = {"observation.state": state, "action": action, "action.hand48": hand48_from_action(emb, action),
+               "observation.body_q": body_q, "observation.body_dq": body_dq, "observation.hand_q": hand_q,
                "observation.base": np.concatenate([imu, height], axis=1)}
     features = dict(FEATURES)
     privileged = _privileged_state(session, states, ts, grid, state)
@@ -260,6 +269,8 @@ def _read(ref: SourceRef) -> Episode:
             quality["loop_jitter_p99_ms"] = float(np.percentile(np.abs(period - nominal), 99) * 1e3)
     task = str(session.get("task", ""))
     derived = {
+        "action.hand48": f"HUMAN_ACTION_48 of the commanded arms and hands ({emb.name} forward kinematics, head "
+                         "camera: converters.retarget.robot_hand48)",
         "action": "recorded 50 Hz commands, zero-order hold at 30 fps (the command in effect)",
         "observation.state.torso": "previous frame's commanded torso rpy/height (0, 0, 0, 0.75 at t=0)",
         "observation.*": "recorded robot state, linear interpolation at 30 fps",
@@ -400,8 +411,14 @@ class Teleop:
     """psi0's own teleop recordings (`teleop record`): commands, full robot state and camera at the control rate."""
 
     name: str = SOURCE
-    token_column: str | None = "action"
-    defaults: JobDefaults = JobDefaults(token_horizon=16, episodes_per_shard=32)
+    token_column: str | None = None          # tokens: 10 Hz deltas of action.hand48 (the stage-1 space)
+    token_space: str = hand48.SPACE
+    defaults: JobDefaults = JobDefaults(token_horizon=1, episodes_per_shard=32)
+
+    @property
+    def token_inputs(self) -> dict[str, str]:
+        """The camera rides on the base, whose planar pose is not in the episode: it is held still."""
+        return {"hand48": "action.hand48"}
 
     def discover(self, root: str) -> list[SourceRef]:
         return discover(root)
@@ -421,13 +438,16 @@ class Teleop:
                 "observation.state.torso": "the previous frame's commanded torso rpy / height",
                 f"observation.images.{CAMERA}": "the recorded frame nearest each grid time",
             },
-            "tokens": f"chunks of the recorded `{self.token_column}` column",
+            "tokens": f"{hand48.RATE:g} Hz deltas of action.hand48 (HUMAN_ACTION_48_DELTA)",
             "hand_qa": None,
             "defaults": asdict(self.defaults),
         }
 
     def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
-        return action_chunks(episode, horizon, self.token_column)
+        return self.chunks_from_columns(input_columns(self, episode), episode.meta.fps, horizon)
+
+    def chunks_from_columns(self, columns: Mapping[str, np.ndarray], fps: float, horizon: int) -> np.ndarray:
+        return hand48.chunks(columns, fps, horizon, hand48.RATE)
 
     def hand_qa(self) -> None:
         return None

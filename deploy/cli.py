@@ -67,11 +67,10 @@ def replay(args: argparse.Namespace) -> dict:
         raise ValueError(f"episode {args.episode} not in the first shard of {args.shards[0]}")
     source = ds.shards[0].source
     a_dim = policy.cfg.action_dim
-    horizon = policy.cfg.horizon
-    execute = args.execute_horizon or max(1, horizon // 3)
-    cfg = RTCConfig(control_hz=args.hz, horizon=horizon, action_dim=a_dim, execute_horizon=execute,
-                    max_delay=policy.expert.cfg.max_delay, initial_latency_s=args.latency_ms / 1e3,
-                    use_prefix=not args.no_prefix)
+    spec = policy.cfg.chunking()                        # the constants training used (schemas.chunking)
+    cfg = RTCConfig.from_chunking(spec, control_hz=args.hz, action_dim=a_dim,
+                                  execute_horizon=args.execute_horizon or spec.min_execute_horizon,
+                                  initial_latency_s=args.latency_ms / 1e3, use_prefix=not args.no_prefix)
     latency_ticks = int(np.ceil(args.latency_ms / 1e3 * args.hz - 1e-9))
     runner = ThreadedRunner() if args.real_time else SteppedRunner(latency_ticks, args.hz)
     engine = RTCEngine(Psi0ChunkPolicy(policy, steps=args.steps), cfg, runner=runner)

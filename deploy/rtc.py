@@ -6,7 +6,8 @@ ticks (~160 ms for the 2.5 B model, i.e. 5 ticks at 30 Hz), during which the rob
 executing the *current* chunk, so those `d` actions are already committed: they are passed to
 the policy as a prefix (training-time RTC hard-sets them), and the new chunk starts where the
 prefix ends. The delay `d` is predicted from recent measured latencies (a high quantile, capped
-at the model's `max_delay`); if inference is slower than predicted the engine skips ahead in the
+at the largest delay training drew, max_delay - 1: `schemas.chunking`, whose values a trained
+policy carries; `RTCConfig.from_chunking`); if inference is slower than predicted the engine skips ahead in the
 new chunk and counts a `late` event, if the chunk runs out it holds the last action and counts an
 `underrun`. Clock-free core: `tick()` is driven by the control loop, `InferenceRunner`s decide
 when results arrive (a thread for real time, a fixed step latency for deterministic tests).
@@ -23,6 +24,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from schemas.actions import PSI0_ACTION
+from schemas.chunking import REFERENCE_CHUNKING, ChunkingSpec
 
 
 class ChunkPolicy(Protocol):
@@ -34,10 +36,10 @@ class ChunkPolicy(Protocol):
 @dataclass(frozen=True)
 class RTCConfig:
     control_hz: float = 30.0          # reference: chunks of 30 steps at 30 Hz
-    horizon: int = 30
+    horizon: int = REFERENCE_CHUNKING.horizon
     action_dim: int = PSI0_ACTION.size
-    execute_horizon: int = 10         # start the next inference after this many ticks of a chunk
-    max_delay: int = 8                # the model's training-time RTC max_delay
+    execute_horizon: int = REFERENCE_CHUNKING.min_execute_horizon   # next inference after this many ticks
+    max_delay: int = REFERENCE_CHUNKING.max_delay   # the model's training-time RTC max_delay (d <= max_delay - 1)
     initial_latency_s: float = 0.16   # before any measurement (2.5 B params on one GPU)
     latency_quantile: float = 0.9
     latency_window: int = 20
@@ -46,8 +48,21 @@ class RTCConfig:
     def __post_init__(self) -> None:
         if not 0 < self.execute_horizon <= self.horizon:
             raise ValueError("execute_horizon must be in (0, horizon]")
-        if self.max_delay >= self.horizon:
-            raise ValueError("max_delay must be < horizon")
+        if not 1 <= self.max_delay <= self.horizon:
+            raise ValueError("max_delay must be in [1, horizon]")
+
+    @classmethod
+    def from_chunking(cls, spec: ChunkingSpec, **overrides: Any) -> "RTCConfig":
+        """The engine for a policy trained with `spec` (`PolicyConfig.chunking()`): its chunk length, its
+        max_delay, its minimum execution horizon as the execute horizon; `overrides` set the rest."""
+        values = {"horizon": spec.horizon, "max_delay": spec.max_delay, "execute_horizon": spec.min_execute_horizon}
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def largest_delay(self) -> int:
+        """The largest delay training drew: the engine never predicts more."""
+        return self.max_delay - 1
 
 
 @dataclass(frozen=True)
@@ -163,12 +178,13 @@ class RTCEngine:
 
     # -- delay prediction ------------------------------------------------------------------
     def predicted_delay(self) -> int:
-        """Ticks the next inference will take: a high quantile of recent ones, capped at max_delay."""
+        """Ticks the next inference will take: a high quantile of recent ones, capped at the largest delay
+        training drew (max_delay - 1); a slower inference is counted `late` and skipped ahead of."""
         if self._recent_delays:
             d = float(np.quantile(np.asarray(self._recent_delays), self.cfg.latency_quantile))
         else:
             d = self.cfg.initial_latency_s * self.cfg.control_hz
-        return int(min(self.cfg.max_delay, max(0, math.ceil(d - 1e-9))))
+        return int(min(self.cfg.largest_delay, max(0, math.ceil(d - 1e-9))))
 
     # -- control-loop API ------------------------------------------------------------------
     def start(self, obs: Any) -> None:

@@ -99,6 +99,12 @@ def parser(prog: str, source: Source | None) -> argparse.ArgumentParser:
                     help="skip FAST action tokens (pass 1 fit + action.tokens column)")
     ap.add_argument("--token-horizon", type=int, help="frames per tokenized action chunk" + default("token_horizon"))
     ap.add_argument("--token-vocab", type=int, default=2048)
+    ap.add_argument("--tokenizer", metavar="DIR",
+                    help="tokenize with this FAST folder instead of fitting one per output root: one fitted over a "
+                         "stage-1 mixture (`psi0 tokenizer fit --input out/egodex out/he --out DIR`) so every root "
+                         "shares one token space, or the Psi0 authors' (e.g. src/fast/egodex-rel-50w-1x48-v2048-s100)")
+    ap.add_argument("--tokenizer-stats", metavar="FILE",
+                    help="q01/q99 for an authors' tokenizer folder, which has none (their assets/stats/*.json)")
     ap.add_argument("--retarget", action=argparse.BooleanOptionalAction, default=False,
                     help="add retargeted robot joints (action.robot) and residuals")
     with_qa = ", ".join(name for name, s in sorted(SOURCES.items()) if s.hand_qa() is not None)
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None, source: str | None = None, prog: str = "
             episodes_per_shard=_or(args.episodes_per_shard, defaults.episodes_per_shard), video_width=width,
             video_height=height, video_codec=args.codec, video_crf=args.crf, retarget=args.retarget,
             hand_qa=args.hand_qa, tokenize=args.tokenize, token_horizon=_or(args.token_horizon, defaults.token_horizon),
-            token_vocab=args.token_vocab)
+            token_vocab=args.token_vocab, tokenizer=args.tokenizer, tokenizer_stats=args.tokenizer_stats)
     except ValueError as exc:
         ap.error(str(exc))
     from pipelines.runners import run

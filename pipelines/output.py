@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from converters.tokenize.fast import FastTokenizer
+from converters.tokenize.load import load_tokenizer
 from schemas import Episode, Rejected, remote
 from schemas.catalog import Catalog
 from schemas.names import SHARDS_DIR, TOKENIZER_DIR
@@ -83,12 +84,12 @@ class OutputRoot:
         """The job's saved tokenizer (a URL is downloaded to a temp dir), None when there is none yet."""
         where = self.tokenizer_location
         if not self.is_remote:
-            return FastTokenizer.load(where) if (Path(where) / TOKENIZER_MARKER).is_file() else None
+            return load_tokenizer(where) if (Path(where) / TOKENIZER_MARKER).is_file() else None
         if not remote.exists(remote.join(where, TOKENIZER_MARKER)):
             return None
         with tempfile.TemporaryDirectory(prefix="psi0-tokenizer-") as tmp:
             objectstore.download_tree(where, Path(tmp))
-            return FastTokenizer.load(tmp)
+            return load_tokenizer(tmp)
 
     def save_tokenizer(self, tokenizer: FastTokenizer) -> None:
         """Save atomically: a local temp dir renamed into place, or an upload with the marker last."""

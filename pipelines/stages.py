@@ -20,6 +20,7 @@ import numpy as np
 from converters.registry import get as get_source
 from converters.source import Source
 from converters.tokenize.fast import FastTokenizer
+from converters.tokenize.load import digest_of, load_tokenizer
 from converters.transforms import Compose, Retarget, Tokenize, Transform, Validate, compose, stage_of
 from pipelines.output import OutputRoot
 from pipelines.prefetch import decoded_ahead
@@ -53,6 +54,8 @@ class JobConfig:
     token_vocab: int = 2048
     token_scale: float = 100.0
     token_fit_episodes: int = 512
+    tokenizer: str | None = None            # use this FAST folder (ours or the Ψ₀ authors') instead of fitting one
+    tokenizer_stats: str | None = None      # normalisation stats for an authors' folder (their assets/stats json)
 
     def __post_init__(self) -> None:
         source = get_source(self.source)              # ValueError for an unknown source
@@ -77,7 +80,15 @@ class JobConfig:
         out["formats"] = list(self.formats)
         out.pop("input")
         out.pop("output")     # locations don't change bytes; keep catalogs comparable across machines
-        out["token_column"] = self.source_impl.token_column     # what the tokens were made of (None: derived)
+        for key in ("tokenizer", "tokenizer_stats"):          # locations too: the catalog's tokenizer has its digest
+            if out[key] is None:
+                out.pop(key)
+            else:
+                out[key] = "given"
+        source = self.source_impl
+        out["token_column"] = source.token_column     # what the tokens were made of (None: derived)
+        out["token_space"] = source.token_space
+        out["token_inputs"] = dict(source.token_inputs)
         return out
 
 
@@ -167,10 +178,19 @@ def run_shard(shard: ShardPlan, config: JobConfig, transforms: Compose) -> Shard
 
 def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> FastTokenizer | None:
     """Pass 1 (no video): fit FAST on the source's token chunks of a deterministic sample of episodes;
-    reuse the one a previous run saved (resume)."""
+    reuse the one a previous run saved (resume). With `config.tokenizer`, that folder is used (and saved
+    beside the shards) instead: e.g. one tokenizer fitted over a stage-1 mixture, or the authors'."""
     if not config.tokenize:
         return None
     saved = config.out.load_tokenizer()
+    if config.tokenizer is not None:
+        given = load_tokenizer(config.tokenizer, config.tokenizer_stats)
+        if saved is not None and digest_of(saved) != digest_of(given):
+            raise ValueError(f"{config.output} was tokenized with another tokenizer ({config.out.tokenizer_location}); "
+                             "write to a new output root to use --tokenizer " + str(config.tokenizer))
+        if saved is None:
+            config.out.save_tokenizer(given)
+        return given
     if saved is not None:
         return saved
     source = config.source_impl
@@ -208,6 +228,6 @@ def finalize(config: JobConfig, the_plan: Plan, tokenizer: FastTokenizer | None)
     """Write catalog.json: every input's fate (ingested or rejected), the merged stats, the tokenizer."""
     tok = None
     if tokenizer is not None:
-        tok = {"path": TOKENIZER_DIR, "config": asdict(tokenizer.config)}
+        tok = {"path": TOKENIZER_DIR, "config": asdict(tokenizer.config), "digest": digest_of(tokenizer)}
     return config.out.finalize(plan_rejects=the_plan.rejects, expected_inputs=the_plan.inputs,
                                config=config.to_json(), tokenizer=tok)

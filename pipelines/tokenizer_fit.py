@@ -1,8 +1,12 @@
 """`psi0 tokenizer fit|info`: fit the FAST action tokenizer on shards or EgoDex sources, inspect one.
 
 Where the action chunks come from:
-- shards (an output root, its catalog.json, one shard folder of any registered format, or an s3://
-  URL of one): a column's chunk starting at every frame, per episode, read through `shards.reader`;
+- shards (output roots, their catalog.json, shard folders of any registered format, or s3:// URLs of
+  them), read through `shards.reader`: by default each shard's source builds its token chunks from its
+  own columns (`Source.token_inputs`): for every built-in source the 10 Hz deltas of the 48-D
+  human-hand action, so ONE tokenizer fitted over a stage-1 mixture (`--input out/egodex out/he
+  out/teleop`) covers all of them (`psi0 ingest ... --tokenizer DIR` / `train --tokenizer DIR` use it).
+  `--column KEY` chunks one stored column instead. `--runner ray` reads the shards in parallel tasks;
 - EgoDex roots (`<split>/<task>/<n>.hdf5` + `.mp4`) or one `.hdf5`: 48-D human actions from the
   hand keypoints and camera poses of `converters.egodex.read`, the validated reader the ingest job
   uses (an episode it would reject is skipped here too, and counted).
@@ -26,26 +30,74 @@ log = logging.getLogger("psi0.tokenizer")
 CAMERA_POSE = "human.camera.pose"
 
 
-def shard_chunks(where: str | Path, horizon: int, column: str = "action") -> Iterator[np.ndarray]:
-    """(T, H, D) chunks of `column` per episode of every shard `where` names (one copy per shard)."""
+def shard_chunks(where: str | Path, horizon: int, column: str | None = None, runner: str = "local",
+                 address: str | None = None) -> Iterator[np.ndarray]:
+    """(T, H, D) chunks per episode of every shard `where` names (one copy per shard), in shard order:
+    the source's token chunks, or `column`'s chunk at every frame. `runner="ray"`: one task per shard."""
+    from shards.reader import open_output
+
+    jobs = [(str(where), shard_id) for shard_id in open_output(where).shard_ids()]
+    if runner == "ray":
+        results = _ray_map(jobs, horizon, column, address)
+    else:
+        results = (chunks_of_shard(w, shard_id, horizon, column) for w, shard_id in jobs)
+    for parts in results:
+        yield from parts
+
+
+def chunks_of_shard(where: str, shard_id: str, horizon: int, column: str | None = None) -> list[np.ndarray]:
+    """One shard's chunks per episode (the unit of work of a Ray task)."""
+    from converters.registry import get as get_source
     from converters.tokenize.sources import frame_chunks
     from shards.reader import open_output
 
     out = open_output(where)
-    for shard_id in out.shard_ids():
-        reader = out.open_shard(shard_id)
+    record = out.record(shard_id)
+    reader = out.open_shard(record)
+    try:
+        fps = reader.info().fps
         try:
-            cols = reader.columns([column, "episode_index", "frame_index"])
-        finally:
-            reader.close()
-        if column not in cols:
-            raise KeyError(f"{reader.location}: no column {column!r}")
-        values = np.asarray(cols[column], np.float64).reshape(len(cols[column]), -1)
-        episodes = np.asarray(cols["episode_index"]).reshape(-1)
-        order = np.lexsort((np.asarray(cols["frame_index"]).reshape(-1), episodes))
-        values, episodes = values[order], episodes[order]
-        for ep in np.unique(episodes):
-            yield frame_chunks(values[episodes == ep], horizon)
+            source = None if column is not None else get_source(record.source)
+        except ValueError:
+            raise ValueError(f"{reader.location}: its source {record.source!r} is no registered source, so it has "
+                             "no token space: name a stored column with --column KEY") from None
+        wanted = {"values": column} if column is not None else dict(source.token_inputs)
+        cols = reader.columns([*wanted.values(), "episode_index", "frame_index"])
+    finally:
+        reader.close()
+    missing = [c for c in wanted.values() if c not in cols]
+    if missing:
+        raise KeyError(f"{reader.location}: no column {missing[0]!r}" + ("" if column is not None else
+                       f" (the {record.source} token inputs; re-ingest with this version)"))
+    episodes = np.asarray(cols["episode_index"]).reshape(-1)
+    order = np.lexsort((np.asarray(cols["frame_index"]).reshape(-1), episodes))
+    episodes = episodes[order]
+    values = {role: np.asarray(cols[c], np.float64).reshape(len(order), -1)[order] for role, c in wanted.items()}
+    parts = []
+    for ep in np.unique(episodes):
+        rows = episodes == ep
+        if source is None:
+            parts.append(frame_chunks(values["values"][rows], horizon))
+        else:
+            parts.append(source.chunks_from_columns({r: v[rows] for r, v in values.items()}, fps, horizon))
+    return parts
+
+
+def _ray_map(jobs: list[tuple[str, str]], horizon: int, column: str | None, address: str | None):
+    """`chunks_of_shard` over the shards as Ray tasks; results in shard order (a deterministic fit)."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(chunks_of_shard)
+        refs = [task.remote(w, shard_id, horizon, column) for w, shard_id in jobs]
+        for ref in refs:
+            yield ray.get(ref)
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def egodex_refs(where: str | Path) -> list:
@@ -65,9 +117,11 @@ def egodex_refs(where: str | Path) -> list:
 
 
 def egodex_chunks(refs: list, horizon: int, kind: str = "delta", rate: float = 10.0) -> Iterator[np.ndarray]:
-    """HUMAN_ACTION_48(_DELTA) chunks of every readable EgoDex episode in `refs`."""
+    """HUMAN_ACTION_48(_DELTA) chunks of every readable EgoDex episode in `refs` (delta: exactly the
+    ingest job's token chunks)."""
     from converters import egodex
-    from converters.retarget.human_action import HumanActionConfig, absolute_chunks, delta_chunks
+    from converters.retarget.human_action import HumanActionConfig, absolute_chunks
+    from converters.source import input_columns
     from schemas.episode import EpisodeError
 
     cfg = HumanActionConfig(rate=rate, chunk=horizon)
@@ -79,23 +133,27 @@ def egodex_chunks(refs: list, horizon: int, kind: str = "delta", rate: float = 1
             skipped += 1
             log.warning("skipped %s: %s", ref.source_id, err.message)
             continue
-        camera = episode.column(CAMERA_POSE).reshape(episode.length, 4, 4).astype(np.float64)
-        if len(camera) < 2:
+        if episode.length < 2:
             continue
+        if kind == "delta":
+            from converters.tokenize import hand48
+            yield hand48.chunks(input_columns(egodex.EGODEX, episode), episode.meta.fps, horizon, rate)
+            continue
+        camera = episode.column(CAMERA_POSE).reshape(episode.length, 4, 4).astype(np.float64)
         kps = {s: episode.column(f"human.{s}_hand.keypoints").reshape(episode.length, -1, 3).astype(np.float64)
                for s in ("left", "right")}
-        _, chunks = (delta_chunks if kind == "delta" else absolute_chunks)(kps, camera, cfg)
-        yield chunks
+        yield absolute_chunks(kps, camera, cfg)[1]
     if skipped:
         log.warning("%d EgoDex episode(s) skipped (the ingest job would reject them too)", skipped)
 
 
-def collect_chunks(inputs: list[str | Path], horizon: int, kind: str, rate: float, column: str) -> np.ndarray:
+def collect_chunks(inputs: list[str | Path], horizon: int, kind: str, rate: float, column: str | None,
+                   runner: str = "local", address: str | None = None) -> np.ndarray:
     """Every input's chunks, concatenated: shards if the input opens as shards, else EgoDex episodes."""
     parts: list[np.ndarray] = []
     for item in inputs:
         try:
-            parts.extend(shard_chunks(item, horizon, column))
+            parts.extend(shard_chunks(item, horizon, column, runner, address))
             continue
         except FileNotFoundError as exc:
             not_shards = exc
@@ -111,37 +169,49 @@ def collect_chunks(inputs: list[str | Path], horizon: int, kind: str, rate: floa
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="psi0 tokenizer", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="examples:\n  psi0 tokenizer fit --input /data/egodex/part1 --out out/fast --horizon 1\n"
+                                epilog="examples:\n"
+                                       "  # one token space for a stage-1 mixture (48-D hand deltas of every source)\n"
+                                       "  psi0 tokenizer fit --input out/egodex out/he out/teleop --out out/fast_mix\n"
+                                       "  psi0 tokenizer fit --input s3://bucket/out/egodex s3://bucket/out/he --runner ray "
+                                       "--out out/fast_mix\n"
+                                       "  psi0 tokenizer fit --input /data/egodex/part1 --out out/fast --horizon 1\n"
                                        "  psi0 tokenizer fit --input out/humanoid_everyday --column action "
-                                       "--horizon 16 --out out/fast_he\n"
-                                       "  psi0 tokenizer fit --input s3://bucket/out/he --horizon 16 --out out/fast_he\n"
-                                       "  psi0 tokenizer info out/fast")
+                                       "--horizon 16 --out out/fast_he36\n"
+                                       "  psi0 tokenizer info out/fast_mix          # ours or the Psi0 authors' folder")
     sub = p.add_subparsers(dest="cmd", required=True)
     fit = sub.add_parser("fit", help="fit stats + BPE on a deterministic sample and write DIR")
     fit.add_argument("--input", nargs="+", required=True,
                      help="EgoDex roots / .hdf5 files (48-D human actions), or shards: output roots, catalog.json, "
                           "shard folders (any registered format), s3:// URLs of them (a column)")
     fit.add_argument("--out", required=True, type=Path, help="output directory (tokenizer.json + config.json)")
-    fit.add_argument("--horizon", type=int, default=1, help="steps per chunk (EgoDex pre-training: 1; HE: 16)")
+    fit.add_argument("--horizon", type=int, default=1, help="steps per chunk (the stage-1 hand-delta space: 1, as the reference)")
     fit.add_argument("--kind", choices=("delta", "absolute"), default="delta", help="EgoDex 48-D variant")
     fit.add_argument("--rate", type=float, default=10.0, help="EgoDex resampling rate, Hz (source 30)")
-    fit.add_argument("--column", default="action", help="shard column to tokenize")
+    fit.add_argument("--column", default=None,
+                     help="tokenize this stored shard column (chunk at every frame) instead of each source's "
+                          "token space (default: the sources' 48-D hand deltas)")
+    fit.add_argument("--runner", choices=("local", "ray"), default="local",
+                     help="read shards in this process, or one Ray task per shard (--address: a cluster)")
+    fit.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
     fit.add_argument("--vocab-size", type=int, default=2048)
     fit.add_argument("--scale", type=float, default=100.0)
     fit.add_argument("--max-samples", type=int, default=100_000, help="chunks sampled (deterministically) for the fit")
     fit.add_argument("--seed", type=int, default=0)
-    info = sub.add_parser("info", help="print a fitted tokenizer's config and a round-trip self check")
+    info = sub.add_parser("info", help="print a tokenizer folder's config (ours or the Psi0 authors') and digest")
     info.add_argument("dir", type=Path)
+    info.add_argument("--stats", default=None, help="q01/q99 json for an authors' folder (their assets/stats)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from converters.tokenize.fast import FastTokenizer
+    from converters.tokenize.load import digest, load_tokenizer
     if args.cmd == "fit":
         logging.basicConfig(level=logging.WARNING, format="psi0 tokenizer fit: %(message)s")
         try:
-            chunks = collect_chunks(args.input, args.horizon, args.kind, args.rate, args.column)
+            chunks = collect_chunks(args.input, args.horizon, args.kind, args.rate, args.column, args.runner,
+                                    args.address)
         except (FileNotFoundError, ValueError, KeyError) as exc:
             print(f"psi0 tokenizer fit: {exc}", file=sys.stderr)
             return 2
@@ -152,15 +222,16 @@ def main(argv: list[str] | None = None) -> int:
         tok.save(args.out)
         probe = chunks[np.random.default_rng(args.seed).choice(len(chunks), min(len(chunks), 2000), replace=False)]
         ids = tok.encode(probe)
-        print(json.dumps({"out": str(args.out), "chunks": int(len(chunks)), "vocab_size": tok.vocab_size,
+        print(json.dumps({"out": str(args.out), "digest": digest(args.out), "chunks": int(len(chunks)),
+                          "vocab_size": tok.vocab_size,
                           "mean_tokens": float(np.mean([len(i) for i in ids])),
                           "compression": float(tok.config.coefficients / max(np.mean([len(i) for i in ids]), 1e-9))}))
         return 0
-    tok = FastTokenizer.load(args.dir)
+    tok = load_tokenizer(args.dir, args.stats)
     cfg = tok.config
-    print(json.dumps({"dir": str(args.dir), "version": cfg.version, "horizon": cfg.horizon, "dims": cfg.dims,
-                      "scale": cfg.scale, "vocab_size": tok.vocab_size, "pad_id": tok.pad_id,
-                      "coefficient_range": [cfg.min_coef, cfg.max_coef],
+    print(json.dumps({"dir": str(args.dir), "digest": digest(args.dir), "version": cfg.version,
+                      "horizon": cfg.horizon, "dims": cfg.dims, "scale": cfg.scale, "vocab_size": tok.vocab_size,
+                      "pad_id": tok.pad_id, "normalisation_stats": bool(cfg.q01),
                       "max_abs_error_bound": float(tok.max_abs_error_bound().max())}, indent=1))
     return 0
 

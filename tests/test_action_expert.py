@@ -25,9 +25,15 @@ def toy_batch(b: int, cfg, g: torch.Generator):
 
 
 def test_full_param_count():
-    n = count_params(CONFIGS["full"])
-    print("full action expert params:", n)
-    assert 4.5e8 < n < 5.5e8
+    """`full` is the reference's expert shape (hidden 1536, 24 heads, FF 2048, 6 blocks); `full8` keeps the
+    8-block ~500 M variant the paper's size quotes."""
+    full, full8 = CONFIGS["full"], CONFIGS["full8"]
+    assert (full.hidden, full.heads, full.ff, full.depth) == (1536, 24, 2048, 6)
+    assert (full8.hidden, full8.heads, full8.ff, full8.depth) == (1536, 24, 2048, 8)
+    n8 = count_params(full8)
+    print("full action expert params:", count_params(full), "full8:", n8)
+    assert 4.5e8 < n8 < 5.5e8
+    assert count_params(full) < n8
 
 
 def test_prefix_kept_exactly():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from converters import egodex
+from converters.retarget.frames import palm_frame
 from samples import egodex as sample
 from samples import faults
 from schemas import HUMAN_ACTION_48, EpisodeError, RejectReason, validate_episode
@@ -55,8 +56,11 @@ def test_read_back_equals_generated_poses(written):
             hand = action[:, HUMAN_ACTION_48.slice(f"{side}_hand")]
             wrist = _cam_frame(ep, f"{side}Hand")
             np.testing.assert_allclose(hand[:, 0:3], wrist[:, :3, 3], atol=2e-5)
-            np.testing.assert_allclose(hand[:, 3:6], wrist[:, :3, 0], atol=2e-5)     # rot6d: column 0 ...
-            np.testing.assert_allclose(hand[:, 6:9], wrist[:, :3, 1], atol=2e-5)     # ... then column 1
+            # rot6d (column 0, then column 1) of the palmar frame of the keypoints: the one wrist convention of
+            # state, action and tokens (not ARKit's own wrist axes, docs/shards.md)
+            palm = palm_frame(kp.astype(np.float64), side)
+            np.testing.assert_allclose(hand[:, 3:6], palm[:, :, 0], atol=2e-5)
+            np.testing.assert_allclose(hand[:, 6:9], palm[:, :, 1], atol=2e-5)
             tip = _cam_frame(ep, f"{side}LittleFingerTip")[:, :3, 3]
             np.testing.assert_allclose(hand[:, 21:24], tip, atol=2e-5)
             conf = got.column(f"human.{side}_hand.confidence")

@@ -134,7 +134,8 @@ def test_cli_fit_and_info_on_egodex_and_lerobot(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     _write_egodex(tmp_path / "egodex")
     _write_shard(tmp_path / "shard")
-    for src, extra, dims in ((tmp_path / "egodex", ["--horizon", "2"], 48), (tmp_path / "shard", ["--horizon", "4"], 6)):
+    for src, extra, dims in ((tmp_path / "egodex", ["--horizon", "2"], 48),
+                             (tmp_path / "shard", ["--horizon", "4", "--column", "action"], 6)):
         out = tmp_path / ("tok_" + src.name)
         r = subprocess.run([sys.executable, "-m", "psi0", "tokenizer", "fit", "--input", str(src), "--out", str(out),
                             "--vocab-size", "1500", *extra], cwd=repo, capture_output=True, text=True)
@@ -147,6 +148,9 @@ def test_cli_fit_and_info_on_egodex_and_lerobot(tmp_path):
     r = subprocess.run([sys.executable, "-m", "psi0", "tokenizer", "fit", "--input", str(tmp_path / "nope"), "--out",
                         str(tmp_path / "x")], cwd=repo, capture_output=True, text=True)
     assert r.returncode == 2 and "nope" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "psi0", "tokenizer", "fit", "--input", str(tmp_path / "shard"), "--out",
+                        str(tmp_path / "x")], cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 2 and "no token space" in r.stderr and "--column" in r.stderr
 
 
 def test_tokenize_episode_columns_fixed_shape_and_decodable(tok):
@@ -169,6 +173,7 @@ def test_tokenize_episode_columns_fixed_shape_and_decodable(tok):
 
 def test_tokenize_episode_egodex_delta_mode():
     from converters.egodex import EGODEX
+    from converters.retarget.human_action import HumanActionConfig, absolute_per_frame, delta_chunks
     from converters.tokenize.columns import tokenize_episode
     from schemas import Episode, EpisodeError, EpisodeMeta, FeatureSpec, RejectReason, build_frames
     rng = np.random.default_rng(0)
@@ -178,10 +183,15 @@ def test_tokenize_episode_egodex_delta_mode():
     cam = np.tile(np.eye(4), (t, 1, 1))
     cam[:, :3, 3] = np.linspace(0, 0.05, t)[:, None]
     cols["human.camera.pose"] = cam.reshape(t, 16)
+    kps = {s: cols[f"human.{s}_hand.keypoints"].reshape(t, 25, 3) for s in ("left", "right")}
+    cols["action"] = absolute_per_frame(kps)          # the reader's absolute 48-D (palmar wrist frame)
     ep = Episode(EpisodeMeta("egodex", "egodex/x/0", "human", 30.0, "t", "t"), build_frames(np.arange(t) / 30.0, cols),
                  {k: FeatureSpec(k, "float32", (v.shape[1],)) for k, v in cols.items()})
     chunks = EGODEX.token_chunks(ep, horizon=1)
     assert chunks.shape == (t, 1, 48)
+    # the same deltas as from the keypoints themselves: one wrist convention in state, action and tokens
+    _, ref = delta_chunks(kps, cam, HumanActionConfig(chunk=1), every_frame=True)
+    np.testing.assert_allclose(chunks, ref, atol=2e-5)
     tok48 = FastTokenizer.fit(chunks, vocab_size=400, scale=100)
     out = tokenize_episode(ep, tok48, chunks)
     assert out.column("action.tokens").shape == (t, 48) and (out.column("action.tokens_len") > 0).all()

@@ -99,8 +99,9 @@ def test_qwen_sized_tokenizer_ids():
 def test_action_rows_is_system2s_rule(spare_rows):
     """The benchmark pre-sizes the embedding with `action_rows`; System2 itself must end up the same."""
     s2 = tiny_system2(fast_vocab_size=128, spare_rows=spare_rows)
-    before = ((len(s2.tokenizer) + spare_rows + 63) // 64) * 64       # tiny_config's padded vocabulary
-    assert s2.model.get_input_embeddings().weight.shape[0] == action_rows(len(s2.tokenizer), 128, before)
+    text = s2.token_map.first_id                                      # the text tokenizer's length
+    before = ((text + spare_rows + 63) // 64) * 64                    # tiny_config's padded vocabulary
+    assert s2.model.get_input_embeddings().weight.shape[0] == action_rows(text, 128, before)
 
 
 def test_gpu_run_defaults_are_the_reference():

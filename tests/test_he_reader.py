@@ -14,7 +14,8 @@ from converters import humanoid_everyday as he
 from samples import faults
 from samples import humanoid_everyday as sample
 from schemas import LOWER_BODY_COMMAND, PSI0_ACTION, PSI0_STATE, EpisodeError, RejectReason, validate_episode
-from schemas.embodiments import INSPIRE_HAND
+from schemas.embodiments import G1_LEGS_WAIST, H1_LEGS_WAIST, INSPIRE_HAND
+from schemas.embodiments.parts.g1 import G1_LEGS
 
 
 @pytest.fixture(scope="module")
@@ -95,21 +96,38 @@ def test_read_back_equals_generated(written):
         assert video.codec == ("png" if ep.image_names[0].endswith(".png") else "jpeg")
 
 
-def test_lower_body_is_derived_from_imu_and_odometry(written):
+def test_lower_body_has_amos_meaning(written):
+    """Each of the 8 AMO command dims from the state that carries its meaning (converters.lower_body); the
+    proof against simulators that record the executed command is tests/test_lower_body_labels.py."""
     root, truth = written
     ref = next(r for r in he.discover(str(root)) if "walk_and_turn" in r.source_id)
     ep, got = truth[ref.source_id], he.read(ref)
     lb = got.column("action.lower_body")
     low, high = LOWER_BODY_COMMAND.bounds()
-    assert (lb >= low - 1e-6).all() and (lb <= high + 1e-6).all()
+    dims = {d: k for k, d in enumerate(LOWER_BODY_COMMAND.dims)}
+    assert (np.delete(lb, dims["target_yaw"], 1) >= np.delete(low, dims["target_yaw"]) - 1e-6).all()
     yaw = ep.truth["yaw"]                                          # starts at 3.0 rad: wraps past +pi
     assert (np.abs(np.diff(got.column("observation.imu.rpy")[:, 2])) > np.pi).any()
-    np.testing.assert_allclose(lb[:, 4], ep.truth["v_fwd"], atol=1e-4)                 # body-frame forward speed
-    np.testing.assert_allclose(lb[:, 5], 0.0, atol=1e-4)
-    np.testing.assert_allclose(lb[2:-2, 6], ep.truth["yaw_rate"][2:-2], atol=0.02)      # no jump at the wrap
-    np.testing.assert_allclose(lb[:, 7], yaw - yaw[0], atol=0.01)                       # integrated heading
-    np.testing.assert_allclose(lb[:, 3], ep.truth["position"][:, 2], atol=1e-5)
-    assert lb[:, 4].max() > 0.25 and lb[:, 6].max() > 0.3
+    np.testing.assert_allclose(lb[:, dims["vx"]], ep.truth["v_fwd"], atol=1e-4)        # heading-frame forward speed
+    np.testing.assert_allclose(lb[:, dims["vy"]], 0.0, atol=1e-4)
+    np.testing.assert_allclose(lb[2:-2, dims["yaw_rate"]], ep.truth["yaw_rate"][2:-2], atol=0.02)   # no jump at the wrap
+    np.testing.assert_allclose(lb[:, dims["target_yaw"]], yaw - yaw[0], atol=0.01)      # unwrapped heading since t=0
+    legs = got.column("observation.leg_state")
+    imu = got.column("observation.imu.rpy")
+    waist = {n: legs[:, k] for k, n in enumerate(G1_LEGS_WAIST.dims) if n.startswith("waist")}
+    np.testing.assert_allclose(lb[:, dims["torso_yaw"]], waist["waist_yaw"], atol=1e-6)          # AMO: waist commands
+    np.testing.assert_allclose(lb[:, dims["torso_roll"]], waist["waist_roll"] + imu[:, 0], atol=1e-5)
+    np.testing.assert_allclose(lb[:, dims["torso_pitch"]], waist["waist_pitch"] + imu[:, 1], atol=1e-5)
+    # height: the sagittal leg chain (G1 lengths) relative to the stance AMO calls 0.75 m
+    q = {n: legs[:, k].astype(np.float64) for k, n in enumerate(G1_LEGS_WAIST.dims)}
+    g = G1_LEGS
+    pelvis = np.maximum(*[g.hip_drop * np.cos(imu[:, 1]) * np.cos(imu[:, 0]) + np.cos(imu[:, 0] + q[f"{s}_hip_roll"]) * (
+        g.thigh * np.cos(imu[:, 1] + q[f"{s}_hip_pitch"])
+        + g.shank * np.cos(imu[:, 1] + q[f"{s}_hip_pitch"] + q[f"{s}_knee"])) + g.sole for s in ("left", "right")])
+    np.testing.assert_allclose(lb[:, dims["torso_height"]], 0.75 + pelvis - g.stance_pelvis_height, atol=1e-5)
+    assert 0.7 < lb[:, dims["torso_height"]].min() and lb[:, dims["torso_height"]].max() < 0.8
+    assert lb[:, dims["vx"]].max() > 0.25 and lb[:, dims["yaw_rate"]].max() > 0.3
+    np.testing.assert_array_equal(got.column("action.mask"), 1.0)                # a G1 with odometry: every dim a label
     for dim in LOWER_BODY_COMMAND.dims:
         assert f"action.lower_body.{dim}" in got.meta.derived
     state = got.column("observation.state")
@@ -118,15 +136,37 @@ def test_lower_body_is_derived_from_imu_and_odometry(written):
     np.testing.assert_array_equal(got.column("action")[:, 28:36], lb)
 
 
-def test_missing_odometry_uses_nominal_height(written, tmp_path):
+def test_h1_masks_the_dims_it_has_no_state_for(written):
+    """H1: one waist joint (yaw) and no AMO stance: torso roll, pitch and height are masked, never proxied."""
+    root, _ = written
+    ref = next(r for r in he.discover(str(root)) if "wipe_the_table" in r.source_id)
+    got = he.read(ref)
+    assert got.meta.embodiment == "h1_inspire"
+    mask = got.column("action.mask")
+    lower = PSI0_ACTION.slice("lower_body")
+    np.testing.assert_array_equal(mask[:, :lower.start], 1.0)
+    want = {d: 0.0 if d in ("torso_roll", "torso_pitch", "torso_height") else 1.0 for d in LOWER_BODY_COMMAND.dims}
+    np.testing.assert_array_equal(mask[:, lower], np.tile([want[d] for d in LOWER_BODY_COMMAND.dims], (len(mask), 1)))
+    for dim in ("torso_roll", "torso_pitch", "torso_height"):
+        assert got.meta.derived[f"action.lower_body.{dim}"].startswith("masked")
+    waist_yaw = got.column("observation.leg_state")[:, list(H1_LEGS_WAIST.dims).index("waist_yaw")]
+    np.testing.assert_allclose(got.column("action.lower_body")[:, 2], waist_yaw, atol=1e-6)
+    assert got.meta.quality["lower_body.torso_pitch.labelled"] == 0.0
+
+
+def test_missing_odometry_masks_the_velocities(written, tmp_path):
     root, truth = written
     ep = copy.deepcopy(truth["humanoid_everyday/pick_up_the_cup/episode_0"])
     for frame in ep.frames:
         del frame["states"]["odometry"]
     sample.store_task(tmp_path, "no_odom", [ep], "dir")
     got = he.read(he.discover(str(tmp_path))[0])
-    np.testing.assert_allclose(got.column("action.lower_body")[:, 3], 0.75)
-    assert "nominal" in got.meta.derived["action.lower_body.torso_height"]
+    mask = got.column("action.mask")[:, PSI0_ACTION.slice("lower_body")]
+    dims = LOWER_BODY_COMMAND.dims
+    assert (mask[:, dims.index("vx")] == 0).all() and (mask[:, dims.index("vy")] == 0).all()
+    assert got.meta.derived["action.lower_body.vx"] == "masked: no odometry"
+    assert (mask[:, dims.index("torso_height")] == 1).all()                     # the legs still give the height
+    assert "imu.rpy" in got.meta.derived["action.lower_body.target_yaw"]
 
 
 def test_depth_and_lidar_behind_a_flag(written):

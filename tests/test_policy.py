@@ -179,7 +179,11 @@ def test_configs_named_and_json(tmp_path):
         2048, 1536, 24, 2048, 30, 36)
     n = full_parameter_counts()["expert"]
     print("full expert params:", n)
-    assert 4.5e8 < n < 5.5e8
+    # `full` = the reference's 6-block expert (issue 14); `full8` keeps the 8-block ~474 M one
+    from training.model.action_expert import count_params
+    assert full.expert_config(2048).depth == 6 and 3.3e8 < n < 3.8e8
+    n8 = count_params(PolicyConfig.load("full8").expert_config(2048))
+    assert 4.5e8 < n8 < 5.5e8
     custom = dataclasses.replace(tiny, feature_layers=(0, -1), action_dim=28, expert={"depth": 3})
     custom.save(tmp_path / "p.json")
     back = PolicyConfig.load(tmp_path / "p.json")

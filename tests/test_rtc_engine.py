@@ -165,3 +165,43 @@ def test_split_action_clamps_and_routes():
     assert t.upper_body_q.shape == (28,) and t.lower_body_command.shape == (8,)
     with pytest.raises(ValueError):
         split_action(np.zeros(35))
+
+
+def test_serving_never_uses_a_delay_training_never_drew():
+    """One definition (schemas.chunking) in the checkpoint: the engine predicts at most max_delay - 1 (training
+    drew d in 0..max_delay-1), and the policy refuses d >= max_delay instead of clamping it silently."""
+    from schemas.chunking import REFERENCE_CHUNKING, ChunkingSpec
+
+    assert (REFERENCE_CHUNKING.horizon, REFERENCE_CHUNKING.max_delay, REFERENCE_CHUNKING.min_execute_horizon) == (30, 8, 15)
+    spec = ChunkingSpec(horizon=16, max_delay=6, min_execute_horizon=8)
+    assert spec.check_delay(5) == 5
+    with pytest.raises(ValueError, match="never drawn in training"):
+        spec.check_delay(6)
+    with pytest.raises(ValueError, match="min_execute_horizon"):
+        ChunkingSpec(horizon=16, max_delay=8, min_execute_horizon=15)     # 15 > 16 - 7: chunks would run out
+    # the engine: a 10-tick inference never becomes a predicted delay of 6 (it is late instead)
+    cfg = RTCConfig.from_chunking(spec, action_dim=A, initial_latency_s=10 / 30)
+    assert (cfg.horizon, cfg.max_delay, cfg.execute_horizon) == (16, 6, 8)
+    engine = RTCEngine(OffsetPolicy(), cfg, runner=SteppedRunner(10))
+    drive(engine, 60)
+    assert max(engine.stats.delays_predicted) == 5 and engine.stats.late > 0
+
+
+@pytest.mark.slow
+def test_the_policy_refuses_a_delay_training_never_drew(tmp_path):
+    """The policy's saved config carries the spec; d = max_delay is refused, max_delay - 1 is served."""
+    from deploy.policy_adapter import Psi0ChunkPolicy
+    from training.model.policy import PolicyConfig, Psi0Policy
+
+    cfg = PolicyConfig.load("tiny")
+    policy = Psi0Policy.build(cfg)
+    policy.save_pretrained(tmp_path / "p")
+    back = Psi0Policy.from_pretrained(tmp_path / "p")
+    assert back.cfg.chunking() == cfg.chunking() and back.expert.cfg.max_delay == cfg.max_delay
+    chunk_policy = Psi0ChunkPolicy(back)
+    obs = {"images": torch.zeros(1, 1, 3, 32, 32, dtype=torch.uint8), "task": ["wave"],
+           "state": torch.zeros(1, 48), "state_mask": torch.ones(1, 48, dtype=torch.bool)}
+    prefix = np.zeros((cfg.max_delay, cfg.action_dim), np.float32)
+    assert chunk_policy(obs, prefix, cfg.max_delay - 1).shape == (cfg.horizon, cfg.action_dim)
+    with pytest.raises(ValueError, match="never drawn in training"):
+        chunk_policy(obs, prefix, cfg.max_delay)

@@ -18,7 +18,7 @@ from pipelines.output import OutputRoot
 from pipelines.stages import JobConfig, build_transforms, load
 from samples import egodex as egodex_sample
 from samples import humanoid_everyday as he_sample
-from schemas import HUMAN_ACTION_48_DELTA, PSI0_ACTION, Episode, EpisodeError, Rejected, RejectReason
+from schemas import HUMAN_ACTION_48_DELTA, Episode, EpisodeError, Rejected, RejectReason
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,7 @@ def test_token_chunks_are_the_sources_own(tmp_path):
     egodex_sample.write_sample(tmp_path / "ego", 0, (96, 64), episodes_per_task=1, seconds=0.6)
     he_sample.write_sample(tmp_path / "he", 0, (64, 48), seconds=0.5)
     cases = ((egodex.EGODEX, tmp_path / "ego", 1, HUMAN_ACTION_48_DELTA.size),
-             (humanoid_everyday.HUMANOID_EVERYDAY, tmp_path / "he", 4, PSI0_ACTION.size))
+             (humanoid_everyday.HUMANOID_EVERYDAY, tmp_path / "he", 4, HUMAN_ACTION_48_DELTA.size))
     for source, root, horizon, dims in cases:
         module = egodex if source is egodex.EGODEX else humanoid_everyday
         refs = source.discover(str(root))
@@ -51,6 +51,9 @@ def test_token_chunks_are_the_sources_own(tmp_path):
         episode = source.read(refs[0])
         chunks = source.token_chunks(episode, horizon)
         assert chunks.shape == (episode.length, horizon, dims) and np.isfinite(chunks).all()
+        # the same chunks from the columns alone (what `psi0 tokenizer fit` and the loader read from shards)
+        columns = {role: episode.column(col).astype(np.float64) for role, col in source.token_inputs.items()}
+        np.testing.assert_array_equal(source.chunks_from_columns(columns, episode.meta.fps, horizon), chunks)
         if source.token_column is not None:          # chunks of a recorded column, end-padded with its last frame
             column = episode.column(source.token_column)
             np.testing.assert_array_equal(chunks[0, :, :], column[:horizon])
@@ -58,10 +61,14 @@ def test_token_chunks_are_the_sources_own(tmp_path):
 
 
 def test_catalog_records_what_the_tokens_were_made_of():
-    """The dashboard reads `token_column` from the catalog's config to decode tokens (None: derived chunks)."""
-    assert JobConfig(source="egodex", input="", output="").to_json()["token_column"] is None
-    assert JobConfig(source="humanoid_everyday", input="", output="").to_json()["token_column"] == "action"
-    assert JobConfig(source="teleop", input="", output="").to_json()["token_column"] == "action"
+    """The catalog's config says what the tokens were made of: every built-in source is in the one stage-1
+    space (48-D hand deltas, issue 14), derived from the columns `token_inputs` names (token_column None)."""
+    from converters.tokenize import hand48
+
+    for source in ("egodex", "humanoid_everyday", "teleop"):
+        cfg = JobConfig(source=source, input="", output="").to_json()
+        assert cfg["token_column"] is None and cfg["token_space"] == hand48.SPACE
+        assert set(cfg["token_inputs"]) <= set(hand48.ROLES) and "hand48" in cfg["token_inputs"]
 
 
 def test_hand_qa_is_a_step_of_the_sources_that_have_one():

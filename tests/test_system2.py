@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from training.model.system2 import IGNORE, ActionTokenMap, System2, VisionPreprocess
-from training.model.tiny import tiny_system2
+from training.model.tiny import tiny_system2, tiny_tokenizer
 
 TASKS = ["pick up the cup", "wave hello", "open the drawer", "pick up the cup"]
 
@@ -39,7 +39,8 @@ def test_token_map_round_trip():
 
 def test_action_rows_grown_or_reused(tiny):
     tm = tiny.token_map
-    assert tm.first_id == len(tiny.tokenizer)  # no text token is overwritten
+    assert tm.first_id == len(tiny_tokenizer())  # no text token is overwritten: the block starts after them
+    assert len(tiny.tokenizer) == tm.stop        # ... and is named in the tokenizer (<|a_k|>, the two markers)
     rows = tiny.model.get_input_embeddings().weight.shape[0]
     assert rows >= tm.stop and rows % 64 == 0
     assert tiny.model.lm_head.weight is tiny.model.get_input_embeddings().weight  # still tied
@@ -102,6 +103,16 @@ def test_save_load_checkpoint_layout(tiny, tmp_path):
     assert json.loads((tmp_path / "psi0_system2.json").read_text())["fast_vocab_size"] == 128
     back = System2.from_pretrained(tmp_path)
     assert back.token_map == tiny.token_map and back.vision == tiny.vision
+    # the checkpoint opens in transformers with its tokenizer: action tokens have the Psi0 authors' names
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path, local_files_only=True)
+    tm = tiny.token_map
+    assert tok.convert_ids_to_tokens([tm.first_id, tm.first_id + 127, tm.start_id, tm.end_id]) == [
+        "<|a_0|>", "<|a_127|>", "<|action_start|>", "<|action_end|>"]
+    assert tok("<|action_start|><|a_5|><|a_17|><|action_end|>", add_special_tokens=False)["input_ids"] == [
+        tm.start_id, tm.first_id + 5, tm.first_id + 17, tm.end_id]
+    assert len(tok) == tm.stop <= back.model.get_input_embeddings().weight.shape[0]
     batch = {"images": images(2), "task": TASKS[:2]}
     with torch.no_grad():
         a, ma = tiny.eval().features(batch, layers=(0, -1))

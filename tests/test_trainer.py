@@ -267,8 +267,12 @@ def test_train_help_teaches_without_importing_torch():
 
 
 def test_stage_option_parsing():
-    from training.stages import parse_lrs, parse_weights, stage_defaults
+    from training.stages import default_warmup, parse_lrs, parse_weights, stage_defaults
 
+    # a warm-up takes at most 10 % of the run unless --warmup says otherwise (issue 14: a 150-step stage 2
+    # ended at 15 % of its lr with the reference's 1000-step warm-up)
+    assert default_warmup(stage_defaults(2), 150) == 15 and default_warmup(stage_defaults(2), 50_000) == 1000
+    assert default_warmup(stage_defaults(3), 300) == 30 and default_warmup(stage_defaults(1), 200) == 0
     s3 = stage_defaults(3)
     assert parse_lrs("3e-4", s3)["expert"] == 3e-4 and parse_lrs("3e-4", s3)["llm"] == 1e-7
     assert parse_lrs("vision=1e-5, llm=2e-5", s3) == {**s3.lrs, "vision": 1e-5, "llm": 2e-5}
@@ -281,10 +285,29 @@ def test_stage_option_parsing():
         parse_lrs("expert=fast", s3)
 
 
+def test_a_preset_table_fits_its_init_checkpoints_in_a_stage_without_tokens(tmp_path):
+    """Stage 3 reads no tokens (no token plan), yet `--config tiny --init system2=<stage-1 run>` must take the
+    stage-1 run's grown action-token table, or its embedding would not load; a config file is used as is."""
+    import argparse
+
+    from training.cli import _fit_token_spaces
+    from training.model.policy import POLICY_CONFIGS
+
+    step = tmp_path / "s1" / "checkpoints" / "step_00000001"
+    step.mkdir(parents=True)
+    (step / "model.safetensors").write_bytes(b"")
+    (step / "config.json").write_text(json.dumps({"model": {"fast_vocab_size": 300}}))
+    args = argparse.Namespace(config="tiny", init=[f"system2={step}"], shards=["out/teleop"], resume=False)
+    assert _fit_token_spaces(POLICY_CONFIGS["tiny"], None, args, tmp_path / "s3").fast_vocab_size == 300
+    args.config = str(tmp_path / "tiny.json")
+    assert _fit_token_spaces(POLICY_CONFIGS["tiny"], None, args, tmp_path / "s3").fast_vocab_size == 128
+
+
 @pytest.fixture(scope="session")
 def shards(tmp_path_factory) -> dict[str, Path]:
     """EgoDex + Humanoid Everyday output roots from the real ingest job (tiny video, FAST tokens sized
-    for the tiny policy's 128-token vocabulary)."""
+    for the tiny policy's 128-token vocabulary). Both sources' tokens are 10 Hz 48-D hand deltas, one
+    step: the same space, but each root fits its own tokenizer (a stage-1 run must keep them apart)."""
     from pipelines.runners import run_local
     from pipelines.stages import JobConfig
     from samples import egodex as egodex_sample
@@ -294,7 +317,7 @@ def shards(tmp_path_factory) -> dict[str, Path]:
     egodex_sample.write_sample(base / "in" / "egodex", resolution=(96, 64), episodes_per_task=1, seconds=1.2)
     he_sample.write_sample(base / "in" / "humanoid_everyday", resolution=(96, 64), seconds=1.2)
     out = {}
-    for source, horizon, scale in (("egodex", 1, 40.0), ("humanoid_everyday", 8, 10.0)):
+    for source, horizon, scale in (("egodex", 1, 40.0), ("humanoid_everyday", 1, 40.0)):
         cfg = JobConfig(source=source, input=str(base / "in" / source), output=str(base / source),
                         formats=("lerobot",), episodes_per_shard=4, video_width=64, video_height=48,
                         tokenize=True, token_horizon=horizon, token_vocab=128,
@@ -494,18 +517,81 @@ def test_deploy_replay_runs_the_trained_policy_through_the_rtc_engine(stage2_run
 
 
 @pytest.mark.slow
-def test_preset_config_grows_its_token_table_to_the_shards_vocabulary(shards, tmp_path):
-    """`--config tiny` on shards whose FAST tokenizer has more tokens than the preset's 128 trains
-    (the table is sized to the shards, logged) instead of refusing; run.json records the size used."""
-    import shutil
+def test_stage1_token_spaces_are_disjoint_and_recorded(stage1_run, shards):
+    """Two roots, two tokenizers: each source in exactly one space, different tokenizers never share ids,
+    the spaces' digests are the roots' tokenizer folders, and the preset's table grew to hold them all."""
+    from itertools import combinations
 
-    root = tmp_path / "egodex"
-    shutil.copytree(shards["egodex"], root)
-    tok = root / "tokenizer" / "config.json"
-    cfg = json.loads(tok.read_text())
-    cfg["vocab_size"] = 300
-    tok.write_text(json.dumps(cfg))
-    proc = _train("--shards", str(root), "--stage", "1", "--batch-size", "2", "--steps", "1", "--no-export",
-                  "--out", str(tmp_path / "run"))
-    assert "fast_vocab_size 128 -> 300" in proc.stderr
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["model"]["fast_vocab_size"] == 300
+    from converters.tokenize.load import digest
+
+    run = json.loads((stage1_run / "run.json").read_text())
+    spaces = run["token_spaces"]
+    assert sorted(s for space in spaces for s in space["sources"]) == ["egodex", "humanoid_everyday"]
+    for a, b in combinations(spaces, 2):
+        assert a["tokenizer"] != b["tokenizer"] and (a["ids"][1] < b["ids"][0] or b["ids"][1] < a["ids"][0])
+    for space in spaces:
+        [source] = space["sources"]
+        assert space["tokenizer"] == digest(shards[source] / "tokenizer") and space["space"] == "human48_delta"
+    assert run["model"]["fast_vocab_size"] == max(space["ids"][1] for space in spaces) + 1 > 128
+
+
+@pytest.fixture(scope="session")
+def mixture_tokenizer(shards, tmp_path_factory) -> Path:
+    """ONE tokenizer fitted over both roots' shards (`psi0 tokenizer fit --input A B`)."""
+    out = tmp_path_factory.mktemp("tok") / "fast_mix"
+    proc = subprocess.run([sys.executable, "-m", "psi0", "tokenizer", "fit", "--input", str(shards["egodex"]),
+                           str(shards["humanoid_everyday"]), "--out", str(out), "--vocab-size", "128",
+                           "--scale", "40"], cwd=ROOT, env=TRAIN_ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_one_mixture_tokenizer_is_one_token_space_and_round_trips_robot_chunks(shards, mixture_tokenizer):
+    """With the mixture tokenizer every shard is re-tokenized from its own columns: one space, ids [0, V),
+    a sample's tokens are the tokenizer's encoding of its 48-D delta chunk, and the robot (HE) chunks
+    decode within the FAST error bound."""
+    from converters.tokenize.load import digest, load_tokenizer
+    from pipelines.tokenizer_fit import chunks_of_shard
+    from training.data import ChunkDataset, DataConfig, open_shards
+    from training.data.tokens import plan_tokens
+
+    tok = load_tokenizer(mixture_tokenizer)
+    index = open_shards([shards["egodex"], shards["humanoid_everyday"]])
+    plan = plan_tokens(index, mixture_tokenizer)
+    assert [(s.sources, s.first, s.last, s.digest) for s in plan.spaces] == [
+        (("egodex", "humanoid_everyday"), 0, tok.vocab_size - 1, digest(mixture_tokenizer))]
+    ds = ChunkDataset(index, DataConfig(horizon=16, image_size=None, max_tokens=64), plan)
+    for source in ("egodex", "humanoid_everyday"):
+        shard = next(i for i, e in enumerate(ds.shards) if e.source == source)
+        entry = ds.shards[shard]
+        chunks = np.concatenate(chunks_of_shard(str(shards[source]), entry.shard_id, 1))
+        row = 5
+        sample = ds[int(ds.offsets[shard]) + row]
+        want = tok.encode(chunks[row:row + 1])[0][:64]
+        assert sample["tokens"][: int(sample["tokens_len"])].tolist() == want
+    he = np.concatenate([c for e in index.shards if e.source == "humanoid_everyday"
+                         for c in chunks_of_shard(str(shards["humanoid_everyday"]), e.shard_id, 1)])
+    x = np.clip(he, tok.config.q01, tok.config.q99)
+    err = np.abs(tok.decode(tok.encode(x)) - x).max(axis=(0, 1))
+    assert (err <= tok.max_abs_error_bound() + 1e-9).all(), float((err / tok.max_abs_error_bound()).max())
+    print("HE chunks round trip: max |err| / bound =", float((err / np.maximum(tok.max_abs_error_bound(), 1e-12)).max()))
+
+
+@pytest.mark.slow
+def test_stage1_with_the_mixture_tokenizer_and_the_refusals(shards, mixture_tokenizer, stage1_run, tmp_path):
+    """`train --tokenizer DIR` records one space; shards whose tokenizers would collide are refused with how to
+    refit: a fixed-size config too small for two spaces, and starting from a run whose ids mean other tokens."""
+    both = ["--shards", str(shards["egodex"]), str(shards["humanoid_everyday"]), "--stage", "1", "--batch-size", "2"]
+    _train(*both, "--steps", "2", "--tokenizer", str(mixture_tokenizer), "--no-export", "--out", str(tmp_path / "one"))
+    [space] = json.loads((tmp_path / "one" / "run.json").read_text())["token_spaces"]
+    assert space["sources"] == ["egodex", "humanoid_everyday"] and space["ids"][0] == 0
+
+    from training.model.policy import POLICY_CONFIGS
+
+    fixed = tmp_path / "tiny128.json"
+    POLICY_CONFIGS["tiny"].save(fixed)                  # a config FILE is used as is: 128 ids, two spaces need 256
+    for extra in (["--config", str(fixed)], ["--tokenizer", str(mixture_tokenizer), "--init", f"system2={stage1_run}"]):
+        cmd = [*TRAIN, *both, "--steps", "1", "--no-export", "--out", str(tmp_path / "refused"), *extra]  # last --config wins
+        proc = subprocess.run(cmd, cwd=ROOT, env=TRAIN_ENV, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert "collide" in proc.stderr and "psi0 tokenizer fit --input" in proc.stderr and "--tokenizer DIR" in proc.stderr

@@ -12,11 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from schemas.actions import PSI0_ACTION
 from schemas.episode import column_to_numpy
 from training.data import ChunkDataset, DataConfig, MixtureSampler, collate, make_loader, open_shards
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 H = 8
+
 CAM = "observation.images.egocentric"
 SOURCES = ("egodex", "humanoid_everyday")
 
@@ -91,9 +93,14 @@ def test_sample_values_equal_parquet_rows(index):
             s = ds[int(ds.offsets[shard_no]) + row]
             end = ends[int(raw["episode_index"][row])]
             d = raw["action"].shape[1]
-            chunk = raw["action"][np.minimum(np.arange(row, row + H), end - 1)]
+            rows = np.minimum(np.arange(row, row + H), end - 1)
+            chunk = raw["action"][rows]
             np.testing.assert_array_equal(s["actions"][:, :d].numpy(), chunk)
-            assert not s["actions"][:, d:].any() and s["action_mask"].sum() == d and s["action_mask"][:d].all()
+            # the real dims, less those `action.mask` says are no label somewhere in the chunk (HE H1: roll,
+            # pitch, height), are the loss's dims
+            labelled = (raw["action.mask"][rows] > 0.5).all(0) if "action.mask" in raw else np.ones(d, bool)
+            assert not s["actions"][:, d:].any() and not s["action_mask"][d:].any()
+            np.testing.assert_array_equal(s["action_mask"][:d].numpy(), labelled)
             np.testing.assert_array_equal(s["action_pad"].numpy(), np.arange(row, row + H) >= end)
             checked_end += int(s["action_pad"].any())
             ds_ = raw["observation.state"].shape[1]
@@ -102,7 +109,8 @@ def test_sample_values_equal_parquet_rows(index):
             n = min(int(raw["action.tokens_len"][row]), 40)
             assert s["tokens_len"] == n and s["tokens"].dtype == torch.int64 and s["tokens"].shape == (40,)
             assert s["tokens_full_len"] == int(raw["action.tokens_len"][row])
-            np.testing.assert_array_equal(s["tokens"][:n].numpy(), raw["action.tokens"][row, :n])
+            offset = ds.token_plan.offset(entry.shard_id)      # each root's tokenizer at its own id block
+            np.testing.assert_array_equal(s["tokens"][:n].numpy(), raw["action.tokens"][row, :n] + offset)
             assert not s["tokens"][n:].any()
             assert s["images"].shape == (1, 3, 32, 40) and s["images"].dtype == torch.uint8
             assert s["source"] == entry.source and s["frame_index"] == int(raw["frame_index"][row])
@@ -165,6 +173,35 @@ def test_normalization_uses_catalog_stats_and_round_trips(index, roots, mode):
             live = hi - lo > 1e-6
             expect = 2 * (r["actions"][:, :d].numpy() - lo) / np.where(live, hi - lo, 1) - 1
             np.testing.assert_allclose(s["actions"][:, :d].numpy()[:, live], expect[:, live], atol=1e-5)
+
+
+def test_reference_delta_representation_and_quantile_clip(index):
+    """`he_joint_delta28` (the reference's HE post-training): 28 upper-body joint deltas, chunk 16, the rest of
+    the 36-D action zero and masked; `quantile_clip` (bounds_q99): quantile normalisation clipped to [-1, 1]."""
+    from schemas.actions import PSI0_ACTION
+
+    upper = PSI0_ACTION.slice("upper_body")
+    with pytest.raises(ValueError, match="chunk 16"):
+        DataConfig(horizon=H, action_repr="he_joint_delta28")
+    raw_ds = ChunkDataset(index, DataConfig(horizon=16, normalization="none", image_size=(16, 16),
+                                            action_repr="he_joint_delta28"))
+    shard = next(i for i, e in enumerate(raw_ds.shards) if e.source == "humanoid_everyday")
+    raw = _raw_shard(raw_ds.shards[shard].paths["lerobot"])
+    end = int(np.nonzero(raw["episode_index"] == raw["episode_index"][0])[0][-1]) + 1
+    for row in (0, end - 10):
+        s = raw_ds[int(raw_ds.offsets[shard]) + row]
+        frames = raw["action"][np.minimum(np.arange(row, row + 17), end - 1)]
+        np.testing.assert_allclose(s["actions"][:, :28].numpy(), np.diff(frames[:, upper], axis=0), atol=1e-6)
+        assert not s["actions"][:, 28:].any() and s["action_mask"].sum() == 28 and s["action_mask"][:28].all()
+        np.testing.assert_array_equal(s["action_pad"].numpy(), np.arange(row, row + 16) + 1 >= end)
+    clipped = ChunkDataset(index, DataConfig(horizon=H, normalization="quantile_clip", image_size=(16, 16)))
+    plain = ChunkDataset(index, DataConfig(horizon=H, normalization="quantile", image_size=(16, 16)))
+    seen_outside = False
+    for i in range(0, len(plain), 7):
+        a, b = clipped[i]["actions"].numpy(), plain[i]["actions"].numpy()
+        np.testing.assert_allclose(a, np.clip(b, -1, 1), atol=1e-6)
+        seen_outside |= bool((np.abs(b) > 1).any())
+    assert seen_outside                                 # q01/q99 leave 2 % outside: clipping was exercised
 
 
 def test_mixture_weights_respected(index):
@@ -258,7 +295,11 @@ def test_collate_and_extra_action_keys(index):
                                         action_keys=("action", "action.lower_body")))
     he = ds[len(ds) - 1]
     ego = ds[0]
-    assert he["source"] == "humanoid_everyday" and he["action_mask"].sum() == 36 + 8
+    # the last HE episode is an H1: its torso roll, pitch and height are no labels (action.mask), the
+    # extra key's dims are all real
+    masked = [PSI0_ACTION.index(f"lower_body.{d}") for d in ("torso_roll", "torso_pitch", "torso_height")]
+    assert he["source"] == "humanoid_everyday" and he["embodiment"] == "h1_inspire"
+    assert he["action_mask"].sum() == 36 - 3 + 8 and not he["action_mask"][masked].any()
     assert ego["source"] == "egodex" and ego["action_mask"].sum() == 48
     batch = collate([he, ego])
     assert batch["actions"].shape == (2, 4, 48) and batch["source"] == ["humanoid_everyday", "egodex"]

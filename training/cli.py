@@ -15,7 +15,8 @@ from typing import Any
 
 from schemas.actions import BATCH_PAD_DIM
 from schemas.names import STATE
-from training.stages import STAGES, help_text, parse_lrs, parse_weights, stage_defaults
+from training.data.representation import REPRESENTATIONS
+from training.stages import STAGES, default_warmup, help_text, parse_lrs, parse_weights, stage_defaults
 
 log = logging.getLogger("training")
 
@@ -68,8 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="resize camera images to HxW, or 'native' (default 240x320, the reference's)")
     data.add_argument("--cameras", nargs="+", default=None, metavar="KEY",
                       help="camera features to feed (default observation.images.egocentric)")
-    data.add_argument("--normalization", choices=("minmax", "quantile", "meanstd", "none"),
-                      help="action/state normalization from the catalog stats (default: the stage's)")
+    data.add_argument("--normalization", choices=("minmax", "quantile", "quantile_clip", "meanstd", "none"),
+                      help="action/state normalization from the catalog stats (default: the stage's); quantile_clip "
+                           "= q01/q99 to [-1, 1] then clipped, the reference's bounds_q99")
+    data.add_argument("--action-repr", default="absolute", choices=sorted(REPRESENTATIONS),
+                      help="training targets: absolute rows, chunk = the policy horizon (default: what the robot "
+                           "executes, lower body included), or he_joint_delta28 (the reference's HE post-training: "
+                           "28-D upper-body joint deltas, chunk 16, padded to 36)")
+    data.add_argument("--tokenizer", default=None, metavar="DIR",
+                      help="stage 1: re-tokenize every shard with this FAST folder (ONE token space for the mix: "
+                           "`psi0 tokenizer fit --input ROOT ... --out DIR`, or the Psi0 authors' folder); default: "
+                           "each root's own tokenizer at its own id block")
+    data.add_argument("--tokenizer-stats", default=None, metavar="FILE",
+                      help="q01/q99 json for an authors' tokenizer folder (their assets/stats/*.json)")
     data.add_argument("--max-tokens", type=int, default=None,
                       help="FAST tokens kept per chunk, longer ones are truncated (default: 256 in stage 1, else 64)")
     data.add_argument("--format", default="lerobot", metavar="FORMAT",
@@ -102,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--lr", default=None, metavar="LR|GROUP=LR,...",
                      help="peak learning rate of the stage's main group (llm in stage 1, expert in 2 and 3), or "
                           "per group: llm=1e-4,projector=1e-5,vision=1e-6,expert=1e-4")
-    opt.add_argument("--warmup", type=int, default=None, help="linear warm-up steps (default: the stage's)")
+    opt.add_argument("--warmup", type=int, default=None,
+                     help="linear warm-up steps (default: the stage's, at most 10%% of --steps)")
     opt.add_argument("--schedule", choices=("cosine", "constant"), default=None,
                      help="lr after warm-up (default: the stage's)")
     opt.add_argument("--lr-floor", type=float, default=None, help="cosine ends at this fraction of the peak (0)")
@@ -182,14 +195,68 @@ def _checkpoint_model_config(path: str | Path) -> dict[str, Any] | None:
     return json.loads(cfg.read_text()).get("model") if cfg.is_file() else None
 
 
-def _tokenizer_vocab(path: str | Path) -> tuple[Path, int] | None:
-    """The FAST tokenizer an ingest job wrote next to its shards (OUT/tokenizer/config.json)."""
-    p = Path(path).resolve()
-    for parent in [p, *list(p.parents)[:3]]:
-        cfg = parent / "tokenizer" / "config.json"
-        if cfg.is_file():
-            return cfg, int(json.loads(cfg.read_text())["vocab_size"])
-    return None
+def _checkpoint_run_config(path: str | Path) -> dict[str, Any]:
+    from training.checkpoint import resolve_checkpoint
+
+    cfg = resolve_checkpoint(path) / "config.json"
+    return json.loads(cfg.read_text()) if cfg.is_file() else {}
+
+
+def _fit_representation(policy_cfg, args: argparse.Namespace):
+    """A representation with a fixed chunk (he_joint_delta28: 16) sets a preset's horizon; a fixed config must match."""
+    from training.data.representation import get as get_repr
+    from training.model.policy import POLICY_CONFIGS
+
+    rep = get_repr(args.action_repr)
+    if rep.chunk is None or rep.chunk == policy_cfg.horizon:
+        return policy_cfg
+    if args.config not in POLICY_CONFIGS:
+        raise ValueError(f"--action-repr {rep.name} has chunk {rep.chunk}, the policy config horizon "
+                         f"{policy_cfg.horizon}: use a preset --config or a config with horizon {rep.chunk}")
+    largest = policy_cfg.max_delay - 1
+    log.info("--action-repr %s: horizon %d -> %d", rep.name, policy_cfg.horizon, rep.chunk)
+    return dataclasses.replace(policy_cfg, horizon=rep.chunk,
+                               min_execute_horizon=min(policy_cfg.min_execute_horizon, rep.chunk - largest))
+
+
+def _fit_token_spaces(policy_cfg, plan, args: argparse.Namespace, out: Path):
+    """The policy's action-token table must hold every token space at its ids, and a run that starts from
+    another run's system-2 must give each id the same tokenizer. A preset grows to fit (the token spaces
+    and the `--init` checkpoints' tables; `plan` None: a stage that reads no tokens, only the latter);
+    anything else that does not fit, or would collide, is refused with how to refit."""
+    from training.checkpoint import latest_checkpoint
+    from training.data.tokens import REFIT, collisions
+    from training.model.policy import POLICY_CONFIGS
+
+    roots = " ".join(str(s) for s in args.shards)
+    donors = [path for prefixes, path in _parse_init(args.init) if not prefixes or "system2" in prefixes]
+    if args.resume and latest_checkpoint(out) is not None:
+        donors.append(str(latest_checkpoint(out)))
+    for donor in donors if plan is not None else ():
+        theirs = _checkpoint_run_config(donor).get("token_spaces")
+        clash = collisions(plan.to_json(), theirs) if theirs else []
+        if clash:
+            raise ValueError(f"the shards' action tokens collide with {donor}'s: {'; '.join(clash[:3])}. "
+                             + REFIT.format(roots=roots))
+    if plan is not None and len(plan.spaces) > 1:
+        log.warning("%d FAST tokenizers in this run, at disjoint ids %s; for one token space, %s", len(plan.spaces),
+                    ", ".join(f"{s.first}..{s.last} ({'+'.join(s.sources)})" for s in plan.spaces),
+                    REFIT.format(roots=roots))
+    total = 0 if plan is None else plan.total
+    if args.config in POLICY_CONFIGS:
+        # a preset only names a size: its table fits the token spaces and the checkpoints it starts from
+        donor_sizes = [int(d.get("fast_vocab_size", 0)) for d in map(_checkpoint_model_config,
+                                                                     [p for _, p in _parse_init(args.init)]) if d]
+        wanted = max([total, *donor_sizes]) if total or donor_sizes else policy_cfg.fast_vocab_size
+        if wanted != policy_cfg.fast_vocab_size:
+            log.info("--config %s: fast_vocab_size %d -> %d to fit the token spaces / --init checkpoints",
+                     args.config, policy_cfg.fast_vocab_size, wanted)
+            policy_cfg = dataclasses.replace(policy_cfg, fast_vocab_size=wanted)
+    elif plan is not None and plan.total > policy_cfg.fast_vocab_size:
+        raise ValueError(f"the shards' token spaces need {plan.total} action-token ids "
+                         f"({', '.join(f'{s.first}..{s.last}' for s in plan.spaces)}), the policy maps only "
+                         f"{policy_cfg.fast_vocab_size}: tokenizers would collide. " + REFIT.format(roots=roots))
+    return policy_cfg
 
 
 def _resolve_policy_config(args: argparse.Namespace, out: Path):
@@ -241,8 +308,9 @@ def setup(args: argparse.Namespace, argv: list[str]):
     """Everything before the first step (errors here are the user's: bad paths, configs, options)."""
     from training.checkpoint import latest_checkpoint, load_weights
     from training.data import DataConfig, make_loader, open_shards
+    from training.data.tokens import plan_tokens
     from training.dist import init_distributed
-    from training.model.policy import POLICY_CONFIGS, Psi0Policy
+    from training.model.policy import Psi0Policy
     from training.trainer import TrainConfig, Trainer
 
     info = init_distributed(None if args.device == "auto" else args.device)
@@ -262,22 +330,11 @@ def setup(args: argparse.Namespace, argv: list[str]):
     if unexpected:
         log.warning("stage %d is meant for %s; also training on %s", args.stage, ", ".join(stage.sources),
                     ", ".join(unexpected))
-    shard_vocabs = [found for found in map(_tokenizer_vocab, args.shards) if found] if stage.uses_tokens else []
-    if args.config in POLICY_CONFIGS:
-        # a preset only names a size: let its action-token table fit the shards' FAST vocabulary and the
-        # checkpoints it starts from, so the same shards train tiny and full models without refitting.
-        wanted = [policy_cfg.fast_vocab_size]
-        wanted += [size for _, size in shard_vocabs]
-        wanted += [int(d.get("fast_vocab_size", 0)) for d in map(_checkpoint_model_config,
-                                                                   [p for _, p in _parse_init(args.init)]) if d]
-        if max(wanted) != policy_cfg.fast_vocab_size:
-            log.info("--config %s: fast_vocab_size %d -> %d to fit the shards / --init checkpoints", args.config,
-                     policy_cfg.fast_vocab_size, max(wanted))
-            policy_cfg = dataclasses.replace(policy_cfg, fast_vocab_size=max(wanted))
-    for tokenizer_cfg, size in shard_vocabs:
-        if size > policy_cfg.fast_vocab_size:
-            raise ValueError(f"{tokenizer_cfg}: the shards' FAST vocabulary has {size} tokens, the policy "
-                             f"maps only {policy_cfg.fast_vocab_size} (use a config with fast_vocab_size >= {size})")
+    policy_cfg = _fit_representation(policy_cfg, args)
+    token_plan = None
+    if stage.uses_tokens or args.tokenizer:
+        token_plan = plan_tokens(index, args.tokenizer, args.tokenizer_stats)
+    policy_cfg = _fit_token_spaces(policy_cfg, token_plan, args, out)
     if args.recipe:
         from training.recipes import apply, check_fraction, get
         recipe = get(args.recipe)
@@ -297,7 +354,9 @@ def setup(args: argparse.Namespace, argv: list[str]):
                                        pad_dim=max(BATCH_PAD_DIM, state_width),
                                        image_size=_parse_size(args.image_size, stage.image_size),
                                        normalization=args.normalization or stage.normalization, format=args.format,
-                                       max_tokens=stage.max_tokens if args.max_tokens is None else args.max_tokens)
+                                       max_tokens=stage.max_tokens if args.max_tokens is None else args.max_tokens,
+                                       action_repr=args.action_repr, tokenizer=args.tokenizer,
+                                       tokenizer_stats=args.tokenizer_stats)
     if args.cameras:
         data_kwargs["cameras"] = tuple(args.cameras)
     data_cfg = DataConfig(**data_kwargs)
@@ -306,7 +365,7 @@ def setup(args: argparse.Namespace, argv: list[str]):
     loader, sampler = make_loader(args.shards, data_cfg, batch_size, seed=args.seed, rank=info.rank,
                                   world_size=info.world_size, num_workers=args.workers, weights=weights,
                                   samples_per_epoch=args.samples_per_epoch,
-                                  pin_memory=info.device.type == "cuda")
+                                  pin_memory=info.device.type == "cuda", token_plan=token_plan)
 
     # ---- model + initial weights
     policy = Psi0Policy.build(policy_cfg, vlm_path=args.vlm_path)
@@ -317,9 +376,10 @@ def setup(args: argparse.Namespace, argv: list[str]):
     wd = stage.weight_decay if args.weight_decay is None else args.weight_decay
     groups = policy.trainable_parameter_groups(args.stage, lrs, weight_decay=wd)
 
+    steps = args.steps or stage.steps
     train_cfg = TrainConfig(
-        steps=args.steps or stage.steps, stage=args.stage, grad_accum=args.grad_accum,
-        warmup=stage.warmup if args.warmup is None else args.warmup,
+        steps=steps, stage=args.stage, grad_accum=args.grad_accum,
+        warmup=default_warmup(stage, steps) if args.warmup is None else args.warmup,
         schedule=args.schedule or stage.schedule, lr_floor=stage.lr_floor if args.lr_floor is None else args.lr_floor,
         weight_decay=wd, betas=stage.betas, clip_grad=stage.clip_grad if args.clip_grad is None else args.clip_grad,
         log_every=args.log_every, save_every=args.save_every, keep_last=args.keep_last,
@@ -330,6 +390,8 @@ def setup(args: argparse.Namespace, argv: list[str]):
         "shards": [str(s) for s in args.shards], "weights": weights, "sources": index.sources,
         "vlm_path": args.vlm_path, "init": list(args.init), "batch_size": batch_size, "recipe": args.recipe,
         "world_size": info.world_size, "argv": list(argv),
+        "token_spaces": None if token_plan is None else token_plan.to_json(),
+        "chunking": policy_cfg.chunking().to_dict(),
     }
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ class StageDefaults:
     normalization: str
     save_weights: str                        # checkpoints hold "trainable" tensors or "all"
     uses_tokens: bool                        # stage reads the FAST tokens of the chunk
-    max_tokens: int = 64                     # FAST tokens kept per chunk (HE 16x36 chunks: ~160, max ~250)
+    max_tokens: int = 64                     # FAST tokens kept per chunk (1 x 48 hand deltas: at most 48)
     image_size: tuple[int, int] = (240, 320)
     notes: tuple[str, ...] = field(default=())
 
@@ -69,6 +69,16 @@ STAGES: dict[int, StageDefaults] = {
         betas=(0.95, 0.999), clip_grad=1.0, normalization="minmax", save_weights="all", uses_tokens=False,
         notes=("batch 16 per device = the reference's global 128 on 8 GPUs",)),
 }
+
+
+WARMUP_FRACTION = 0.1
+"""A warm-up never takes more than this share of a run unless `--warmup` says so: a 150-step run
+with the reference's 1000-step warm-up would end at 15 % of its learning rate and barely learn."""
+
+
+def default_warmup(stage: StageDefaults, steps: int) -> int:
+    """The stage's warm-up, capped at WARMUP_FRACTION of `steps`."""
+    return min(stage.warmup, int(steps * WARMUP_FRACTION))
 
 
 def stage_defaults(stage: int) -> StageDefaults:
@@ -129,7 +139,7 @@ def help_text() -> str:
         if s.weights:
             data += " (mixed " + "/".join(f"{w:g}" for w in s.weights.values()) + ")"
         lrs = ", ".join(f"{k} {_lr(v)}" for k, v in s.lrs.items())
-        sched = f"{s.schedule}" + (f", warm-up {s.warmup}" if s.warmup else "")
+        sched = f"{s.schedule}" + (f", warm-up {s.warmup} (at most {WARMUP_FRACTION:.0%} of --steps)" if s.warmup else "")
         lines.append(f"  stage {s.stage}  {s.title}\n"
                      f"           data: {data}\n"
                      f"           trains: {s.trains}\n"

@@ -17,42 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from converters.retarget.kinematics import DTYPE, Chain, chain, rpy_matrix
+from converters.retarget.frames import CV_TO_TORSO as _CV_TO_TORSO  # noqa: F401 - re-exported names
+from converters.retarget.frames import HAND_IN_WRIST, Calibration  # noqa: F401
+from converters.retarget.kinematics import DTYPE, Chain, chain
 from schemas import embodiments
-
-# OpenCV camera axes (x right, y down, z forward) -> torso axes (x forward, y left, z up).
-_CV_TO_TORSO = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
-
-# Human hand frame (x: wrist -> middle knuckle, y: towards the index side, z = x cross y, see
-# hands.hand_frame) expressed in the G1 wrist_yaw_link frame when the wrist joints are at zero:
-# fingers along the forearm (+x), index side up (+z).
-HAND_IN_WRIST = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """Camera (head) frame -> robot torso frame, plus a human -> robot scale.
-
-    p_torso = head_position + scale * R_tilt @ CV_TO_TORSO @ p_cam. Defaults: the head camera sits
-    0.45 m above and 0.06 m ahead of torso_link (G1 head), looking down by `pitch_down` rad, and a
-    human arm (~0.6 m shoulder-wrist) maps to the G1 arm (~0.4 m) with scale 0.7.
-    """
-
-    head_position: tuple[float, float, float] = (0.06, 0.0, 0.45)
-    pitch_down: float = 0.6
-    scale: float = 0.7
-    hand_in_wrist: tuple[tuple[float, ...], ...] = tuple(map(tuple, HAND_IN_WRIST))
-
-    def rotation(self) -> np.ndarray:
-        return rpy_matrix(0.0, self.pitch_down, 0.0) @ _CV_TO_TORSO
-
-    def camera_to_torso(self, poses: np.ndarray) -> np.ndarray:
-        """(..., 4, 4) hand poses in the camera frame -> wrist target poses in the torso frame."""
-        r = self.rotation()
-        out = np.array(poses, dtype=np.float64, copy=True)
-        out[..., :3, 3] = np.asarray(self.head_position) + self.scale * (poses[..., :3, 3] @ r.T)
-        out[..., :3, :3] = r @ poses[..., :3, :3] @ np.asarray(self.hand_in_wrist).T
-        return out
 
 
 @dataclass(frozen=True)

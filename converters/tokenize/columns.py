@@ -1,7 +1,8 @@
 """Pass 2 of tokenization: the FAST tokens of the action chunk starting at every frame, as fixed-shape columns.
 
-`action.tokens` (int32, length `max_len` = horizon x dims, the worst case, padded with the tokenizer's
-`pad_id`) and `action.tokens_len` (int32 scalar) — fixed shapes so LeRobot and zarr read them as is.
+`action.tokens` (int32, length = the tokenizer's `max_tokens`, the worst case: horizon x dims for ours,
+up to twice that for a byte-level one such as the Ψ₀ authors', padded with the tokenizer's `pad_id`) and
+`action.tokens_len` (int32 scalar) — fixed shapes so LeRobot and zarr read them as is.
 Which chunks are tokenized is the source's choice (`converters.source.Source.token_chunks`).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from schemas import Episode, EpisodeError, FeatureSpec, RejectReason
 
 def token_columns(tokenizer: FastTokenizer, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ids = tokenizer.encode(chunks)
-    return pad_token_arrays(ids, tokenizer.config.coefficients, tokenizer.pad_id)
+    return pad_token_arrays(ids, tokenizer.max_tokens, tokenizer.pad_id)
 
 
 def tokenize_episode(episode: Episode, tokenizer: FastTokenizer, chunks: np.ndarray) -> Episode:

@@ -122,6 +122,11 @@ class FastTokenizer:
         """Id used to pad `action.tokens`: one past the largest real id."""
         return self.vocab_size
 
+    @property
+    def max_tokens(self) -> int:
+        """Longest id sequence of a chunk (one character per coefficient, BPE only merges): `action.tokens` width."""
+        return self.config.coefficients
+
     def encode(self, chunks: np.ndarray) -> list[list[int]]:
         """(N, H, D) or (H, D) -> list of token-id lists (one per chunk)."""
         chunks = np.asarray(chunks, dtype=np.float64)

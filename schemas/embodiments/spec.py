@@ -222,6 +222,20 @@ class HandSpec:
 
 # ------------------------------------------------------------------------------------------ arms, body
 @dataclass(frozen=True)
+class LegGeometry:
+    """The sagittal leg lengths a pelvis height is computed from (no full leg chain needed): pelvis ->
+    hip-pitch axis drop, thigh, shank, ankle -> sole; and the pelvis height of the lower-body tracker's
+    nominal stance (the height its `torso_height` command calls NOMINAL_TORSO_HEIGHT)."""
+
+    hip_drop: float
+    thigh: float
+    shank: float
+    sole: float
+    stance_pelvis_height: float
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class ArmIK:
     """What the arm IK solves on: torso -> wrist chains, reference poses, multi-start seeds."""
 
@@ -269,6 +283,8 @@ class BodySpec:
     arm_kd: tuple[float, ...] | None = None
     color_intrinsics: tuple[float, float, float, float] | None = None   # head camera fx, fy, cx, cy
     source: str = ""
+    arm_fk: Mapping[str, ChainSpec] | None = None   # the body's own arm chains when IK uses a stand-in or none
+    legs: LegGeometry | None = None      # None: no leg lengths (a pelvis height cannot be derived)
 
     def __post_init__(self) -> None:
         if self.arms.size % 2 or self.joints.size < self.arms.size:
@@ -298,6 +314,10 @@ class Embodiment:
     aliases: tuple[str, ...] = ()        # other accepted spellings (the hyphenated name always is)
     arm_ik: ArmIK | None = None          # None: the body's own arm IK
     notes: tuple[str, ...] = ()          # caveats a user must know (e.g. a stand-in arm model)
+    hand_mount: Mapping[str, tuple[Vec3, Vec3]] | None = None
+    """Per side, the hand chain's base frame in the arm chain's last (wrist) frame as URDF (xyz, rpy);
+    None: identity at the arm chain's `palm` point. A mirrored hand (`HandSide.mirror_input`) is
+    mounted as the mirror image its chain is evaluated in."""
 
     def __post_init__(self) -> None:
         from schemas.actions import PSI0_ACTION  # noqa: PLC0415  (actions imports this package's parts)
@@ -315,6 +335,23 @@ class Embodiment:
         hyphen = self.name.replace("_", "-")
         return (self.name,) + ((hyphen,) if hyphen != self.name else ()) + tuple(
             a for a in self.aliases if a not in (self.name, hyphen))
+
+    @property
+    def arm_chains(self) -> Mapping[str, ChainSpec] | None:
+        """The body's own torso -> wrist chains (forward kinematics of recorded arm joints), never a stand-in."""
+        if self.body.arm_fk is not None:
+            return self.body.arm_fk
+        return self.body.arm_ik.chains if self.body.arm_ik is not None else None
+
+    def mount(self, side: str) -> np.ndarray:
+        """4x4: the hand chain base in the arm chain's wrist frame (see `hand_mount`)."""
+        if self.hand_mount is not None:
+            xyz, rpy = self.hand_mount[side]
+            return transform(xyz, rpy)
+        chains = self.arm_chains
+        if chains is None or "palm" not in chains[side].points:
+            raise ValueError(f"{self.name}: no hand mount and no arm chain `palm` point")
+        return transform(chains[side].points["palm"][1])
 
     @property
     def ik(self) -> ArmIK | None:

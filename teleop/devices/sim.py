@@ -9,7 +9,10 @@ tracker noise, slow drift and occasional dropouts (stale pose, `pose_valid` Fals
 `SimRobot` is a kinematic G1 body (`SIM_BODY`, whatever the embodiment: its hands are the action's hand
 blocks as commanded): every joint tracks its command with a first-order lag; legs and waist follow
 the 8-DoF lower-body command plausibly (squat by knee/hip/ankle, gait oscillation while walking, waist
-takes the torso rpy); the base integrates velocity and heading.
+takes the torso rpy); the base integrates velocity and heading. Its state records the lower-body command
+it executed, the truth derived lower-body labels are checked against: `extra` `executed.torso_roll/pitch/yaw`
+(the lagged torso rpy), `base_height` (torso height), `extra` `vx`, `vy`, `yaw_rate` and `base_yaw`
+(velocity in the heading frame and the heading); nothing twice, so a recorded row stays small.
 
 `SimCamera` renders a small egocentric RGB view of the robot's arms, hands and a lunch bag.
 """
@@ -307,6 +310,8 @@ _LOWER = PSI0_ACTION.slice("lower_body")
 _RPYH = slice(_LOWER.start + LOWER_BODY_COMMAND.slice("torso_rpy").start,
               _LOWER.start + LOWER_BODY_COMMAND.slice("torso_height").stop)
 _LB = {d: _LOWER.start + LOWER_BODY_COMMAND.index(d) for d in LOWER_BODY_COMMAND.dims}
+_TORSO_RPY = LOWER_BODY_COMMAND.dims[LOWER_BODY_COMMAND.slice("torso_rpy")]
+"""The executed dims a state reports under `executed.` (the others are in it already)."""
 _LEG_START = {side: SIM_BODY.slice(f"{side}_leg").start for side in ("left", "right")}
 _WAIST = SIM_BODY.slice("waist")
 _BODY_ARMS = SIM_BODY.slice("arms")
@@ -421,7 +426,8 @@ class SimRobot:
                           imu_rpy=imu, base_height=float(self._rpyh[3]),
                           extra={"base_x": float(self._base[0]), "base_y": float(self._base[1]),
                                  "base_yaw": float(self._base[2]), "vx": float(self._vel[0]), "vy": float(self._vel[1]),
-                                 "yaw_rate": float(self._vel[2])})
+                                 "yaw_rate": float(self._vel[2]),
+                                 **{f"executed.{d}": float(v) for d, v in zip(_TORSO_RPY, self._rpyh[:3])}})
 
 
 # ------------------------------------------------------------------------------------------ camera

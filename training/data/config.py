@@ -6,8 +6,11 @@ from dataclasses import dataclass
 from schemas.actions import BATCH_PAD_DIM
 from schemas.names import ACTION, ACTION_TOKENS, ACTION_TOKENS_LEN, STATE
 from shards import formats
+from training.data import representation
 
-NORMALIZATIONS = ("minmax", "quantile", "meanstd", "none")
+ACTION_MASK = "action.mask"
+
+NORMALIZATIONS = ("minmax", "quantile", "quantile_clip", "meanstd", "none")
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class DataConfig:
     horizon: int = 30
     cameras: tuple[str, ...] = ("observation.images.egocentric",)
     image_size: tuple[int, int] | None = (240, 320)          # (H, W)
-    normalization: str = "minmax"                             # minmax|quantile -> [-1, 1]; meanstd; none
+    normalization: str = "minmax"                             # minmax|quantile[_clip] -> [-1, 1]; meanstd; none
     pad_dim: int = BATCH_PAD_DIM
     max_tokens: int = 64
     format: str = "lerobot"                                   # preferred shard format; the twin is a fallback
@@ -32,6 +35,10 @@ class DataConfig:
     tokens_len_key: str = ACTION_TOKENS_LEN
     cache_shards: int = 32          # per-process LRU of shards' columns held as numpy
     cache_videos: int = 8           # per-process LRU of open video decoders
+    mask_key: str = ACTION_MASK     # per-frame validity of `action` dims (masked out of the loss), when present
+    action_repr: str = representation.DEFAULT     # training.data.representation: absolute | he_joint_delta28
+    tokenizer: str | None = None    # re-tokenize every shard with this FAST folder (one token space)
+    tokenizer_stats: str | None = None   # q01/q99 for an authors' tokenizer folder
 
     def __post_init__(self) -> None:
         if self.normalization not in NORMALIZATIONS:
@@ -40,6 +47,11 @@ class DataConfig:
             raise ValueError(f"format must be one of {formats.names()} (registered shard formats), got {self.format!r}")
         if self.horizon < 1 or self.pad_dim < 1 or self.max_tokens < 0:
             raise ValueError("horizon and pad_dim must be >= 1, max_tokens >= 0")
+        rep = representation.get(self.action_repr)
+        if rep.chunk is not None and rep.chunk != self.horizon:
+            raise ValueError(f"action representation {rep.name} has chunk {rep.chunk}, the config horizon {self.horizon}")
+        if rep.kind == "delta" and tuple(self.action_keys) != (ACTION,):
+            raise ValueError(f"action representation {rep.name} is made of `{ACTION}` alone")
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
             raise ValueError(f"image_size must be (H, W) or None, got {self.image_size}")
         object.__setattr__(self, "cameras", tuple(self.cameras))

@@ -1,5 +1,8 @@
 """`ChunkDataset`: one sample per frame of every shard — images at t, task, state at t, the
-normalized action chunk [t, t+H) with end-of-episode padding, and the FAST tokens of that chunk.
+normalized action chunk [t, t+H) with end-of-episode padding (in the configured action representation,
+`training.data.representation`), the dims that are labels (`action_mask`: the source's real dims and
+its `action.mask` column), and the FAST tokens of that chunk in the run's token space (`tokens.py`:
+one tokenizer re-tokenizing every shard, or each root's own tokenizer at its disjoint id block).
 Over a view, only the frames of the episodes it holds (`ShardEntry.episodes`): a shard's sample k maps
 to its k-th selected row, one array lookup.
 
@@ -23,9 +26,11 @@ from shards.frames import VideoCache
 from shards.location import Location
 from shards.views_reader import renamed
 from training.data.columns import ShardColumns, load_columns
+from training.data import representation
 from training.data.config import DataConfig
 from training.data.index import ShardIndex
 from training.data.normalize import Affine
+from training.data.tokens import TokenPlan, plan_tokens, retokenize
 
 log = logging.getLogger("psi0.training.data")
 
@@ -33,10 +38,12 @@ log = logging.getLogger("psi0.training.data")
 class ChunkDataset(Dataset):
     """Samples over every frame of the indexed shards (see module doc for the sample layout)."""
 
-    def __init__(self, index: ShardIndex, cfg: DataConfig = DataConfig()):
+    def __init__(self, index: ShardIndex, cfg: DataConfig = DataConfig(), token_plan: TokenPlan | None = None):
         self.index = index
         self.cfg = cfg
+        self.repr = representation.get(cfg.action_repr)
         self.shards = index.shards
+        self.token_plan = token_plan if token_plan is not None else self._default_plan()
         self.locations = [s.path(cfg.format) for s in self.shards]       # (fmt, path) actually read
         fallback = [s.shard_id for s, (fmt, _) in zip(self.shards, self.locations) if fmt != cfg.format]
         if fallback:
@@ -55,6 +62,15 @@ class ChunkDataset(Dataset):
         self._columns: OrderedDict[int, ShardColumns] = OrderedDict()
         self._videos: VideoCache | None = None
 
+    def _default_plan(self) -> TokenPlan | None:
+        """The token plan when none is given: the config's tokenizer, else the roots' own (None: no tokens)."""
+        if self.cfg.tokenizer is not None:
+            return plan_tokens(self.index, self.cfg.tokenizer, self.cfg.tokenizer_stats)
+        try:
+            return plan_tokens(self.index)
+        except (ValueError, FileNotFoundError):
+            return None                      # shards without tokens (stage 2/3 data)
+
     # --- normalization -------------------------------------------------------------------------
     def _build_norm(self, source: str) -> None:
         cfg = self.cfg
@@ -64,6 +80,10 @@ class ChunkDataset(Dataset):
             if stats is None:
                 continue
             keys.append(key)
+            if self.repr.kind == "delta":
+                stats = self._delta_stats(source, key)
+                kept = self.repr.kept(len(stats["min"]))
+                stats = {k: v[kept] for k, v in stats.items()}
             parts.append(Affine.from_stats(stats, cfg.normalization, len(stats["min"])))
         if not parts:
             raise ValueError(f"source {source!r} has none of the action keys {cfg.action_keys}")
@@ -78,6 +98,28 @@ class ChunkDataset(Dataset):
         self._state_norm[source] = (None if state is None
                                     else Affine.from_stats(state, cfg.normalization, len(state["min"])))
 
+    def _delta_stats(self, source: str, key: str) -> dict[str, np.ndarray]:
+        """Stats of frame-to-frame deltas of `key` over the source's shards (the catalog holds absolute stats)."""
+        deltas = []
+        for entry in (s for s in self.shards if s.source == source):
+            fmt, path = entry.path(self.cfg.format)
+            reader = formats.get(fmt).open(Location.of(path))
+            try:
+                cols = reader.columns([key, "episode_index", "frame_index"])
+            finally:
+                reader.close()
+            values = np.asarray(cols[key], np.float64).reshape(len(cols[key]), -1)
+            episodes = np.asarray(cols["episode_index"]).reshape(-1)
+            order = np.lexsort((np.asarray(cols["frame_index"]).reshape(-1), episodes))
+            values, episodes = values[order], episodes[order]
+            same = episodes[1:] == episodes[:-1]
+            deltas.append((values[1:] - values[:-1])[same])
+        d = np.concatenate(deltas) if deltas else np.zeros((0, 1))
+        if len(d) == 0:
+            raise ValueError(f"source {source!r}: no two consecutive frames to take deltas of")
+        return {"min": d.min(0), "max": d.max(0), "mean": d.mean(0), "std": d.std(0),
+                "q01": np.quantile(d, 0.01, axis=0), "q99": np.quantile(d, 0.99, axis=0)}
+
     def action_dim(self, source: str) -> int:
         return len(self._action_norm[source].center)
 
@@ -89,10 +131,12 @@ class ChunkDataset(Dataset):
         norm = self._action_norm[source]
         d = len(norm.center)
         if isinstance(actions, torch.Tensor):
-            center = torch.as_tensor(norm.center, device=actions.device)
-            scale = torch.as_tensor(np.where(np.isinf(norm.scale), 0.0, norm.scale).astype(np.float32),
+            # float64 like `Affine.invert`, so both paths give the same float32 values (the centre of a
+            # near-constant dim is not representable in float32)
+            center = torch.as_tensor(norm.center, dtype=torch.float64, device=actions.device)
+            scale = torch.as_tensor(np.where(np.isinf(norm.scale), 0.0, norm.scale), dtype=torch.float64,
                                     device=actions.device)
-            return actions[..., :d].float() * scale + center
+            return (actions[..., :d].double() * scale + center).float()
         return norm.invert(np.asarray(actions, np.float32)[..., :d])
 
     def norm_stats(self) -> dict[str, dict[str, Any]]:
@@ -128,7 +172,10 @@ class ChunkDataset(Dataset):
         entry = self.shards[shard]
         reader = renamed(formats.get(fmt).open(Location.of(path), videos=self._videos), entry.renames)
         cols = load_columns(reader, self._action_keys[entry.source], cfg.state_key, cfg.tokens_key,
-                            cfg.tokens_len_key)
+                            cfg.tokens_len_key, cfg.mask_key)
+        if self.token_plan is not None and self.token_plan.tokenizer is not None:
+            cols.tokens, cols.tokens_len = retokenize(self.token_plan, entry.shard_id, reader,
+                                                      cols.episode_index, cols.frame_index)
         if entry.episodes is not None:
             spans = {e.index: e for e in reader.episodes()}
             missing = [i for i in entry.episodes if i not in spans]
@@ -166,14 +213,19 @@ class ChunkDataset(Dataset):
             row = int(cols.rows[row])
         source = self.shards[shard].source
         end = cols.end_row(row)
-        steps = np.arange(row, row + cfg.horizon)
-        pad = steps >= end
-        raw = cols.action[np.minimum(steps, end - 1)]
-        d = raw.shape[1]
+        rep = self.repr
+        steps = np.arange(row, row + rep.frames_needed(cfg.horizon))
+        pad = steps[-cfg.horizon:] >= end             # a delta's step k is real while row + k + 1 is
+        rows = np.minimum(steps, end - 1)
+        targets = rep.targets(cols.action[rows])
+        d = targets.shape[1]
         actions = np.zeros((cfg.horizon, cfg.pad_dim), np.float32)
-        actions[:, :d] = self._action_norm[source].apply(raw)
+        actions[:, :d] = self._action_norm[source].apply(targets)
         action_mask = np.zeros(cfg.pad_dim, bool)
         action_mask[:d] = True
+        if cols.action_valid is not None:          # dims that are no label anywhere in the chunk are masked
+            valid = cols.action_valid[rows].all(axis=0)
+            action_mask[:d] &= valid[rep.kept(len(valid))]
         state = np.zeros(cfg.pad_dim, np.float32)
         state_mask = np.zeros(cfg.pad_dim, bool)
         if cols.state is not None:
@@ -186,7 +238,8 @@ class ChunkDataset(Dataset):
         if cols.tokens is not None:
             n_real = int(cols.tokens_len[row]) if cols.tokens_len is not None else cols.tokens.shape[1]
             n_tok = min(n_real, cfg.max_tokens)
-            tokens[:n_tok] = cols.tokens[row, :n_tok]
+            offset = 0 if self.token_plan is None else self.token_plan.offset(self.shards[shard].shard_id)
+            tokens[:n_tok] = cols.tokens[row, :n_tok] + offset
         images, image_mask = self._images(cols, row)
         ep = int(cols.episode_index[row])
         return {

@@ -10,6 +10,7 @@ from training.data.config import DataConfig
 from training.data.dataset import ChunkDataset, collate
 from training.data.index import open_shards
 from training.data.sampler import MixtureSampler
+from training.data.tokens import TokenPlan
 
 
 class MixtureLoader(DataLoader):
@@ -28,10 +29,11 @@ class MixtureLoader(DataLoader):
 def make_loader(paths: list[str | Path], cfg: DataConfig, batch_size: int, *, seed: int = 0, rank: int = 0,
                 world_size: int = 1, num_workers: int = 0, weights: dict[str, float] | None = None,
                 samples_per_epoch: int | None = None, pin_memory: bool = False,
-                drop_last: bool = False) -> tuple[DataLoader, MixtureSampler]:
+                drop_last: bool = False, token_plan: TokenPlan | None = None) -> tuple[DataLoader, MixtureSampler]:
     """Loader over `paths` (output roots, catalogs, shard dirs, .zarr stores) for one DDP rank.
-    Call `sampler.set_epoch(e)` each epoch; save `sampler.state_dict()` with checkpoints."""
-    dataset = ChunkDataset(open_shards(paths, weights), cfg)
+    Call `sampler.set_epoch(e)` each epoch; save `sampler.state_dict()` with checkpoints. `token_plan`:
+    the run's token spaces (default: `training.data.tokens.plan_tokens` of the shards and the config)."""
+    dataset = ChunkDataset(open_shards(paths, weights), cfg, token_plan)
     sampler = MixtureSampler(dataset, seed=seed, rank=rank, world_size=world_size,
                              samples_per_epoch=samples_per_epoch)
     loader = MixtureLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,

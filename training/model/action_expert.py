@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from schemas.actions import PSI0_ACTION, PSI0_STATE
+from schemas.chunking import REFERENCE_CHUNKING
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class ActionExpertConfig:
     heads: int = 24
     ff: int = 2048
     depth: int = 24
-    max_delay: int = 8
+    max_delay: int = REFERENCE_CHUNKING.max_delay    # training-time RTC: d in 0..max_delay-1 (schemas.chunking)
     time_sampling: str = "beta"  # "uniform" or "beta" (pi0-style, emphasises noisy times)
 
     def to_dict(self) -> dict:
@@ -40,8 +41,10 @@ class ActionExpertConfig:
 CONFIGS: dict[str, ActionExpertConfig] = {
     "tiny": ActionExpertConfig(action_dim=4, state_dim=4, context_dim=32, horizon=16,
                                hidden=64, heads=4, ff=128, depth=2),
-    # depth chosen so the parameter count is ~500M (see tests/test_action_expert.py::test_full_param_count)
-    "full": ActionExpertConfig(hidden=1536, heads=24, ff=2048, depth=8),
+    # the reference's action expert (Psi0ModelConfig): hidden 1536, 24 heads, feed-forward 2048, 6 blocks
+    "full": ActionExpertConfig(hidden=1536, heads=24, ff=2048, depth=6),
+    # 8 blocks: ~474 M parameters with our two-stream MM-DiT blocks, the size the paper quotes (~500 M)
+    "full8": ActionExpertConfig(hidden=1536, heads=24, ff=2048, depth=8),
 }
 
 

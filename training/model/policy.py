@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from schemas.actions import BATCH_PAD_DIM, PSI0_ACTION
+from schemas.chunking import REFERENCE_CHUNKING, ChunkingSpec
 from training.model.action_expert import CONFIGS as EXPERT_CONFIGS
 from training.model.action_expert import ActionExpert, ActionExpertConfig, count_params
 from training.model.system2 import System2
@@ -51,25 +52,35 @@ class PolicyConfig:
     fast_vocab_size: int = 2048
     action_dim: int = PSI0_ACTION.size
     state_dim: int = BATCH_PAD_DIM
-    horizon: int = 30
+    horizon: int = REFERENCE_CHUNKING.horizon
     feature_layers: tuple[int, ...] = (-1,)
     expert_base: str = "full"
     expert: dict[str, Any] = field(default_factory=dict)
     tiny_vlm: dict[str, int] = field(default_factory=lambda: {"hidden": 64, "layers": 2})
     stage3_lm_weight: float = 0.0
-    sample_steps: int = 10
+    sample_steps: int = REFERENCE_CHUNKING.flow_steps
     seed: int = 0
+    max_delay: int = REFERENCE_CHUNKING.max_delay
+    min_execute_horizon: int = REFERENCE_CHUNKING.min_execute_horizon
 
     def __post_init__(self) -> None:
         self.feature_layers = tuple(int(i) for i in self.feature_layers)
         if not self.feature_layers:
             raise ValueError("feature_layers must name at least one VLM layer")
+        if "max_delay" in self.expert:
+            raise ValueError("set max_delay on the policy config (one definition, schemas.chunking), not in `expert`")
+        self.chunking()                     # validates horizon / max_delay / min_execute_horizon together
+
+    def chunking(self) -> ChunkingSpec:
+        """The constants training and serving share (saved with the config; deploy/ builds its engine from them)."""
+        return ChunkingSpec(horizon=self.horizon, max_delay=self.max_delay,
+                            min_execute_horizon=self.min_execute_horizon, flow_steps=self.sample_steps)
 
     def expert_config(self, vlm_hidden: int) -> ActionExpertConfig:
         base = EXPERT_CONFIGS[self.expert_base]
         return dataclasses.replace(base, **{**self.expert, "context_dim": vlm_hidden * len(self.feature_layers),
                                             "action_dim": self.action_dim, "state_dim": self.state_dim,
-                                            "horizon": self.horizon})
+                                            "horizon": self.horizon, "max_delay": self.max_delay})
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -82,6 +93,11 @@ class PolicyConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields: {sorted(unknown)}")
+        d = dict(d)
+        legacy = dict(d.get("expert") or {})
+        if "max_delay" in legacy:           # configs written before the one definition: move it out of `expert`
+            d["max_delay"] = legacy.pop("max_delay")
+            d["expert"] = legacy
         return cls(**d)
 
     def save(self, path: str | Path) -> None:
@@ -101,10 +117,12 @@ class PolicyConfig:
 POLICY_CONFIGS: dict[str, PolicyConfig] = {
     # CPU tests in seconds: 2-layer 64-wide Qwen3-VL, 2-block 64-wide expert
     "tiny": PolicyConfig(name="tiny", system2="tiny", fast_vocab_size=128, horizon=16, expert_base="tiny",
-                         feature_layers=(-1,), sample_steps=10),
-    # Qwen3-VL-2B-Instruct (shape: QWEN3_VL_2B below; pass its directory as system2 / --vlm-path) + ~500M expert
-    "full": PolicyConfig(name="full", system2="", fast_vocab_size=2048, horizon=30, expert_base="full",
-                         feature_layers=(-1,), sample_steps=10),
+                         feature_layers=(-1,), sample_steps=10, min_execute_horizon=8),
+    # Qwen3-VL-2B-Instruct (shape: QWEN3_VL_2B below; pass its directory as system2 / --vlm-path) + the
+    # reference's 6-block expert; chunk 30, max_delay 8, s_min 15 (schemas.chunking.REFERENCE_CHUNKING)
+    "full": PolicyConfig(name="full", system2="", fast_vocab_size=2048, expert_base="full", feature_layers=(-1,)),
+    # the same with an 8-block expert (~474 M parameters, the size the paper quotes)
+    "full8": PolicyConfig(name="full8", system2="", fast_vocab_size=2048, expert_base="full8", feature_layers=(-1,)),
 }
 
 # The `full` preset's system-2 shape: Qwen/Qwen3-VL-2B-Instruct as published on the Hugging Face hub.
@@ -316,7 +334,9 @@ class Psi0Policy(nn.Module):
     def sample_actions(self, batch: dict, prefix: torch.Tensor | None = None, delay: int = 0,
                        steps: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Action chunk (B, horizon, action_dim) in the normalised action space. With `prefix`
-        (B, >= delay, action_dim) the first `delay` actions are the committed ones, kept exactly."""
+        (B, >= delay, action_dim) the first `delay` actions are the committed ones, kept exactly. A delay
+        training never drew (>= max_delay, schemas.chunking) is refused."""
+        delay = self.cfg.chunking().check_delay(delay)
         ctx, cmask = self.system2.features(batch, self.cfg.feature_layers)
         state = self.state_input(batch)
         if prefix is not None:

@@ -3,13 +3,15 @@
 What it adds on top of `Qwen3VLForConditionalGeneration`:
 
 * **Action tokens in the VLM vocabulary** (`ActionTokenMap`). FAST token `k` is VLM id `first_id + k`
-  with `first_id = len(tokenizer)` (the first id no text token uses), followed by `<action_start>`
-  and `<action_end>`. Qwen3-VL-2B's tokenizer has 151,669 entries but its embedding 151,936 rows:
-  the 267 padded rows cannot hold a 2,048-token FAST vocabulary, so the embedding (and the tied LM
-  head) is grown to the next multiple of 64 and the new rows start at the mean text embedding plus
-  small noise. No text token is overwritten and the tokenizer itself is untouched, so the map is a
-  pure function of (tokenizer length, FAST vocabulary size) and a saved checkpoint reloads to the
-  same map.
+  with `first_id` = the text tokenizer's length (the first id no text token uses), followed by
+  `<|action_start|>` and `<|action_end|>`. The tokens are *named* in the tokenizer as the Ψ₀ authors
+  name them (`<|a_k|>`, then the two markers as special tokens), so a saved checkpoint opens in
+  transformers with its tokenizer and `tokenizer.decode` shows actions. Qwen3-VL-2B's tokenizer has
+  151,669 entries but its embedding 151,936 rows: the 267 padded rows cannot hold a 2,048-token FAST
+  vocabulary, so the embedding (and the tied LM head) is grown to the next multiple of 64 and the new
+  rows start at the mean text embedding plus small noise. No text token is overwritten, so the map is
+  a pure function of (text tokenizer length, FAST vocabulary size) and a saved checkpoint reloads to
+  the same map.
 * **Batched prompt building on tensors** (`build_inputs`): uint8 camera images go through a torch
   re-implementation of Qwen's image processor (`VisionPreprocess`, bit-exact with
   `Qwen2VLImageProcessor` when no resize is needed; runs on the GPU with the batch), prompts are the
@@ -22,6 +24,7 @@ What it adds on top of `Qwen3VLForConditionalGeneration`:
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections import OrderedDict
@@ -44,6 +47,40 @@ CHAT_TEMPLATE = (
 
 IGNORE = -100
 SYSTEM2_META = "psi0_system2.json"
+ACTION_START = "<|action_start|>"
+ACTION_END = "<|action_end|>"
+
+
+def action_token(k: int) -> str:
+    """The name of FAST token `k` in the VLM tokenizer (the Ψ₀ authors' `<|a_k|>`)."""
+    return f"<|a_{k}|>"
+
+
+def name_action_tokens(tokenizer: Any, fast_vocab_size: int) -> tuple[Any, int]:
+    """`tokenizer` with `<|a_0|>` ... `<|a_{V-1}|>`, `<|action_start|>`, `<|action_end|>` (in that order,
+    right after its text tokens; a copy is named, the caller's tokenizer is not changed), and the id of
+    `<|a_0|>`. A tokenizer saved with another number of action tokens is refused (its ids would mean
+    other tokens)."""
+    names = [action_token(k) for k in range(int(fast_vocab_size))]
+    vocab = tokenizer.get_vocab()
+    if names[0] in vocab:
+        first = vocab[names[0]]
+        want = list(range(first, first + len(names) + 2))
+        got = [vocab.get(n, -1) for n in names + [ACTION_START, ACTION_END]]
+        extra = vocab.get(action_token(len(names)))
+        if got != want or extra is not None:
+            raise ValueError(f"the tokenizer names action tokens differently (expected {len(names)} contiguous "
+                             f"<|a_k|> from id {first} then the markers); rebuild it from the text tokenizer")
+        return tokenizer, first
+    tokenizer = copy.deepcopy(tokenizer)
+    first = len(tokenizer)
+    tokenizer.add_tokens(names)
+    tokenizer.add_special_tokens({"additional_special_tokens": [ACTION_START, ACTION_END]},
+                                 replace_additional_special_tokens=False)
+    if (tokenizer.convert_tokens_to_ids(names[0]) != first
+            or tokenizer.convert_tokens_to_ids(ACTION_END) != first + len(names) + 1):
+        raise ValueError("the tokenizer did not place the action tokens right after its text tokens")
+    return tokenizer, first
 
 
 QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
@@ -58,8 +95,8 @@ QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class ActionTokenMap:
-    """FAST ids [0, fast_vocab_size) <-> VLM ids [first_id, first_id + fast_vocab_size), then the
-    markers `<action_start>` = first_id + fast_vocab_size and `<action_end>` = that + 1."""
+    """FAST ids [0, fast_vocab_size) <-> VLM ids [first_id, first_id + fast_vocab_size) (named `<|a_k|>`),
+    then the markers `<|action_start|>` = first_id + fast_vocab_size and `<|action_end|>` = that + 1."""
 
     first_id: int
     fast_vocab_size: int
@@ -185,9 +222,9 @@ class System2(nn.Module):
     def __init__(self, model, tokenizer, vision: VisionPreprocess, fast_vocab_size: int, seed: int = 0):
         super().__init__()
         self.model = model
-        self.tokenizer = tokenizer
+        self.tokenizer, first = name_action_tokens(tokenizer, fast_vocab_size)
         self.vision = vision
-        self.token_map = ActionTokenMap(first_id=len(tokenizer), fast_vocab_size=int(fast_vocab_size))
+        self.token_map = ActionTokenMap(first_id=first, fast_vocab_size=int(fast_vocab_size))
         cfg = model.config
         self.image_token_id = cfg.image_token_id
         self.vision_start_id = cfg.vision_start_token_id

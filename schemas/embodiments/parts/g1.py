@@ -9,7 +9,7 @@ Sources (numbers transcribed, files cited):
 """
 from __future__ import annotations
 
-from schemas.embodiments.spec import ArmIK, BodySpec, ChainSpec, JointSpec, joint_space
+from schemas.embodiments.spec import ArmIK, BodySpec, ChainSpec, JointSpec, LegGeometry, joint_space
 
 _Y, _X, _Z = (0.0, 1.0, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)
 
@@ -99,6 +99,14 @@ G1_ARM_IK = ArmIK(
 )
 """G1 arm IK: chains, calibration / rest poses, and the episode solver's multi-start seeds."""
 
+G1_LEGS = LegGeometry(
+    hip_drop=0.1027, thigh=0.335, shank=0.300, sole=0.053, stance_pelvis_height=0.78,
+    source="mjlab asset_zoo unitree_g1 g1.xml (pelvis -> hip pitch axis 0.1027 m, hip -> knee 0.335 m, knee -> "
+           "ankle 0.300 m, ankle -> sole 0.053 m); stance: the pelvis 0.03 m above AMO's nominal 0.75 m "
+           "torso-height command, knees slightly bent (the simulator's system-0 stand-in uses the same)",
+)
+"""G1 leg lengths for the pelvis height of a recorded leg pose (Humanoid Everyday `leg_state`)."""
+
 G1_BODY_SPEC = BodySpec(
     name="g1_29dof", title="G1", family="g1", joints=G1_BODY, arms=G1_ARMS, legs_waist=G1_LEGS_WAIST,
     stock_hand="dex3", arm_ik=G1_ARM_IK,
@@ -107,4 +115,5 @@ G1_BODY_SPEC = BodySpec(
     arm_kd=(3.0, 3.0, 1.5, 1.5, 1.5, 1.5, 1.5) * 2,
     color_intrinsics=(606.300, 606.292, 330.766, 252.646),
     source="unitreerobotics/xr_teleoperate assets/g1/g1_body29_hand14.urdf",
+    legs=G1_LEGS,
 )
