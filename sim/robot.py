@@ -20,6 +20,7 @@ legs and torso touch objects only.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,16 @@ import mujoco
 import numpy as np
 
 from sim.embodiment import HandTable, body_joint_order, hand_table
+
+_log = logging.getLogger("sim.mujoco")
+
+
+def _warn(message: str) -> None:
+    """MuJoCo's warnings (e.g. an unstable step) go to Python logging, not to a MUJOCO_LOG.TXT in the cwd."""
+    _log.warning("mujoco: %s", message)
+
+
+mujoco.set_mju_user_warning(_warn)
 
 FLOOR_BIT, ROBOT_BIT, WORLD_BIT = 1, 2, 4
 SIDES = ("left", "right")
