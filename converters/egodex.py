@@ -19,7 +19,7 @@ import posixpath
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -37,6 +37,10 @@ FPS = 30.0
 CAMERA = "egocentric"
 DEFAULT_INTRINSIC = ((736.6339, 0.0, 960.0), (0.0, 736.6339, 540.0), (0.0, 0.0, 1.0))
 NATIVE_SHAPE = (1080, 1920, 3)
+MAX_EPISODE_BYTES = 1 << 30
+"""Memory one episode may take to convert: a claimed frame count above it is rejected before reading."""
+BYTES_PER_FRAME = 17_500
+"""Peak bytes per frame while converting (float32 block, float64 camera-frame poses, columns), measured."""
 
 CAMERA_POSE_NAMES = tuple(f"T_world_camera.r{r}c{c}" for r in range(4) for c in range(4))
 HAND_JOINTS = {side: human_hand_joints(side) for side in SIDES}
@@ -121,20 +125,28 @@ def read(ref: SourceRef, **options: Any) -> Episode:
     hdf5 = ref.get("hdf5") or (ref.uri if ref.uri.endswith(".hdf5") else "")
     if not hdf5:
         raise EpisodeError(RejectReason.UNREADABLE, f"{ref.uri}: video without its .hdf5 pose file", path=ref.uri)
-    raw = _read_hdf5(hdf5)
-    n = raw["transforms"].shape[1]
-    if n < MIN_FRAMES:
-        raise EpisodeError(RejectReason.EMPTY_EPISODE, f"{hdf5}: {n} pose frames (< {MIN_FRAMES})", frames=n)
-    _validate_transforms(raw["transforms"], hdf5)
+    probed: dict[str, VideoRef] = {}
 
-    video = _probe_video(ref.get("video"), hdf5)
-    if abs(video.fps - FPS) > FPS_TOLERANCE * FPS:
-        raise EpisodeError(RejectReason.FPS_MISMATCH, f"{video.uri}: {video.fps:g} fps, expected {FPS:g}",
-                           fps=video.fps)
-    if video.frame_count != n:
-        raise EpisodeError(RejectReason.FRAME_COUNT_MISMATCH,
-                           f"{hdf5}: {n} pose frames but the video has {video.frame_count}",
-                           poses=n, video=video.frame_count)
+    def check_claims(n: int) -> None:
+        """Runs once the HDF5's dataset shapes are known and before any of them is read: the frame count
+        they claim must match the video's (a few container reads) and fit the per-episode memory bound."""
+        if n < MIN_FRAMES:
+            raise EpisodeError(RejectReason.EMPTY_EPISODE, f"{hdf5}: {n} pose frames (< {MIN_FRAMES})", frames=n)
+        video = _probe_video(ref.get("video"), hdf5)
+        if abs(video.fps - FPS) > FPS_TOLERANCE * FPS:
+            raise EpisodeError(RejectReason.FPS_MISMATCH, f"{video.uri}: {video.fps:g} fps, expected {FPS:g}",
+                               fps=video.fps)
+        if video.frame_count != n:
+            raise EpisodeError(RejectReason.FRAME_COUNT_MISMATCH,
+                               f"{hdf5}: {n} pose frames but the video has {video.frame_count}",
+                               poses=n, video=video.frame_count)
+        check_episode_size(hdf5, n)
+        probed["video"] = video
+
+    raw = _read_hdf5(hdf5, check_claims)
+    n = raw["transforms"].shape[1]
+    _validate_transforms(raw["transforms"], hdf5)
+    video = probed["video"]
 
     columns = human_columns(raw["transforms"])
     derived: dict[str, str] = {}
@@ -147,6 +159,7 @@ def read(ref: SourceRef, **options: Any) -> Episode:
     frames = build_frames(np.arange(n, dtype=np.float64) / FPS, {key: columns[key] for key in FEATURES
                                                                  if FEATURES[key].dtype != "video"})
     attrs = raw["attrs"]
+    derived.update(raw["attr_notes"])
     task_name = ref.get("task") or Path(hdf5).parent.name
     task, how = instruction(attrs, task_name)
     if how:
@@ -164,11 +177,13 @@ def read(ref: SourceRef, **options: Any) -> Episode:
     return Episode(meta, frames, dict(FEATURES), {video.key: video})
 
 
-def _read_hdf5(path: str) -> dict[str, Any]:
+def _read_hdf5(path: str, check_claims: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
     """Transforms stacked as (1 + 50, N, 4, 4) in REQUIRED_TRANSFORMS order, confidences, attrs.
 
     Datasets are read with h5py's low-level API straight into one preallocated float32 block:
     the high-level `Group[...]` path costs ~0.3 ms of Python per dataset, and an episode has ~100.
+    Nothing is allocated from a claimed size before `check_claims(n)` has accepted the frame count the
+    shapes claim (a 440 KB file can claim 300 k frames); anything h5py raises names the dataset.
     """
     import h5py
 
@@ -180,32 +195,71 @@ def _read_hdf5(path: str) -> dict[str, Any]:
         raise EpisodeError(RejectReason.UNREADABLE, f"{path}: no such file", path=path) from None
     except OSError as exc:
         raise EpisodeError(RejectReason.UNREADABLE, f"{path}: not a readable HDF5 file ({exc})", path=path) from None
+    reading = "/"
     with f:
-        for group in ("camera/intrinsic", "transforms"):
-            if group not in f:
-                raise EpisodeError(RejectReason.MISSING_KEY, f"{path}: missing /{group}", key=group)
-        ids = _open_datasets(f, "transforms", REQUIRED_TRANSFORMS)
-        missing = [name for name, dsid in zip(REQUIRED_TRANSFORMS, ids) if dsid is None]
-        if missing:
-            raise EpisodeError(RejectReason.MISSING_KEY, f"{path}: missing /transforms/{missing[0]}"
-                               + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""), key=missing[0])
-        n = ids[0].shape[0] if len(ids[0].shape) == 3 else -1
-        for name, dsid in zip(REQUIRED_TRANSFORMS, ids):
-            if dsid.shape != (n, 4, 4):
-                raise EpisodeError(RejectReason.SHAPE_MISMATCH,
-                                   f"{path}: /transforms/{name} has shape {dsid.shape}, expected ({n}, 4, 4)",
-                                   key=name, shape=list(dsid.shape))
-        transforms = np.empty((len(ids), n, 4, 4), np.float32)
-        if n > 0:
-            for k, dsid in enumerate(ids):
-                dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, transforms[k])
-        intrinsic = np.asarray(f["camera/intrinsic"][()], dtype=np.float64)
-        if intrinsic.shape != (3, 3):
-            raise EpisodeError(RejectReason.SHAPE_MISMATCH, f"{path}: /camera/intrinsic has shape {intrinsic.shape}")
-        check_finite("camera/intrinsic", intrinsic)
-        confidences = {side: _confidences(f, path, HAND_JOINTS[side], n) for side in SIDES}
-        attrs = {key: _attr(value) for key, value in sorted(f.attrs.items())}
-    return {"transforms": transforms, "intrinsic": intrinsic, "confidences": confidences, "attrs": attrs}
+        try:
+            for group in ("camera/intrinsic", "transforms"):
+                if group not in f:
+                    raise EpisodeError(RejectReason.MISSING_KEY, f"{path}: missing /{group}", key=group)
+            reading = "/transforms"
+            ids = _open_datasets(f, "transforms", REQUIRED_TRANSFORMS)
+            missing = [name for name, dsid in zip(REQUIRED_TRANSFORMS, ids) if dsid is None]
+            if missing:
+                raise EpisodeError(RejectReason.MISSING_KEY, f"{path}: missing /transforms/{missing[0]}"
+                                   + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""), key=missing[0])
+            n = ids[0].shape[0] if len(ids[0].shape) == 3 else -1
+            for name, dsid in zip(REQUIRED_TRANSFORMS, ids):
+                if dsid.shape != (n, 4, 4):
+                    raise EpisodeError(RejectReason.SHAPE_MISMATCH,
+                                       f"{path}: /transforms/{name} has shape {dsid.shape}, expected ({n}, 4, 4)",
+                                       key=name, shape=list(dsid.shape))
+                _check_numeric(path, f"transforms/{name}", dsid)
+            reading = "/camera/intrinsic"
+            intrinsic_ds = f["camera/intrinsic"]
+            if not isinstance(intrinsic_ds, h5py.Dataset) or intrinsic_ds.shape != (3, 3):
+                raise EpisodeError(RejectReason.SHAPE_MISMATCH, f"{path}: /camera/intrinsic has shape "
+                                   f"{getattr(intrinsic_ds, 'shape', None)}, expected (3, 3)", key="camera/intrinsic")
+            _check_numeric(path, "camera/intrinsic", intrinsic_ds.id)
+            check_claims(n)
+            transforms = np.empty((len(ids), n, 4, 4), np.float32)
+            if n > 0:
+                for k, dsid in enumerate(ids):
+                    reading = f"/transforms/{REQUIRED_TRANSFORMS[k]}"
+                    dsid.read(h5py.h5s.ALL, h5py.h5s.ALL, transforms[k])
+            reading = "/camera/intrinsic"
+            intrinsic = np.asarray(intrinsic_ds[()], dtype=np.float64)
+            check_finite("camera/intrinsic", intrinsic)
+            reading = "/confidences"
+            confidences = {side: _confidences(f, path, HAND_JOINTS[side], n) for side in SIDES}
+            reading = "root attributes"
+            attrs, notes = _read_attrs(f, path)
+        except EpisodeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - h5py raises many types on crafted files: name what was read
+            raise EpisodeError(RejectReason.UNREADABLE, f"{path}: {reading}: unreadable ({type(exc).__name__}: {exc})",
+                               path=path, dataset=reading) from None
+    return {"transforms": transforms, "intrinsic": intrinsic, "confidences": confidences, "attrs": attrs,
+            "attr_notes": notes}
+
+
+def _check_numeric(path: str, name: str, dsid: Any) -> None:
+    """A dataset read as float32 must hold plain numbers (not strings, compound records or references)."""
+    kind = dsid.dtype.kind
+    if kind not in "fiub":
+        raise EpisodeError(RejectReason.SHAPE_MISMATCH, f"{path}: /{name} holds {dsid.dtype} values, not numbers",
+                           key=name, dtype=str(dsid.dtype))
+
+
+def check_episode_size(path: str, n: int) -> None:
+    """Refuse an episode whose claimed frame count would need more than MAX_EPISODE_BYTES to convert."""
+    need = n * BYTES_PER_FRAME
+    if need > MAX_EPISODE_BYTES:
+        raise EpisodeError(RejectReason.OUT_OF_RANGE,
+                           f"{path}: {n} frames would need ~{need / 2**30:.1f} GiB to convert, above the "
+                           f"per-episode bound of {MAX_EPISODE_BYTES / 2**30:.0f} GiB "
+                           f"({MAX_EPISODE_BYTES // BYTES_PER_FRAME} frames, "
+                           f"{MAX_EPISODE_BYTES // BYTES_PER_FRAME / FPS / 60:.0f} min at {FPS:g} fps): split it",
+                           frames=n, bytes=need)
 
 
 def _open_datasets(f: Any, group: str, names: tuple[str, ...]) -> list[Any]:
@@ -234,6 +288,7 @@ def _confidences(f: Any, path: str, joints: tuple[str, ...], n: int) -> np.ndarr
         if int(np.prod(dsid.shape)) != n:
             raise EpisodeError(RejectReason.SHAPE_MISMATCH,
                                f"{path}: /confidences/{joint} has shape {dsid.shape}, expected ({n},)")
+        _check_numeric(path, f"confidences/{joint}", dsid)
     conf = np.empty((len(joints), n), np.float32)
     if n > 0:
         for k, dsid in enumerate(ids):
@@ -243,15 +298,71 @@ def _confidences(f: Any, path: str, joints: tuple[str, ...], n: int) -> np.ndarr
     return conf
 
 
+def _read_attrs(f: Any, path: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Root attributes as plain JSON values, and a note (for `meta.derived`) per attribute that had to be
+    converted or dropped: a crafted or unusual attribute never costs the episode."""
+    attrs: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    for key in sorted(f.attrs.keys()):
+        try:
+            value = f.attrs[key]
+        except Exception as exc:  # noqa: BLE001 - h5py cannot even decode it
+            notes[f"attrs.{key}"] = f"unreadable HDF5 attribute ({type(exc).__name__}): dropped"
+            continue
+        try:
+            attrs[key] = _attr(value)
+        except _Unrepresentable as why:
+            notes[f"attrs.{key}"] = f"{why}: not representable in JSON, dropped"
+            continue
+        kinds = _converted_kinds(value)
+        if kinds:
+            notes[f"attrs.{key}"] = f"{' and '.join(kinds)} converted to JSON ({_CONVERSIONS})"
+    return attrs, notes
+
+
+_CONVERSIONS = "complex -> {real, imag}, compound record -> {field: value}"
+
+
+class _Unrepresentable(ValueError):
+    pass
+
+
+def _converted_kinds(value: Any) -> list[str]:
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        return ["complex number"] if isinstance(value, complex) else []
+    kinds = []
+    if dtype.kind == "c":
+        kinds.append("complex number")
+    if dtype.names:
+        kinds.append("compound record")
+    return kinds
+
+
 def _attr(value: Any) -> Any:
-    """HDF5 attribute -> plain JSON value (bytes decoded as UTF-8, arrays as lists)."""
+    """HDF5 attribute -> plain JSON value (bytes decoded as UTF-8, arrays as lists, complex numbers as
+    {real, imag}, compound records as {field: value}); object and region references raise _Unrepresentable."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if isinstance(value, (str, bool, int)) or value is None:
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, complex):
+        return {"real": _attr(value.real), "imag": _attr(value.imag)}
     if isinstance(value, np.ndarray):
+        if value.dtype.names:
+            flat = value.reshape(-1)
+            return [_attr(v) for v in flat] if value.ndim else _attr(value[()])
+        if value.dtype.kind == "O":
+            return [_attr(v) for v in value.reshape(-1)] if value.ndim else _attr(value[()])
         return [_attr(v) for v in value.reshape(-1).tolist()] if value.ndim else _attr(value.item())
+    if isinstance(value, np.void) and value.dtype.names:
+        return {name: _attr(value[name]) for name in value.dtype.names}
     if isinstance(value, np.generic):
         return _attr(value.item())
-    return value
+    raise _Unrepresentable(f"{type(value).__module__}.{type(value).__name__}"
+                           + (" (an HDF5 reference)" if "Reference" in type(value).__name__ else ""))
 
 
 def instruction(attrs: dict[str, Any], task_name: str) -> tuple[str, str]:

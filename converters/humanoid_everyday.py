@@ -62,6 +62,11 @@ CAMERA = "egocentric"
 EPISODE_RE = re.compile(r"episode_(\d+)")
 DESCRIPTION_FILES = ("task_description_dict.json", "task_descriptions.json")
 JUNK = ("__MACOSX",)
+MAX_FILE_BYTES = 256 << 20
+"""Largest single file of an episode read into memory (data.json of a 10-minute episode is ~10 MB)."""
+MAX_DEPTH_BYTES = 16 << 20
+"""Largest decompressed depth frame (a 640x480 uint16 frame is 0.6 MB, 2048x2048 is 8 MB): an LZMA bomb stops
+there."""
 
 # Depth camera intrinsics used by the public loader (fx, fy, cx, cy); the colour camera's are per robot
 # body (`BodySpec.color_intrinsics`).
@@ -300,15 +305,46 @@ class EpisodeFiles:
     def exists(self, rel: str) -> bool:
         if self.in_zip or self.remote:
             return self.path(rel) in self._names
-        return os.path.isfile(os.path.join(self.ref.uri, self.path(rel)))
+        return self._inside(rel) and os.path.isfile(os.path.join(self.ref.uri, self.path(rel)))
+
+    def _inside(self, rel: str) -> bool:
+        """A local path named by data.json stays inside the episode folder once `..`, absolute paths and
+        symlinks are resolved: a recording never makes the reader open a file elsewhere on the host."""
+        base = os.path.realpath(self.ref.uri)
+        target = os.path.realpath(os.path.join(base, self.path(rel)))
+        return target == base or target.startswith(base.rstrip(os.sep) + os.sep)
 
     def read(self, rel: str) -> bytes:
+        """A file's bytes; one whose (uncompressed) size is above MAX_FILE_BYTES is refused unread (a zip
+        member's size is known from the central directory: a zip bomb is never inflated)."""
         if self.in_zip:
+            self._check_size(rel, self._zip.getinfo(self.path(rel)).file_size)
             return self._zip.read(self.path(rel))
         if self.remote:
-            return remote.read_bytes(remote.join(self.ref.uri, self.path(rel)))
-        with open(os.path.join(self.ref.uri, self.path(rel)), "rb") as f:
+            url = remote.join(self.ref.uri, self.path(rel))
+            found = remote.info(url)
+            self._check_size(rel, int(found.get("size") or 0) if found else 0)
+            return remote.read_bytes(url)
+        if not self._inside(rel):
+            raise EpisodeError(RejectReason.UNREADABLE, f"{self.ref.uri}: {rel} points outside the episode folder",
+                               path=rel)
+        path = os.path.join(self.ref.uri, self.path(rel))
+        self._check_size(rel, os.path.getsize(path))
+        with open(path, "rb") as f:
             return f.read()
+
+    def _check_size(self, rel: str, size: int) -> None:
+        if size > MAX_FILE_BYTES:
+            raise EpisodeError(RejectReason.OUT_OF_RANGE, f"{_where(self.ref)}: {rel} is {size / 2**20:.0f} MiB "
+                               f"uncompressed, above the {MAX_FILE_BYTES >> 20} MiB a file of an episode may take",
+                               path=rel, size=size)
+
+    def escapes(self, rel: str) -> bool:
+        """`rel` as stored would leave the episode (absolute, `..`, or a symlink out): never followed."""
+        if self.in_zip or self.remote:
+            norm = self.path(rel)
+            return norm.startswith(("/", "../")) or norm == ".."
+        return not self._inside(rel)
 
 
 # ------------------------------------------------------------------------------------------ read
@@ -584,8 +620,12 @@ def _image_stream(files: EpisodeFiles, data: list[dict], ref: SourceRef) -> Vide
     resolved = [files.resolve(r) for r in stored]
     missing = [s for s, r in zip(stored, resolved) if r is None]
     if missing:
+        outside = [m for m in missing if files.escapes(m)]
+        note = (f"; {len(outside)} of them point outside the episode folder (e.g. {outside[0]}), which is never "
+                "followed" if outside else "")
         raise EpisodeError(RejectReason.MISSING_VIDEO, f"{where}: {len(missing)} of {len(stored)} image files missing "
-                           f"(first {missing[0]})", missing=len(missing), first=missing[0])
+                           f"(first {missing[0]}){note}", missing=len(missing), first=missing[0],
+                           **({"outside": len(outside)} if outside else {}))
     from PIL import Image, UnidentifiedImageError
 
     rels = [r for r in resolved if r is not None]
@@ -623,8 +663,30 @@ def _sidecar_refs(files: EpisodeFiles, data: list[dict], ref: SourceRef, key: st
     return info
 
 
+def _inflate_depth(blob: bytes) -> bytes:
+    """LZMA-decompress one depth frame, refusing to produce more than MAX_DEPTH_BYTES."""
+    decomp, parts, size = lzma.LZMADecompressor(), [], 0
+    try:
+        piece = decomp.decompress(blob, max_length=1 << 20)
+        while True:
+            parts.append(piece)
+            size += len(piece)
+            if size > MAX_DEPTH_BYTES:
+                raise EpisodeError(RejectReason.OUT_OF_RANGE,
+                                   f"depth frame inflates beyond {MAX_DEPTH_BYTES >> 20} MiB")
+            if decomp.eof or decomp.needs_input:
+                break
+            piece = decomp.decompress(b"", max_length=1 << 20)
+    except lzma.LZMAError as exc:
+        raise EpisodeError(RejectReason.UNREADABLE, f"depth frame is not LZMA data ({exc})") from None
+    raw = b"".join(parts)
+    if not decomp.eof:
+        raise EpisodeError(RejectReason.UNREADABLE, "depth frame is cut short (no LZMA end-of-stream marker)")
+    return raw
+
+
 def _depth_shape(blob: bytes, video: VideoRef) -> tuple[int, int]:
-    raw = lzma.decompress(blob)
+    raw = _inflate_depth(blob)
     if raw[:6] == b"\x93NUMPY":
         return tuple(np.load(io.BytesIO(raw)).shape[:2])   # type: ignore[return-value]
     pixels = len(raw) // 2
@@ -637,7 +699,18 @@ def _depth_shape(blob: bytes, video: VideoRef) -> tuple[int, int]:
 def _read_member(info: dict[str, Any], i: int) -> bytes:
     name = info["frames"][i]
     if info["member_of_zip"]:
-        return open_zip(info["uri"])[0].read(name)
+        zf = open_zip(info["uri"])[0]
+        size = zf.getinfo(name).file_size
+    elif remote.is_url(name):
+        found = remote.info(name)
+        size = int(found.get("size") or 0) if found else 0
+    else:
+        size = os.path.getsize(name)
+    if size > MAX_FILE_BYTES:
+        raise EpisodeError(RejectReason.OUT_OF_RANGE, f"{name}: {size >> 20} MiB uncompressed, above the "
+                           f"{MAX_FILE_BYTES >> 20} MiB a file of an episode may take", path=name, size=size)
+    if info["member_of_zip"]:
+        return zf.read(name)
     if remote.is_url(name):
         return remote.read_bytes(name)
     with open(name, "rb") as f:
@@ -647,7 +720,7 @@ def _read_member(info: dict[str, Any], i: int) -> bytes:
 def load_depth(episode_or_info: Episode | dict[str, Any], i: int) -> np.ndarray:
     """Depth frame `i` as uint16 (H, W) millimetres, from `meta.extra["depth"]` (read with_depth=True)."""
     info = episode_or_info.meta.extra["depth"] if isinstance(episode_or_info, Episode) else episode_or_info
-    raw = lzma.decompress(_read_member(info, i))
+    raw = _inflate_depth(_read_member(info, i))
     if raw[:6] == b"\x93NUMPY":
         return np.load(io.BytesIO(raw)).astype(np.uint16)
     h, w = info["shape"]

@@ -17,6 +17,13 @@ What `read` produces (one feature set for every robot; the embodiment is in the 
   over JPEGs extracted (bytes as recorded, no re-encode) to a per-episode cache directory.
 - quality: fractions of frames whose command was held / had a tracker lost / was under e-stop, and
   the loop's p99 period jitter. Episodes the operator discarded are not listed by `discover`.
+- integrity (`meta.extra["recording"]`): the session format, whether every batch's checksum was verified
+  (format 2) or the contents are unverified (format 1), streams cut by a crash (`truncated`), the repairs
+  `teleop check --repair` made (`repairs`), and whether values were checked against the embodiment's
+  limits. A batch whose checksum is wrong rejects the episode (`teleop check --repair` drops the batch;
+  the repaired episode then ingests with the repair listed). Every command must lie within the
+  embodiment's action limits and every measured joint within its joint limits (+ STATE_MARGIN), else
+  the episode is rejected naming the stream, row, time, dimension and limit.
 """
 from __future__ import annotations
 
@@ -39,8 +46,8 @@ from schemas.actions import PSI0_HANDS
 from schemas import embodiments
 from schemas.embodiments import G1_BODY, G1_LEGS_WAIST
 from schemas.episode import build_frames
-from schemas.recording import (IMU_RPY, episode_dirs, episode_info, find_sessions, fixed_column, load_session,
-                               read_stream, segments)
+from schemas.recording import (FORMAT_V1, IMU_RPY, SegmentScan, checksums_required, episode_dirs, episode_info,
+                               find_sessions, fixed_column, load_session, scan_stream, segments)
 
 log = logging.getLogger("psi0.converters.teleop")
 
@@ -49,6 +56,10 @@ FPS = 30.0
 CAMERA = "egocentric"
 MIN_SECONDS = 0.2
 CACHE_ENV = "PSI0_TELEOP_FRAME_CACHE"
+ACTION_TOLERANCE = 1e-4
+"""Commands are clamped to the limits by the recorder's mapper; this absorbs float32 rounding only."""
+STATE_MARGIN = 0.1
+"""Measured joint positions may overshoot a limit slightly (rad); beyond this margin a value is not a measurement."""
 
 BASE_DIMS = tuple(f"imu_{a}" for a in IMU_RPY) + ("base_height",)
 
@@ -123,20 +134,64 @@ def read(ref: SourceRef, **options: Any) -> Episode:
         raise EpisodeError(RejectReason.UNREADABLE, f"{ref.uri}: {type(exc).__name__}: {exc}") from None
 
 
-def _stream(episode: Path, name: str) -> pa.Table:
+def _stream(episode: Path, name: str, require_checksums: bool = False,
+            integrity: dict[str, Any] | None = None) -> pa.Table:
+    """A stream's good rows; a batch whose checksum is wrong rejects the episode, a truncated tail is noted
+    in `integrity` (what ingest carries into the episode's metadata)."""
     directory = episode / name
     if not directory.is_dir() or not segments(directory):
         raise EpisodeError(RejectReason.MISSING_KEY, f"{episode}: no '{name}' stream", key=name)
-    return read_stream(directory)
+    table, scans = scan_stream(directory, require_checksums)
+    for scan in scans:
+        if scan.corrupt:
+            bad = scan.corrupt[0]
+            raise EpisodeError(RejectReason.UNREADABLE,
+                               f"{scan.path}: record batch {bad['batch']} (byte {bad['byte']}, {bad['rows']} rows) fails "
+                               f"its checksum ({bad['problem']}): the bytes changed after recording; `teleop check "
+                               "--repair` drops it and the episode then ingests with the repair noted",
+                               stream=name, segment=scan.path.name, batch=bad["batch"])
+    if integrity is not None:
+        _note_scans(integrity, name, scans)
+    return table
+
+
+def _note_scans(integrity: dict[str, Any], name: str, scans: list[SegmentScan]) -> None:
+    integrity["batches_verified"] = integrity.get("batches_verified", 0) + sum(s.checked for s in scans)
+    integrity["batches_unverified"] = integrity.get("batches_unverified", 0) + sum(s.unchecked for s in scans)
+    cut = [s for s in scans if s.good_bytes < s.size]
+    if cut:
+        integrity.setdefault("truncated", {})[name] = {
+            "segments": [s.path.name for s in cut], "bytes_cut": sum(s.size - s.good_bytes for s in cut),
+            "last_t": cut[-1].last_t}
+
+
+def _check_limits(episode: Path, stream: str, column: str, t: np.ndarray, values: np.ndarray, low: np.ndarray,
+                  high: np.ndarray, names: tuple[str, ...], margin: float, what: str) -> None:
+    """Every value within [low - margin, high + margin] (dims without a limit: finite), else reject naming
+    the stream, row, time, dimension, value and limit."""
+    lo = np.where(np.isfinite(low), low - margin, -np.inf)
+    hi = np.where(np.isfinite(high), high + margin, np.inf)
+    bad = ~np.isfinite(values) | (values < lo) | (values > hi)
+    if bad.any():
+        row, dim = (int(i) for i in np.argwhere(bad)[0])
+        raise EpisodeError(RejectReason.OUT_OF_RANGE,
+                           f"{episode}: {stream} row {row} (t={float(t[row]):.3f}) {column}.{names[dim]} = "
+                           f"{float(values[row, dim]):.6g} is outside [{float(low[dim]):.4g}, {float(high[dim]):.4g}] "
+                           f"({what}); {int(bad.any(axis=1).sum())} row(s) out of range",
+                           stream=stream, field=f"{column}.{names[dim]}", row=row, value=float(values[row, dim]))
 
 
 def _read(ref: SourceRef) -> Episode:
     episode = Path(ref.uri)
     session = load_session(ref.get("session") or episode.parent)
     info = episode_info(episode)
-    commands = _stream(episode, "commands")
-    states = _stream(episode, "robot_state")
-    camera = _stream(episode, f"camera_{CAMERA}")
+    required = checksums_required(session.get("format"))
+    integrity: dict[str, Any] = {"format": session.get("format")}
+    commands = _stream(episode, "commands", required, integrity)
+    states = _stream(episode, "robot_state", required, integrity)
+    camera = _stream(episode, f"camera_{CAMERA}", required, integrity)
+    robot = str(session.get("robot", "g1-dex3"))
+    integrity["limits"] = _check_values(episode, robot, commands, states)
     tc, ts, tv = (tab.column("t").to_numpy() for tab in (commands, states, camera))
     for name, t in (("commands", tc), ("robot_state", ts), (f"camera_{CAMERA}", tv)):
         if len(t) < 2:
@@ -191,13 +246,12 @@ def _read(ref: SourceRef) -> Episode:
         "estop_fraction": float(np.mean(["estop" in f.split("|") for f in held])),
     }
     if (episode / "loop").is_dir():
-        loop = _stream(episode, "loop")
+        loop = _stream(episode, "loop", required)
         period = loop.column("period").to_numpy()
         period = period[np.isfinite(period)]
         if period.size:
             nominal = 1.0 / float(session.get("control_rate_hz", 50.0))
             quality["loop_jitter_p99_ms"] = float(np.percentile(np.abs(period - nominal), 99) * 1e3)
-    robot = str(session.get("robot", "g1-dex3"))
     task = str(session.get("task", ""))
     derived = {
         "action": "recorded 50 Hz commands, zero-order hold at 30 fps (the command in effect)",
@@ -209,11 +263,53 @@ def _read(ref: SourceRef) -> Episode:
     extra = {"outcome": info.get("outcome", ""), "robot": robot, "operator": session.get("operator", ""),
              "device": session.get("device", {}).get("kind", ""), "session": Path(ref.get("session")).name,
              "episode": episode.name, "calibration": session.get("calibration", {}),
-             "software": session.get("software", {}), "t_start_monotonic": float(grid[0])}
+             "software": session.get("software", {}), "t_start_monotonic": float(grid[0]),
+             "recording": _integrity_summary(integrity, info)}
     meta = EpisodeMeta(source=SOURCE, source_id=ref.source_id, embodiment=_embodiment_name(robot), fps=FPS,
                        task=task_sentence(task), task_name=task_key(task), quality=quality, derived=derived,
                        extra=extra)
     return Episode(meta, frames, dict(FEATURES), {video.key: video})
+
+
+def _check_values(episode: Path, robot: str, commands: pa.Table, states: pa.Table) -> str:
+    """Commands within the embodiment's action limits, measured joints within its joint limits (+ margin);
+    returns how the values were checked (for the metadata)."""
+    try:
+        emb = embodiments.get(embodiments.canonical(robot))
+    except (ValueError, KeyError):
+        return f"not checked: {robot!r} is not a registered embodiment (finite values only)"
+    low, high = emb.action_space().bounds()
+    _check_limits(episode, "commands", "action", commands.column("t").to_numpy(), fixed_column(commands, "action"),
+                  low, high, PSI0_ACTION.dims, ACTION_TOLERANCE, f"{emb.name} action limits")
+    t = states.column("t").to_numpy()
+    low, high = G1_BODY.bounds()
+    _check_limits(episode, "robot_state", "body_q", t, fixed_column(states, "body_q"), low, high, G1_BODY.dims,
+                  STATE_MARGIN, f"{G1_BODY.name} joint limits + {STATE_MARGIN} rad")
+    hands = PSI0_STATE.slice("hands")
+    slow, shigh = emb.state_space().bounds()
+    _check_limits(episode, "robot_state", "hand_q", t, fixed_column(states, "hand_q"), slow[hands], shigh[hands],
+                  PSI0_HANDS.dims, STATE_MARGIN, f"{emb.name} hand joint limits + {STATE_MARGIN} rad")
+    return f"{emb.name}: commands within action limits, joints within limits + {STATE_MARGIN} rad"
+
+
+def _integrity_summary(integrity: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """What ingest knows about the recording's integrity, as the episode's metadata carries it."""
+    verified, unverified = integrity.get("batches_verified", 0), integrity.get("batches_unverified", 0)
+    if unverified == 0 and verified:
+        checksums = f"verified ({verified} batches)"
+    elif integrity.get("format") == FORMAT_V1:
+        checksums = "none: format 1 recording, contents unverified"
+    else:
+        checksums = f"{verified} batches verified, {unverified} without a checksum"
+    out: dict[str, Any] = {"format": integrity.get("format"), "checksums": checksums,
+                           "limits": integrity.get("limits", "")}
+    if integrity.get("truncated"):
+        out["truncated"] = integrity["truncated"]
+    if info.get("repairs"):
+        out["repairs"] = info["repairs"]
+    if info.get("write_error"):
+        out["write_error"] = info.get("lost") or info["write_error"]
+    return out
 
 
 def decode_frame(data: bytes, encoding: str, width: int, height: int) -> np.ndarray:

@@ -2,11 +2,20 @@
 
 Read-only by construction (GET/HEAD only), binds wherever the caller says (the CLI defaults to
 127.0.0.1), serves video straight from shard files with HTTP Range (local or object-store roots),
-never imports torch. Shards are read through `shards.reader`, whatever their registered format."""
+never imports torch. Shards are read through `shards.reader`, whatever their registered format.
+
+Hostile websites: every request must name, in its Host header, a host the server was started for
+(localhost names and the bound address, `allowed_hosts`), else 403 — a DNS-rebinding page cannot read
+the API from the user's browser. With `token` set (the CLI sets one when binding a non-loopback
+address) every request must carry it (`?token=`, then a cookie; or `Authorization: Bearer`), else 401.
+Hostile data: what the front end shows is escaped there, records read from disk are type-checked
+(`shards.reader`), and malformed requests (huge Range values, over-long paths, symlink loops) get a
+clean 4xx."""
 from __future__ import annotations
 
 import math
 import re
+import secrets
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,8 +30,9 @@ import numpy as np
 from dashboard import tokens as tok_mod
 from dashboard.data import TOKENS, TOKENS_LEN, Row, ShardError, Store
 from dashboard.histograms import DEFAULT_BINS, from_grids, from_quantiles, merged_grids, wanted
-from dashboard.zarr_shard import VideoCache
+from dashboard.zarr_shard import TooLarge, VideoCache, check_size
 from schemas import HUMAN_ACTION_48_DELTA
+from shards.formats import BaseReader
 from shards.location import Location
 
 DELTA_KEYS = ("human.left_hand.keypoints", "human.right_hand.keypoints", "human.camera.pose")
@@ -30,15 +40,51 @@ DELTA_KEYS = ("human.left_hand.keypoints", "human.right_hand.keypoints", "human.
 STATIC = Path(__file__).parent / "static"
 MEDIA_TYPES = {".mp4": "video/mp4"}
 CHUNK = 1 << 16
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")     # 19 digits: any file size; more is not a Range
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+TOKEN_COOKIE = "psi0_dashboard_token"
+MAX_PATH = 1024          # longest /files path served (a file system refuses far less per name)
 
 
-def create_app(roots: list[str | Path]) -> FastAPI:
-    """App over `roots` (each an output root with catalog.json, a bare shard, or an s3:// URL of one)."""
+def host_name(header: str) -> str:
+    """The host part of a Host header, lower case: `[::1]:8050` -> `::1`, `Example.org.:80` -> `example.org`."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0].rstrip(".") if header.count(":") == 1 else header.rstrip(".")
+
+
+def create_app(roots: list[str | Path], *, allowed_hosts: list[str] | tuple[str, ...] = LOOPBACK_HOSTS,
+               token: str | None = None) -> FastAPI:
+    """App over `roots` (each an output root with catalog.json, a bare shard, or an s3:// URL of one).
+    Only requests whose Host header names one of `allowed_hosts` are served; with `token`, only requests
+    that carry it."""
     store = Store(list(roots))
     videos = VideoCache()
     app = FastAPI(title="psi0 dashboard", docs_url="/api/docs", redoc_url=None)
     app.state.store = store
+    app.state.videos = videos
+    hosts = {host_name(h) for h in allowed_hosts}
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next: Any) -> Response:
+        host = host_name(request.headers.get("host", ""))
+        if host not in hosts:
+            return JSONResponse({"error": {"kind": "bad_host", "message": "this dashboard does not serve that host name "
+                                                                           "(DNS rebinding protection)"}},
+                                status_code=403)
+        if token is not None:
+            given = (request.query_params.get("token") or request.cookies.get(TOKEN_COOKIE)
+                     or request.headers.get("authorization", "").removeprefix("Bearer ").strip())
+            if not given or not secrets.compare_digest(given.encode(), token.encode()):
+                return JSONResponse({"error": {"kind": "unauthorized", "message": "open the URL with ?token=... "
+                                                                                 "that `psi0 dashboard` printed"}},
+                                    status_code=401)
+            response = await call_next(request)
+            if request.query_params.get("token"):
+                response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+            return response
+        return await call_next(request)
 
     @app.exception_handler(ShardError)
     async def _shard_error(_: Request, exc: ShardError) -> JSONResponse:
@@ -183,7 +229,7 @@ def create_app(roots: list[str | Path]) -> FastAPI:
     @app.api_route("/zarrvideo/{root}/{shard}/{episode}/{key}.mp4", methods=["GET", "HEAD"])
     def zarr_video(root: int, shard: str, episode: int, key: str, request: Request) -> Response:
         """An H.264 MP4 of one camera of one episode of a shard that keeps frames, not video files
-        (Zarr), encoded on first request."""
+        (Zarr), encoded on first request (once, however many requests ask; sizes bounded: `zarr_shard`)."""
         if not 0 <= root < len(store.roots):
             raise HTTPException(404, "no such root")
         try:
@@ -194,9 +240,21 @@ def create_app(roots: list[str | Path]) -> FastAPI:
         try:
             if reader.video_file(key, episode) is not None:
                 raise HTTPException(404, "this camera is a video file: see the episode's /files URL")
+            cam = next((c for c in reader.info().cameras if c.key == key), None)
+            if cam is None:
+                raise HTTPException(404, f"no camera {key!r} in this shard")
+            length = reader.episode(episode).length
+            check_size(length, cam.width, cam.height)          # claimed sizes, before a frame is read
             fps = store.shard_info(root, shard).get("fps") or 30.0
-            blob = videos.get((root, store.root(root).mtime, rec.shard_id, rec.format, episode, key),
-                              lambda: reader.frames(key, episode), fps)
+
+            def frames() -> Any:
+                if type(reader).frame is not BaseReader.frame:  # the format reads one frame (chunk) at a time
+                    return (reader.frame(key, episode, i) for i in range(length))
+                return reader.frames(key, episode)
+
+            blob = videos.get((root, store.root(root).mtime, rec.shard_id, rec.format, episode, key), frames, fps)
+        except TooLarge as e:
+            return JSONResponse({"error": {"kind": "too_large", "message": str(e), "shard": shard}}, status_code=413)
         except (KeyError, IndexError) as e:
             raise HTTPException(404, str(e))
         except (ShardError, HTTPException):
@@ -220,6 +278,8 @@ def create_app(roots: list[str | Path]) -> FastAPI:
         if not 0 <= root < len(store.roots):
             raise HTTPException(404, "no such root")
         rel = unquote(rel)  # a second decoding pass so %2e%2e is judged like ..
+        if len(rel) > MAX_PATH:
+            raise HTTPException(414, "path too long")
         try:
             where = store.locations[root].child(rel)
         except PermissionError:
@@ -227,11 +287,14 @@ def create_app(roots: list[str | Path]) -> FastAPI:
         media = MEDIA_TYPES.get(Path(where.name).suffix.lower())
         if media is None:
             raise HTTPException(403, "only video files are served")
-        if not where.is_file():
+        try:
+            if not where.is_file():
+                raise HTTPException(404, "not found")
+            if where.is_url:
+                return _ranged_remote(where, media, request)
+            return _ranged(where.path, media, request)
+        except OSError:              # a name the file system refuses (too long, a loop): not a file we serve
             raise HTTPException(404, "not found")
-        if where.is_url:
-            return _ranged_remote(where, media, request)
-        return _ranged(where.path, media, request)
 
     @app.get("/")
     def index() -> FileResponse:
@@ -339,7 +402,7 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     m = _RANGE.match(header.strip())
     if not m or (not m.group(1) and not m.group(2)):
         return "bad"
-    if m.group(1):
+    if m.group(1):                  # at most 19 digits each (the regex): int() stays cheap
         start = int(m.group(1))
         end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
     else:

@@ -1,12 +1,16 @@
 """`psi0 dashboard` — serve the read-only dashboard, or export one episode to Rerun.
 
   psi0 dashboard OUT [OUT ...] [--port 8050] [--host 127.0.0.1]
+  psi0 dashboard OUT --host 0.0.0.0 --allow-remote [--allow-host NAME ...] [--no-token]
   psi0 dashboard export-rerun OUT --episode SOURCE_ID --out episode.rrd
 """
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
+import secrets
+import socket
 import sys
 from pathlib import Path
 
@@ -26,8 +30,28 @@ def _serve(argv: list[str]) -> int:
                    help="output roots, each holding catalog.json (or a bare shard folder, or an s3:// URL of either)")
     p.add_argument("--port", type=int, default=8050)
     p.add_argument("--host", default="127.0.0.1",
-                   help="interface to bind (default 127.0.0.1: local only; the app has no auth)")
+                   help="interface to bind (default 127.0.0.1: this machine only). Any other address exposes "
+                        "the data to the network and needs --allow-remote")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow binding a non-loopback address: prints a warning and requires a random access token "
+                        "(printed in the URL) on every request")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a further host name browsers may use to reach the server (e.g. the machine's DNS name); "
+                        "requests naming any other host get 403 (protects against DNS rebinding)")
+    p.add_argument("--no-token", action="store_true",
+                   help="with --allow-remote: serve without a token (anyone who can reach the port reads the data)")
     a = p.parse_args(argv)
+    loopback = is_loopback(a.host)
+    if not loopback and not a.allow_remote:
+        print(f"psi0 dashboard: --host {a.host} would serve every dataset to the network; pass --allow-remote to do "
+              "that (a token is then required), or use the default 127.0.0.1 (e.g. through `ssh -L 8050:127.0.0.1:8050`)",
+              file=sys.stderr)
+        return 2
+    hosts = allowed_hosts(a.host, a.allow_host)
+    token = None if loopback or a.no_token else secrets.token_urlsafe(24)
+    if not loopback:
+        print(f"psi0 dashboard: WARNING: serving on {a.host}, reachable from other machines"
+              + ("" if token else " WITHOUT a token: anyone who can reach the port reads the data"), file=sys.stderr)
     from shards.location import Location
 
     for r in a.roots:
@@ -38,9 +62,32 @@ def _serve(argv: list[str]) -> int:
 
     from dashboard.app import create_app
 
-    print(f"psi0 dashboard on http://{a.host}:{a.port}/  ({', '.join(map(str, a.roots))})", flush=True)
-    uvicorn.run(create_app(a.roots), host=a.host, port=a.port, log_level="warning")
+    shown = a.host if loopback or a.host not in ("0.0.0.0", "::") else socket.gethostname()
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{a.port}/" + (f"?token={token}" if token else "")
+    print(f"psi0 dashboard on {url}  ({', '.join(map(str, a.roots))})", flush=True)
+    uvicorn.run(create_app(a.roots, allowed_hosts=hosts, token=token), host=a.host, port=a.port, log_level="warning")
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback address (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(bind: str, extra: list[str]) -> list[str]:
+    """Host names a browser may use: the localhost names, the bound address, and for a wildcard bind this
+    machine's name (`--allow-host` adds more)."""
+    from dashboard.app import LOOPBACK_HOSTS
+
+    hosts = list(LOOPBACK_HOSTS) + [bind.strip("[]")] + list(extra)
+    if bind in ("0.0.0.0", "::"):
+        hosts += [socket.gethostname(), socket.getfqdn()]
+    return sorted({h.lower() for h in hosts if h})
 
 
 def _export(argv: list[str]) -> int:

@@ -2,7 +2,9 @@
 format, local roots or `s3://...` URLs; a bare shard folder opens as a one-shard root).
 
 Only json, pyarrow and zarr touch storage: nothing is unpickled and torch is never imported. Every path
-that comes from a catalog or a request is resolved (symlinks included) and must stay inside its root."""
+that comes from a catalog or a request is resolved (symlinks included) and must stay inside its root, and
+a shard with a symlink that leads out of its root (e.g. `meta/info.json -> ~/.ssh/...`) is not opened.
+Catalog records are type-checked when read (`shards.records`); a malformed one is an error panel."""
 from __future__ import annotations
 
 import math
@@ -203,6 +205,14 @@ class Store:
                 self._readers.move_to_end(key)
                 return found
         where = self.shard_location(i, shard_id)
+        try:
+            leaving = where.links_leaving(self.locations[i])
+        except OSError as e:
+            raise ShardError("bad_shard_path", f"shard {shard_id!r} cannot be listed: {type(e).__name__}",
+                             shard=shard_id)
+        if leaving:
+            raise ShardError("bad_shard_path", f"shard {shard_id!r} holds symlinks that lead outside its root "
+                                               f"(not followed): {', '.join(leaving[:3])}", shard=shard_id)
         try:
             assert idx.output is not None
             reader = idx.output.open_shard(rec)

@@ -148,8 +148,12 @@ def load(ref: SourceRef, config: JobConfig, transforms: Compose | Iterable[Trans
         return err.rejected(ref.source_id, stage)
     except Exception as exc:  # noqa: BLE001 - a bug or a surprise in one input must not kill the job
         tb = traceback.format_exc(limit=3)
-        return Rejected(ref.source_id, stage, RejectReason.WORKER_ERROR, f"{type(exc).__name__}: {exc}",
-                        {"traceback": tb.splitlines()[-4:]})
+        where = f"{ref.uri}!{ref.member}" if ref.member else ref.uri
+        frames = traceback.extract_tb(exc.__traceback__)
+        code = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno} {frames[-1].name}" if frames else ""
+        return Rejected(ref.source_id, stage, RejectReason.WORKER_ERROR,
+                        f"{where}: {stage} failed: {type(exc).__name__}: {exc}",
+                        {"file": where, "stage": stage, "code": code, "traceback": tb.splitlines()[-4:]})
 
 
 def run_shard(shard: ShardPlan, config: JobConfig, transforms: Compose) -> ShardResult | None:
@@ -186,7 +190,10 @@ def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> FastTokenizer | N
         loaded = load(ref, config, compose(Validate()))
         if isinstance(loaded, Rejected):
             continue
-        chunks.append(source.token_chunks(loaded, config.token_horizon))
+        try:
+            chunks.append(source.token_chunks(loaded, config.token_horizon))
+        except Exception as exc:  # noqa: BLE001 - left out of the fit; the Tokenize stage rejects it with the reason
+            log.warning("tokenizer fit: %s left out (%s: %s)", ref.source_id, type(exc).__name__, exc)
     if not chunks:
         log.warning("no readable episode to fit the tokenizer on; writing without action tokens")
         return None

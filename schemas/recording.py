@@ -1,4 +1,4 @@
-"""The teleop recording format (`psi0.teleop-recording/1`): the contract between the recorder
+"""The teleop recording format (`psi0.teleop-recording/2`): the contract between the recorder
 (`teleop/`) and every reader of recordings (`converters/teleop.py`, `teleop check`, replay).
 
 Layout of one session (one `teleop record` run)::
@@ -14,7 +14,10 @@ seconds on the recorder's one monotonic clock.
 
 Each segment is an Arrow IPC *stream*: every record batch is a self-delimiting message, so a file
 cut anywhere (SIGKILL, power loss) still reads up to its last complete batch, with no index to
-rebuild. This module holds what defines the bytes: the record types, the stream schemas, the
+rebuild. Format 2 adds a checksum per batch: the CRC-32 of the batch's message body, stored as the
+batch's IPC custom metadata (`CHECKSUM_KEY`), so bytes changed on disk after writing are found
+(`SegmentScan.corrupt`) instead of read as data. Format 1 recordings (no checksums) still read; their
+contents are reported as unverified. This module holds what defines the bytes: the record types, the stream schemas, the
 codecs between records and batches, and the reader (which tolerates a truncated tail). Writing
 (threads, fsync policy, segment rolling) is the recorder's business; image codecs (JPEG) are the
 business of whoever encodes or decodes pixels. Vector widths come from the embodiment tables.
@@ -22,6 +25,7 @@ business of whoever encodes or decodes pixels. Vector widths come from the embod
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,12 @@ from schemas.actions import PSI0_ACTION, PSI0_HANDS
 from schemas.embodiments import G1_BODY, MEDIAPIPE_LANDMARKS
 from schemas.episode import jsonable
 
-FORMAT = "psi0.teleop-recording/1"
+FORMAT = "psi0.teleop-recording/2"
+FORMAT_V1 = "psi0.teleop-recording/1"
+FORMATS_READ = (FORMAT_V1, FORMAT)
+"""Session formats this reader accepts: 1 (no per-batch checksums) and 2."""
+CHECKSUM_KEY = "psi0.crc32"
+"""Format 2: IPC custom metadata key of every record batch: CRC-32 of its message body, 8 hex digits."""
 SUFFIX = ".arrows"
 SESSION_FILE = "session.json"
 EPISODE_FILE = "episode.json"
@@ -273,10 +282,28 @@ def fixed_column(table: pa.Table, key: str, width: int | None = None) -> np.ndar
     return _fixed(table, key).reshape(-1, width)
 
 
+# ------------------------------------------------------------------------------------------ checksums
+def body_checksum(body: Any) -> str:
+    """CRC-32 of an IPC message body (a pyarrow Buffer or bytes), as 8 hex digits."""
+    return f"{zlib.crc32(memoryview(body)) & 0xffffffff:08x}"
+
+
+def batch_checksum(batch: pa.RecordBatch) -> dict[str, str]:
+    """The custom metadata a format-2 writer attaches to `batch`: the CRC-32 of the message body the
+    IPC writer will emit for it (the same bytes `RecordBatch.serialize` lays out)."""
+    return {CHECKSUM_KEY: body_checksum(pa.ipc.read_message(batch.serialize()).body)}
+
+
+def checksums_required(session_format: str | None) -> bool:
+    """Batches of a format-2 session must carry checksums; a format-1 session's never do."""
+    return session_format == FORMAT
+
+
 # ------------------------------------------------------------------------------------------ reading
 @dataclass
 class SegmentScan:
-    """What a segment holds: byte offset after its last complete message, batches, whether it ended cleanly."""
+    """What a segment holds: byte offset after its last complete message, batches, whether it ended cleanly,
+    and per-batch checksums: verified, absent (format 1), or wrong (`corrupt`: index, byte offset, rows)."""
     path: Path
     size: int
     good_bytes: int
@@ -285,20 +312,38 @@ class SegmentScan:
     clean_end: bool
     error: str = ""
     last_t: float | None = None
+    checked: int = 0
+    unchecked: int = 0
+    corrupt: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def truncated(self) -> bool:
         return self.good_bytes < self.size or not self.clean_end
 
 
-def scan_segment(path: Path, expected: pa.Schema | None = None
+def _with_custom_metadata(schema_message: bytes, message: Any) -> tuple[pa.RecordBatch, dict[str, str]]:
+    """Decode one batch message with its IPC custom metadata (MessageReader does not expose it: the
+    message is read back as a two-message stream behind its schema)."""
+    stream = pa.ipc.open_stream(pa.py_buffer(schema_message + message.serialize().to_pybytes()))
+    found = stream.read_next_batch_with_custom_metadata()
+    meta = found.custom_metadata
+    return found.batch, ({k.decode(): v.decode() for k, v in meta.items()} if meta else {})
+
+
+def scan_segment(path: Path, expected: pa.Schema | None = None, require_checksums: bool = False
                  ) -> tuple[SegmentScan, pa.Schema | None, list[pa.RecordBatch]]:
-    """Read messages one by one; stop at the first incomplete or undecodable one."""
+    """Read messages one by one; stop at the first incomplete or undecodable one. A batch whose checksum
+    is wrong (or, with `require_checksums`, missing) is left out and listed in `corrupt`; the messages
+    after it are still read (each is self-delimiting)."""
     data = path.read_bytes()
     source = pa.BufferReader(data)
     reader = pa.ipc.MessageReader.open_stream(source)
     schema, batches, good, error, clean = None, [], 0, "", False
+    schema_message = b""
+    checked = unchecked = index = 0
+    corrupt: list[dict[str, Any]] = []
     while True:
+        start = source.tell()
         try:
             message = reader.read_next_message()
         except StopIteration:
@@ -314,12 +359,24 @@ def scan_segment(path: Path, expected: pa.Schema | None = None
                 if message.type != "schema":
                     raise pa.ArrowInvalid(f"first message is a {message.type}, not a schema")
                 schema = pa.ipc.read_schema(message)
+                schema_message = message.serialize().to_pybytes()
                 if expected is not None and not schema.equals(expected):
                     raise pa.ArrowInvalid(f"schema differs from the {path.parent.name} stream schema")
             else:
-                batch = pa.ipc.read_record_batch(message, schema)
-                batch.validate(full=True)
-                batches.append(batch)
+                batch, custom = _with_custom_metadata(schema_message, message)
+                recorded = custom.get(CHECKSUM_KEY)
+                index += 1
+                if recorded is None and require_checksums:
+                    corrupt.append({"batch": index - 1, "byte": start, "rows": batch.num_rows,
+                                    "problem": "no checksum (every batch of a format-2 recording has one)"})
+                elif recorded is not None and recorded != body_checksum(message.body):
+                    corrupt.append({"batch": index - 1, "byte": start, "rows": batch.num_rows,
+                                    "problem": f"checksum {body_checksum(message.body)} != recorded {recorded}"})
+                else:
+                    batch.validate(full=True)
+                    checked += recorded is not None
+                    unchecked += recorded is None
+                    batches.append(batch)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
             error = f"undecodable {message.type} message: {exc}"
             break
@@ -330,7 +387,8 @@ def scan_segment(path: Path, expected: pa.Schema | None = None
         last_t = float(batches[-1].column("t")[-1].as_py())
     if clean:
         good = len(data)
-    return SegmentScan(path, len(data), good, len(batches), rows, clean, error, last_t), schema, batches
+    return (SegmentScan(path, len(data), good, len(batches), rows, clean, error, last_t, checked, unchecked, corrupt),
+            schema, batches)
 
 
 def segments(stream_dir: Path) -> list[Path]:
@@ -339,14 +397,21 @@ def segments(stream_dir: Path) -> list[Path]:
 
 
 def read_stream(stream_dir: str | Path) -> pa.Table:
-    """All complete rows of a stream (every segment, in order); a truncated tail is skipped."""
+    """All complete rows of a stream (every segment, in order); a truncated tail and batches whose
+    checksum is wrong are skipped (`scan_stream` says which)."""
+    return scan_stream(stream_dir)[0]
+
+
+def scan_stream(stream_dir: str | Path, require_checksums: bool = False) -> tuple[pa.Table, list[SegmentScan]]:
+    """(all good rows of a stream, what each segment held: truncation, checksums, corrupt batches)."""
     stream_dir = Path(stream_dir)
     schema = schema_for(stream_dir.name)
-    batches = []
+    batches, scans = [], []
     for seg in segments(stream_dir):
-        _, _, bs = scan_segment(seg, schema)
+        scan, _, bs = scan_segment(seg, schema, require_checksums)
         batches.extend(bs)
-    return pa.Table.from_batches(batches, schema=schema)
+        scans.append(scan)
+    return pa.Table.from_batches(batches, schema=schema), scans
 
 
 def stream_names(episode_dir: Path) -> list[str]:
@@ -361,8 +426,9 @@ def load_session(session_dir: str | Path) -> dict[str, Any]:
     """session.json; ValueError when it is not a session of this format."""
     with open(Path(session_dir) / SESSION_FILE, encoding="utf-8") as f:
         meta = json.load(f)
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{session_dir}: not a {FORMAT} session (format={meta.get('format')!r})")
+    if not isinstance(meta, dict) or meta.get("format") not in FORMATS_READ:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{session_dir}: not a {' or '.join(FORMATS_READ)} session (format={found!r})")
     return meta
 
 

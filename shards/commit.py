@@ -14,6 +14,7 @@ from typing import Any
 
 from schemas.durable import fsync_dir, fsync_tree
 from schemas.names import SHARD_FILE, SHARDS_DIR, STAGING_PREFIX
+from shards.integrity import UNHASHED
 
 
 def shards_dir(out_root: Path) -> Path:
@@ -28,8 +29,9 @@ def staging_path(out_root: Path, name: str) -> Path:
     return path
 
 
-def content_hash(root: Path, exclude: tuple[str, ...] = (SHARD_FILE,)) -> str:
-    """sha256 over (relative path, bytes) of every file, in sorted path order."""
+def content_hash(root: Path, exclude: tuple[str, ...] = UNHASHED) -> str:
+    """sha256 over (relative path, bytes) of every file, in sorted path order (`shard.json` and a validate
+    stamp excluded: they describe the others)."""
     digest = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()

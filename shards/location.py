@@ -77,10 +77,35 @@ class Location:
                 raise PermissionError("path outside root")
             return Location(remote.join(self.uri, norm))
         base = Path(self.uri).resolve()
-        target = (base / rel).resolve()
+        try:
+            target = (base / rel).resolve()
+        except (OSError, RuntimeError):          # a symlink loop, a name the file system refuses
+            raise PermissionError("path cannot be resolved (symlink loop or invalid name)") from None
         if not target.is_relative_to(base):
             raise PermissionError("path outside root")
         return Location(str(target))
+
+    def links_leaving(self, root: "Location") -> list[str]:
+        """Symlinks below this folder that resolve outside `root` (or cannot be resolved), as relative
+        paths; a URL has none. Readers follow layout names through `join` without a containment check,
+        so a caller serving untrusted folders asks this first."""
+        if self.is_url:
+            return []
+        base, limit = Path(self.uri), Path(root.uri).resolve()
+        found = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            for name in dirnames + filenames:
+                path = Path(dirpath) / name
+                if not path.is_symlink():
+                    continue
+                try:
+                    target = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    found.append(path.relative_to(base).as_posix())
+                    continue
+                if not target.is_relative_to(limit):
+                    found.append(path.relative_to(base).as_posix())
+        return sorted(found)
 
     def relative_to(self, other: "Location") -> str:
         if self.is_url:

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, Callable, Iterator
 from schemas.names import SHARD_FILE, SHARDS_DIR
 from schemas.remote import REMOTE_BLOCK_SIZE as BLOCK_SIZE
 from schemas.remote import filesystem, join
+from shards.integrity import UNHASHED
 
 log = logging.getLogger("psi0.shards")
 VERIFY_THREADS = 8
@@ -114,7 +115,7 @@ def _keeps_metadata(fs: Any) -> bool:
     return "s3" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,))
 
 
-def listing_fingerprint(url: str, exclude: tuple[str, ...] = (SHARD_FILE,)) -> str | None:
+def listing_fingerprint(url: str, exclude: tuple[str, ...] = UNHASHED) -> str | None:
     """sha256 over the sorted (relative key, size, ETag) of the objects under `url/`; None when the
     store gives no ETags."""
     fs, path = filesystem(url)
@@ -144,7 +145,7 @@ def publish_shard(local_shard: Path, url: str, after_data: Callable[[], None] | 
     upload_tree(local_shard, url, last=SHARD_FILE, after_data=after_data, last_metadata=marker_metadata)
 
 
-def remote_content_hash(url: str, exclude: tuple[str, ...] = (SHARD_FILE,)) -> str:
+def remote_content_hash(url: str, exclude: tuple[str, ...] = UNHASHED) -> str:
     """`shards.commit.content_hash` of the objects under `url/`, streamed (same order, same bytes)."""
     fs, path = filesystem(url)
     base = path.rstrip("/") + "/"

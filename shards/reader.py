@@ -24,10 +24,11 @@ from typing import Any
 from schemas.catalog import Catalog, Ingested, ShardRecord
 from schemas.names import CATALOG_FILE, SHARD_FILE, SHARDS_DIR, TOKENIZER_DIR
 from schemas.stats import FeatureStats, merge_all
-from shards import formats
+from shards import formats, integrity
 from shards.formats import EpisodeInfo, ShardFormat, ShardReader
 from shards.frames import VideoCache
 from shards.location import Location
+from shards.records import check_catalog, check_shard_record
 
 TOKENIZER_CONFIG = "config.json"
 
@@ -100,7 +101,9 @@ class Output:
     def open_shard(self, shard: str | ShardRecord, fmt: str | None = None,
                    videos: VideoCache | None = None) -> ShardReader:
         record = shard if isinstance(shard, ShardRecord) else self.record(shard, fmt)
-        return formats.get(record.format).open(self.location(record), videos=videos)
+        where = self.location(record)
+        integrity.verify_shard(where, expected=record.content_hash)     # the catalog agrees with shard.json
+        return formats.get(record.format).open(where, videos=videos)
 
     def shard_json(self, record: ShardRecord) -> dict[str, Any] | None:
         """The shard's own `shard.json`, or None when it has none."""
@@ -168,10 +171,10 @@ def open_output(where: str | Path | Location) -> Output:
     """Open an output root, a `catalog.json`, a bare shard folder or a URL of one of those."""
     loc = Location.of(where)
     if loc.name == CATALOG_FILE and loc.is_file():
-        return Output(loc.parent, Catalog.from_json(loc.read_json()))
+        return Output(loc.parent, _catalog(loc))
     catalog_file = loc.join(CATALOG_FILE)
     if catalog_file.is_file():
-        return Output(loc, Catalog.from_json(catalog_file.read_json()))
+        return Output(loc, _catalog(catalog_file))
     fmt = formats.detect(loc)
     if fmt is not None:
         return _bare_shard(loc, fmt)
@@ -179,6 +182,13 @@ def open_output(where: str | Path | Location) -> Output:
         raise FileNotFoundError(f"{loc} has {SHARDS_DIR}/ but no {CATALOG_FILE}: finish the job (finalize) first")
     raise FileNotFoundError(f"{loc}: not an output root, {CATALOG_FILE}, or a shard of a registered format "
                             f"({', '.join(formats.names())})")
+
+
+def _catalog(where: Location) -> Catalog:
+    """A catalog file, every record type-checked (`shards.records`) before it is used."""
+    data = where.read_json()
+    check_catalog(data, str(where))
+    return Catalog.from_json(data)
 
 
 def open_shard(where: str | Path | Location, videos: VideoCache | None = None) -> ShardReader:
@@ -196,7 +206,8 @@ def _bare_shard(loc: Location, fmt: ShardFormat) -> Output:
     try:
         data = reader.shard_json()
         if data is not None:
-            rec = data["record"]
+            rec = data.get("record") if isinstance(data, dict) else None
+            check_shard_record(f"{loc.join(SHARD_FILE)}: record", rec)
             record = ShardRecord(**{**rec, "inputs": tuple(rec["inputs"]), "path": loc.name})
             fates = dict(data.get("fates", {}))
             stats = {k: s.to_lerobot() for k, s in

@@ -21,7 +21,7 @@ from schemas.episode import Episode, EpisodeError, Rejected, RejectReason, canon
 from schemas.names import SHARD_FILE, SHARDS_DIR
 from schemas.stats import FeatureStats, merge_all
 from shards import commit as commit_mod
-from shards import formats
+from shards import formats, integrity
 from shards.formats import EpisodeEntry, FrameSink, ShardContents, ShardSink
 from shards.formats.base import SOURCE_TIMESTAMP
 from shards.video import VideoConfig, iter_frames
@@ -77,36 +77,120 @@ def write_shard(episodes: Iterable[Episode | Rejected], out_root: str | Path, sh
             fates[item.source_id] = item.to_json()
             continue
         ep = item
+        contents.source = contents.source or ep.meta.source
         try:
+            # Everything that can fail on this one input runs before any sink keeps a byte of it:
+            # compatibility, metadata that must serialize, the frame table, then the video.
             _check_compatible(contents, ep)
+            _metadata_json(ep)
             index = len(contents.episodes)
+            table = _frame_table(contents, ep, index)
             _write_videos(ep, index, sinks, config.video)
         except EpisodeError as err:
             fates[ep.meta.source_id] = err.rejected(ep.meta.source_id, "write").to_json()
             log.warning("rejected %s: %s", ep.meta.source_id, err.message)
             continue
-        _append_episode(contents, ep, index, sinks)
+        except Exception as exc:  # noqa: BLE001 - one input's surprise ends as its reject, never the job
+            fates[ep.meta.source_id] = _unexpected(ep, exc).to_json()
+            log.warning("rejected %s: %s", ep.meta.source_id, fates[ep.meta.source_id]["message"])
+            continue
+        _append_episode(contents, ep, index, table, sinks)
         fates[ep.meta.source_id] = Ingested(shard_id, index, ep.length, ep.meta.task).to_json()
     contents.stats = _stats(contents)
     records = []
     for fmt, staging in stages.items():
         if contents.episodes:
             sinks[fmt].finish(contents)
+        _remove_empty_dirs(staging)     # e.g. the video folders of episodes that were all rejected
         name = shard_dir_name(shard_id, fmt)
+        content_hash, files = integrity.hash_files(staging)
         record = ShardRecord(shard_id, fmt, f"{SHARDS_DIR}/{name}", contents.source, len(contents.episodes),
-                             contents.frames, tuple(e.source_id for e in contents.episodes),
-                             commit_mod.content_hash(staging))
+                             contents.frames, tuple(e.source_id for e in contents.episodes), content_hash)
         shard_json = {"record": record.to_json(), "fates": dict(sorted(fates.items())),
-                      "stats": {k: s.to_json() for k, s in sorted(contents.stats.items())}, "config": config.to_json()}
+                      "stats": {k: s.to_json() for k, s in sorted(contents.stats.items())}, "config": config.to_json(),
+                      "files": files}
         (staging / SHARD_FILE).write_text(canonical_json(shard_json))
         commit_mod.commit(staging, commit_mod.shards_dir(out_root) / name)
         records.append(record)
     return ShardResult(shard_id, records, fates, contents.stats)
 
 
+def _metadata_json(ep: Episode) -> str:
+    """The episode's metadata as canonical JSON (what every format stores); a value JSON cannot hold
+    (a complex number, a structured record, an object handle from a source file) rejects the episode,
+    naming the field."""
+    meta: Any = None
+    try:
+        meta = ep.meta.to_json()
+        return canonical_json(meta)
+    except (TypeError, ValueError, RecursionError) as exc:
+        where, value = _first_unjsonable(meta if meta is not None else vars(ep.meta), "meta")
+        raise EpisodeError(RejectReason.BAD_METADATA,
+                           f"{_files_of(ep)}: metadata field {where} is a {type(value).__name__} "
+                           f"({_short(value)}): not representable in JSON ({exc})",
+                           field=where, files=_file_list(ep)) from None
+
+
+def _first_unjsonable(value: Any, where: str) -> tuple[str, Any]:
+    """(dotted path, value) of the first leaf `json.dumps` refuses."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float, bool)) and k is not None:
+                return f"{where}.<key {_short(k)}>", k
+            found = _first_unjsonable(v, f"{where}.{k}")
+            if found[0]:
+                return found
+        return "", None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = _first_unjsonable(v, f"{where}[{i}]")
+            if found[0]:
+                return found
+        return "", None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return "", None
+    return where, value
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _file_list(ep: Episode) -> list[str]:
+    return sorted({ref.uri for ref in ep.videos.values() if ref.uri})
+
+
+def _files_of(ep: Episode) -> str:
+    """The input's files as a reject message names them (its video files; else its source id)."""
+    files = _file_list(ep)
+    return ", ".join(files) if files else ep.meta.source_id
+
+
+def _unexpected(ep: Episode, exc: BaseException) -> Rejected:
+    """A `worker_error` reject for an exception no check anticipated: the file, the stage and the exception."""
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno} {frames[-1].name}" if frames else ""
+    return Rejected(ep.meta.source_id, "write", RejectReason.WORKER_ERROR,
+                    f"{_files_of(ep)}: writing the shard failed: {type(exc).__name__}: {exc}",
+                    {"files": _file_list(ep), "exception": type(exc).__name__, "code": where})
+
+
+def _remove_empty_dirs(root: Path) -> None:
+    """Remove folders left empty below `root` (bottom-up; `root` itself stays)."""
+    for path in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+
+
 def _check_compatible(acc: ShardContents, ep: Episode) -> None:
+    """The episode fits the shard's first accepted episode (features, fps); the shard's shape is set only
+    when an episode is accepted, so a rejected first episode does not decide it."""
     if acc.features is None:
-        acc.features, acc.fps, acc.source = dict(ep.features), ep.meta.fps, ep.meta.source
         return
     if set(ep.features) != set(acc.features) or any(ep.features[k].shape != acc.features[k].shape for k in ep.features):
         raise EpisodeError(RejectReason.SHAPE_MISMATCH, "episode's features differ from the shard's first episode",
@@ -130,8 +214,8 @@ def _write_videos(ep: Episode, index: int, sinks: dict[str, ShardSink], cfg: Vid
                 count += 1
             if count != ep.length:
                 raise EpisodeError(RejectReason.FRAME_COUNT_MISMATCH,
-                                   f"{key}: decoded {count} frames, episode has {ep.length}", decoded=count,
-                                   poses=ep.length)
+                                   f"{ref.uri}: {key}: decoded {count} frames, episode has {ep.length}",
+                                   decoded=count, poses=ep.length)
             for target in targets:
                 target.close()
     except BaseException:
@@ -140,9 +224,9 @@ def _write_videos(ep: Episode, index: int, sinks: dict[str, ShardSink], cfg: Vid
         raise
 
 
-def _append_episode(acc: ShardContents, ep: Episode, index: int, sinks: dict[str, ShardSink]) -> None:
+def _frame_table(acc: ShardContents, ep: Episode, index: int) -> pa.Table:
+    """The episode's stored frame table (built before its video is written: a malformed table rejects it)."""
     n = ep.length
-    task_index = acc.task_index(ep.meta.task)
     cols = {key: ep.frames.column(key) for key in ep.features if ep.features[key].dtype != "video"}
     # LeRobot locates video frames by `timestamp`, so it must be frame_index / fps exactly; the
     # source's own clock (jittered for recorded robots) is kept beside it.
@@ -152,12 +236,22 @@ def _append_episode(acc: ShardContents, ep: Episode, index: int, sinks: dict[str
     table = table.append_column("frame_index", pa.array(np.arange(n), pa.int64()))
     table = table.append_column("episode_index", pa.array(np.full(n, index), pa.int64()))
     table = table.append_column("index", pa.array(np.arange(acc.frames, acc.frames + n), pa.int64()))
+    task_index = acc.tasks.index(ep.meta.task) if ep.meta.task in acc.tasks else len(acc.tasks)
     table = table.append_column("task_index", pa.array(np.full(n, task_index), pa.int64()))
-    entry = EpisodeEntry(index=index, start=acc.frames, length=n, task_index=task_index,
+    for name in table.column_names:          # every column converts the way the formats store it
+        column_to_numpy(table.column(name))
+    return table
+
+
+def _append_episode(acc: ShardContents, ep: Episode, index: int, table: pa.Table, sinks: dict[str, ShardSink]) -> None:
+    if acc.features is None:
+        acc.features, acc.fps, acc.source = dict(ep.features), ep.meta.fps, ep.meta.source
+    task_index = acc.task_index(ep.meta.task)
+    entry = EpisodeEntry(index=index, start=acc.frames, length=ep.length, task_index=task_index,
                          cameras=tuple(sorted(ep.videos)), meta=ep.meta)
     acc.tables.append(table)
     acc.episodes.append(entry)
-    acc.frames += n
+    acc.frames += ep.length
     acc.embodiments.add(ep.meta.embodiment)
     for sink in sinks.values():
         sink.add_episode(entry, table)

@@ -20,6 +20,9 @@ unattended (--episodes/--duration given, or stdin not a terminal): N episodes of
   (`teleop check DIR --repair` recovers the rest).
 
 output: OUT/<task>/session_<k>/ (session.json + episode_<k>/<stream>/*.arrows; see docs/teleop.md)
+  OUT must take data: it is checked (1 MiB written and removed) before the device check; a write that
+  fails later (disk full) stops the episode cleanly, says what was lost, and ends the session (exit 1).
+exit status: 0 ok · 1 a write failed during the session · 3 device or output folder unusable
 """
 
 
@@ -73,11 +76,19 @@ def cmd_record(args: argparse.Namespace) -> int:
                          rate_hz=args.rate, camera_rate_hz=args.camera_rate, camera_size=(width, height),
                          countdown_s=args.countdown, reset_s=args.reset, outcome=args.outcome, seed=args.seed,
                          session_name=args.session, bridge=args.bridge, camera=args.camera)
+    from teleop.recording import OutputUnwritable  # noqa: PLC0415
     try:
         summary = record(opts)
-    except DeviceUnavailable as exc:
+    except (DeviceUnavailable, OutputUnwritable) as exc:
         print(f"teleop record: {exc}", file=sys.stderr)
         return 3
+    if summary.get("write_error"):
+        print(f"teleop record: {summary['session']}: a write failed: {summary['write_error']['error']}; "
+              f"recorded episodes are kept (see each episode.json; `teleop check --repair` finishes any left open)",
+              file=sys.stderr)
+        if args.json:
+            print(json.dumps(summary, sort_keys=True, default=str))
+        return 1
     if args.json:
         print(json.dumps(summary, sort_keys=True, default=str))
     else:
@@ -91,6 +102,14 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def _record_mujoco(args: argparse.Namespace) -> int:
     from teleop.devices.mujoco_sim import MujocoRecordOptions, record  # noqa: PLC0415
+    from teleop.recording import OutputUnwritable, check_writable  # noqa: PLC0415
+    try:
+        warning = check_writable(args.out)
+    except OutputUnwritable as exc:
+        print(f"teleop record: {exc}", file=sys.stderr)
+        return 3
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     width, height = (int(v) for v in args.camera_size.lower().split("x"))
     summary = record(MujocoRecordOptions(task=args.task, out=args.out, episodes=args.episodes or 1, duration=args.duration,
                                          seed=args.seed, operator=args.operator or "scripted-expert", rate_hz=args.rate,

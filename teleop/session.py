@@ -4,6 +4,11 @@ The loop never stops between phases (the robot is always commanded): during the 
 calibration it holds the safe default pose; from the countdown on, the whole-body mapper drives it.
 Episodes are started/stopped by keys (interactive, stdin a TTY) or by `--episodes N --duration S`
 (unattended). A one-line status shows stream rates, missed ticks, tracker loss, latency, episode time.
+
+Before anything else the output folder must take data (`check_writable`): a full or read-only disk is
+found before the device check and calibration, not at the first episode. If a write fails during the
+session (disk full, I/O error), the status line says so at once, the running episode is stopped cleanly
+with what was lost in its episode.json, and the session ends.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from teleop.devices.capture_thread import CaptureThread
 from teleop.keys import KEYS_HELP, KeyReader
 from teleop.loop import ControlLoop, TickResult
 from schemas.recording import SessionMeta, load_session
-from teleop.recording import FLUSH_INTERVAL, Recorder, register_replay_reader
+from teleop.recording import FLUSH_INTERVAL, Recorder, check_writable, register_replay_reader
 from teleop.streams import REQUIRED_SITES, DeviceUnavailable, OperatorInput, RobotCommand
 
 
@@ -50,6 +55,7 @@ class RecordOptions:
     interactive: bool | None = None      # None: decide from stdin
     bridge: str = "sim"                  # robot bridge: sim | unitree-g1 (teleop.devices.registry)
     camera: str | None = None            # None: the sim camera with the sim bridge; else "opencv:SOURCE"
+    opener: Any = None                   # the recorder's file layer (None: `open`; tests simulate a full disk)
 
 
 class HoldMapper:
@@ -232,7 +238,7 @@ class Recording:
                            cameras={c.name: {"rate_hz": c.rate_hz, "width": getattr(c, "width", None),
                                              "height": getattr(c, "height", None)} for c in dev.cameras},
                            calibration=calibration.to_dict(), control_rate_hz=opts.rate_hz)
-        self.recorder = Recorder(directory, meta, flush_interval=opts.flush_interval)
+        self.recorder = Recorder(directory, meta, flush_interval=opts.flush_interval, opener=opts.opener or open)
         loop.recorder = self.recorder
         self.status.say(f"session {directory}")
         self.phase = "countdown"
@@ -243,6 +249,7 @@ class Recording:
         self.recorder.close()
         summary = {"session": str(directory), "episodes": self.recorder.episodes, "loop": loop.stats.jitter_ms(),
                    "recorder": self.recorder.stats(), "mapper_latency": self.mapper.latency_stats(),
+                   "write_error": self.recorder.failure.to_json() if self.recorder.failure else None,
                    "tracker_lost_ticks": loop.stats.tracker_lost_ticks, "ticks": loop.stats.ticks,
                    "camera_dropped": {cam.name: cam.dropped for cam in cameras}}
         for cam in cameras:
@@ -258,6 +265,8 @@ class Recording:
     # -- per tick
     def _on_tick(self, r: TickResult) -> None:
         now = r.t
+        if self.recorder is not None and self.recorder.failure is not None and not self.quit:
+            self._write_failed(now)
         if getattr(self.dev.input, "exhausted", False) and self.phase in ("idle", "recording", "countdown"):
             self.status.say("replay input exhausted")
             self.quit = True
@@ -278,8 +287,23 @@ class Recording:
         if self.status.due(now):            # building the line costs ~ms: only when it is shown
             self.status.show(now, self._status_text(now))
 
+    def _write_failed(self, now: float) -> None:
+        """A write failed: say so now, stop the running episode cleanly, end the session."""
+        failure = self.recorder.failure
+        self.status.show(now, f"WRITE ERROR {failure.error}", force=True)
+        self.status.say(f"WRITE ERROR: {failure.describe()}")
+        if self.phase == "recording":
+            self._stop(now, None)
+        self.status.say("session ended: the recording folder no longer takes data (free space, then record again)")
+        self.quit = True
+
     def _start(self, now: float) -> None:
-        index = self.recorder.start_episode(now)
+        try:
+            index = self.recorder.start_episode(now)
+        except OSError as exc:
+            self.status.say(f"WRITE ERROR: {exc}")
+            self.quit = True
+            return
         self.episode_start = now
         self.phase = "recording"
         self.status.say(f"episode {index}: recording")
@@ -289,6 +313,12 @@ class Recording:
         self.episodes_done += 1
         self.phase = "idle"
         self.status.say(f"episode {info['index']}: stopped after {now - self.episode_start:.1f} s -> {info['outcome']}")
+        if "write_error" in info:
+            last = [t for t in (info["write_error"].get("lost_from_t"),) if t is not None]
+            kept = f"data on disk up to t={last[0] - info['start_t']:.2f} s of the episode" if last else \
+                "data on disk up to the failure"
+            self.status.say(f"episode {info['index']}: {kept}; lost: {info['lost']}"
+                            + (f"; {info['episode_json']}" if "episode_json" in info else ""))
 
     def _key(self, key: str, now: float) -> None:
         rec = self.recorder
@@ -327,7 +357,9 @@ class Recording:
         lost = 100.0 * s.tracker_lost_ticks / max(1, s.ticks)
         work = np.asarray([s.works[-i] for i in range(1, min(50, len(s.works)) + 1)]) * 1e3 if s.works else np.zeros(1)
         rs = self.recorder.stats() if self.recorder else {"max_unwritten_s": 0.0, "max_at_risk_s": 0.0}
-        if self.phase == "recording":
+        if self.recorder is not None and self.recorder.failure is not None:
+            head = f"WRITE ERROR {self.recorder.failure.error[:60]}"
+        elif self.phase == "recording":
             head = f"REC ep {self.recorder.episode} {now - self.episode_start:6.1f}s"
             mark = self.recorder.pending_mark
             head += f" [{mark}]" if mark else ""
@@ -342,7 +374,11 @@ class Recording:
 
 
 def record(opts: RecordOptions, out: TextIO = sys.stderr) -> dict[str, Any]:
-    """Run a recording session; returns its summary."""
+    """Run a recording session; returns its summary. Raises OutputUnwritable before anything else when
+    `opts.out` does not take data."""
+    warning = check_writable(opts.out)          # before any device is opened, calibrated or imported
+    if warning:
+        out.write(f"warning: {warning}\n")
     try:
         import torch  # noqa: PLC0415 - tiny per-tick tensors: extra intra-op threads only add jitter
         torch.set_num_threads(1)

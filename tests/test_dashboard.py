@@ -31,7 +31,7 @@ def out(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(out) -> TestClient:
-    return TestClient(create_app([out]))
+    return TestClient(create_app([out]), base_url="http://127.0.0.1")
 
 
 def test_overview_counts(client):
@@ -123,22 +123,22 @@ def test_corrupt_shard_is_an_error_panel(out, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(out, bad)
     (bad / "shards/demo-000/data/chunk-000/file-000.parquet").write_bytes(b"PAR1garbage")
-    c = TestClient(create_app([bad]))
+    c = TestClient(create_app([bad]), base_url="http://127.0.0.1")
     r = c.get("/api/episode", params={"id": "0:demo/ep000"})
     assert r.status_code == 422 and r.json()["error"]["kind"] == "corrupt_shard"
     assert r.json()["error"]["shard"] == "demo-000"
     (bad / "shards/demo-000/meta/info.json").write_text("{not json")
-    c = TestClient(create_app([bad]))
+    c = TestClient(create_app([bad]), base_url="http://127.0.0.1")
     o = c.get("/api/overview")
     assert o.status_code == 200 and o.json()["shards"][0]["error"]["kind"] == "corrupt_shard"
     (bad / "catalog.json").write_text("[]")
-    o = TestClient(create_app([bad])).get("/api/overview").json()
+    o = TestClient(create_app([bad]), base_url="http://127.0.0.1").get("/api/overview").json()
     assert o["errors"][0]["kind"] == "bad_catalog" and o["episodes"] == 0
 
 
 def test_no_torch_imported(out):
     code = ("import sys; from fastapi.testclient import TestClient; from dashboard.app import create_app;"
-            f"c = TestClient(create_app([{str(out)!r}]));"
+            f"c = TestClient(create_app([{str(out)!r}]), base_url='http://127.0.0.1');"
             "assert c.get('/api/overview').status_code == 200;"
             "assert c.get('/api/episode', params={'id': '0:demo/ep000'}).status_code == 200;"
             f"assert c.get('/files/0/{VIDEO}', headers={{'Range': 'bytes=0-9'}}).status_code == 206;"
@@ -163,7 +163,7 @@ def test_10k_episode_catalog_is_fast(out, tmp_path):
     for k in range(500):
         cat.record(f"syn/bad/{k:04d}", Rejected(f"syn/bad/{k:04d}", "read", list(RejectReason)[k % 17], "x"))
     (big / "catalog.json").write_text(cat.dumps())
-    c = TestClient(create_app([big]))
+    c = TestClient(create_app([big]), base_url="http://127.0.0.1")
     t0 = time.perf_counter()
     o = c.get("/api/overview").json()
     first = time.perf_counter() - t0
@@ -212,7 +212,7 @@ def test_real_ingest_job_output(tmp_path):
     catalog = run(JobConfig(source="humanoid_everyday", input=str(src), output=str(out), formats=("lerobot", "zarr"),
                             episodes_per_shard=4, video_width=96, video_height=64, tokenize=True,
                             token_horizon=4, video_codec="libx264"), "local")
-    c = TestClient(create_app([out]))
+    c = TestClient(create_app([out]), base_url="http://127.0.0.1")
     o = c.get("/api/overview").json()
     assert o["episodes"] == catalog.counts()["ingested"] and o["rejected"] == catalog.counts()["rejected"]
     assert all(s["error"] is None for s in o["shards"]), o["shards"]
@@ -238,7 +238,7 @@ def egodex(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def eclient(egodex) -> TestClient:
-    return TestClient(create_app(list(egodex)))
+    return TestClient(create_app(list(egodex)), base_url="http://127.0.0.1")
 
 
 def _zarr_episodes(root: Path) -> list[dict]:
@@ -389,7 +389,7 @@ def test_two_cameras(client):
 def test_no_torch_for_tokens_zarr_and_histograms(egodex):
     """Token decoding, Zarr-only episodes, their MP4s and grid histograms all work without torch."""
     code = ("import sys; from fastapi.testclient import TestClient; from dashboard.app import create_app;"
-            f"c = TestClient(create_app([{str(egodex[0])!r}, {str(egodex[1])!r}]));"
+            f"c = TestClient(create_app([{str(egodex[0])!r}, {str(egodex[1])!r}]), base_url='http://127.0.0.1');"
             "rows = c.get('/api/episodes', params={'status': 'ingested', 'score': 'hand_qa.pairs'}).json()['items'];"
             "z = next(r for r in rows if r['root'] == 1)['id'];"
             "e = c.get('/api/episode', params={'id': z}).json();"
@@ -404,7 +404,7 @@ def test_no_torch_for_tokens_zarr_and_histograms(egodex):
 @pytest.mark.slow
 def test_export_rerun_zarr_only(egodex, tmp_path):
     rrd = tmp_path / "z.rrd"
-    row = _ingested(TestClient(create_app([egodex[1]])), 0)
+    row = _ingested(TestClient(create_app([egodex[1]]), base_url="http://127.0.0.1"), 0)
     r = subprocess.run([sys.executable, "-m", "psi0", "dashboard", "export-rerun", str(egodex[1]), "--episode",
                         row["source_id"], "--out", str(rrd)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -424,12 +424,12 @@ def test_corrupt_zarr_shard_is_an_error_panel(egodex, tmp_path):
     for f in (store / "data").rglob("*"):       # every chunk / shard file of every array
         if f.is_file() and "c" in f.relative_to(store).parts:
             f.write_bytes(b"garbage")
-    c = TestClient(create_app([bad]))
+    c = TestClient(create_app([bad]), base_url="http://127.0.0.1")
     row = _ingested(c, 0)
     r = c.get("/api/episode", params={"id": row["id"]})
     assert r.status_code == 422 and r.json()["error"]["kind"] == "corrupt_shard"
     v = c.get(f"/zarrvideo/0/egodex-00000/{row['episode_index']}/observation.images.egocentric.mp4")
     assert v.status_code == 422 and v.json()["error"]["shard"] == "egodex-00000"
     (store / "zarr.json").write_text("{not json")
-    o = TestClient(create_app([bad])).get("/api/overview")
+    o = TestClient(create_app([bad]), base_url="http://127.0.0.1").get("/api/overview")
     assert o.status_code == 200 and o.json()["shards"][0]["error"]["kind"] == "corrupt_shard"

@@ -45,6 +45,24 @@ def eserver(tmp_path_factory):
     yield from _serve(list(build_egodex_roots(tmp_path_factory.mktemp("dashe"))))
 
 
+XSS = '<img src=x onerror="window.__xss=(window.__xss||0)+1">'
+
+
+@pytest.fixture(scope="module")
+def xserver(tmp_path_factory):
+    """A root whose catalog.json carries a stored-XSS payload in the shard record's numeric fields (which the
+    overview once put into the page as HTML) and in the text fields (escaped since the start)."""
+    root = tmp_path_factory.mktemp("dashx") / "out"
+    root.mkdir()
+    catalog = {"format": "psi0.catalog/1", "config": {}, "stats": {}, "tokenizer": None,
+               "shards": [{"shard_id": "demo-000", "format": "lerobot", "path": "shards/demo-000", "source": XSS,
+                           "episodes": XSS, "frames": XSS, "inputs": ["demo/a"], "content_hash": ""}],
+               "inputs": {"demo/a": {"status": "ingested", "shard": "demo-000", "episode_index": 0, "frames": 3,
+                                     "task": XSS}}}
+    (root / "catalog.json").write_text(json.dumps(catalog))
+    yield from _serve([root])
+
+
 def _serve(roots):
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "psi0", "dashboard", *map(str, roots), "--port", str(port)],
@@ -231,3 +249,22 @@ def test_quality_filter(eserver, driver, tmp_path):
     assert shown == sorted(shown, reverse=True) and shown[-1] >= round(vals[1], 3) - 1e-3
     assert "(2)" in driver.find_element(By.TAG_NAME, "h2").text
     driver.save_screenshot(str(tmp_path / "quality_filter.png"))
+
+
+def test_stored_xss_in_a_catalog_does_not_run(xserver, driver, tmp_path):
+    """Issue 13: the payload in catalog.json is refused as a malformed record (shown as inert text in the error
+    panel) and no value reaches the page as HTML: the script never runs, on any page."""
+    from selenium.webdriver.common.by import By
+
+    for page in ("#/", "#/episodes", "#/rejects"):
+        driver.get(xserver + "/" + page)
+        main = _wait(lambda: driver.find_element(By.TAG_NAME, "main").text.strip() not in ("", "Loading…")
+                     and driver.find_element(By.TAG_NAME, "main"))
+        time.sleep(1.0)                                 # an injected <img src=x> would have fired onerror by now
+        assert driver.execute_script("return window.__xss || 0") == 0, page
+        assert not driver.find_elements(By.CSS_SELECTOR, "main img"), page
+    driver.get(xserver + "/#/")
+    text = _wait(lambda: "bad_catalog" in driver.find_element(By.TAG_NAME, "main").text
+                 and driver.find_element(By.TAG_NAME, "main").text)
+    assert "shards[0].episodes" in text and "<img src=x" in text      # shown as text, not markup
+    driver.save_screenshot(str(tmp_path / "xss.png"))

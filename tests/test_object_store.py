@@ -259,7 +259,8 @@ def test_readers_open_an_s3_output(s3, tmp_path):
                 break
 
     assert validate(remote_out) == []
-    client, twin = TestClient(create_app([remote_out])), TestClient(create_app([local_out]))
+    client = TestClient(create_app([remote_out]), base_url="http://127.0.0.1")
+    twin = TestClient(create_app([local_out]), base_url="http://127.0.0.1")
     o, lo = client.get("/api/overview").json(), twin.get("/api/overview").json()
     assert {k: v for k, v in o.items() if k != "roots"} == {k: v for k, v in lo.items() if k != "roots"}
     row = client.get("/api/episodes", params={"status": "ingested", "limit": 1}).json()["items"][0]

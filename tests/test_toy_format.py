@@ -215,7 +215,7 @@ def test_dashboard_reads_an_episode_from_it(toy_root):
     truth = episodes["toy/ep1"].column("action")
     assert page["groups"]["action"]["right_arm"]["right_arm_j2"] == pytest.approx(truth[:, 5].tolist())
     assert page["quality"] == {"smoothness": 1.5} and page["episode_meta"]["source_id"] == "toy/ep1"
-    client = TestClient(create_app([out]))
+    client = TestClient(create_app([out]), base_url="http://127.0.0.1")
     e = client.get("/api/episode", params={"id": row.id}).json()
     video = e["videos"][0]
     assert (video["key"], video["width"], video["height"]) == (CAM, W, H)

@@ -197,6 +197,34 @@ def _resolve_policy_config(args: argparse.Namespace, out: Path):
     return PolicyConfig.load("full"), "default (full)"
 
 
+def check_shards(index: Any, fmt: str) -> None:
+    """Refuse, before the first step, a shard whose files changed after it was written (content hashes,
+    `shards.integrity`) or that cannot be parsed (a truncated parquet): the error names the file. The
+    hashes checked here are remembered by this process, so DataLoader workers forked from it do not
+    hash again."""
+    from shards import formats
+    from shards.location import Location
+
+    for entry in index.shards:
+        name, path = entry.path(fmt)
+        reader = formats.get(name).open(Location.of(path))
+        try:
+            reader.info()
+            reader.episodes()
+            reader.columns(["episode_index"])
+        finally:
+            reader.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of an exception, without the worker traceback a DataLoader worker wraps it in."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        return last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
+    return text
+
+
 def setup(args: argparse.Namespace, argv: list[str]):
     """Everything before the first step (errors here are the user's: bad paths, configs, options)."""
     from training.checkpoint import latest_checkpoint, load_weights
@@ -245,6 +273,7 @@ def setup(args: argparse.Namespace, argv: list[str]):
     if args.cameras:
         data_kwargs["cameras"] = tuple(args.cameras)
     data_cfg = DataConfig(**data_kwargs)
+    check_shards(index, data_cfg.format)
     batch_size = args.batch_size or stage.batch_size
     loader, sampler = make_loader(args.shards, data_cfg, batch_size, seed=args.seed, rank=info.rank,
                                   world_size=info.world_size, num_workers=args.workers, weights=weights,
@@ -297,7 +326,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         except (ValueError, FileNotFoundError) as e:
             print(f"train: error: {e}", file=sys.stderr)
             return 2
-        trainer.fit(resume=args.resume, stop_after=args.stop_after)
+        from shards.integrity import ShardIntegrityError, ShardReadError
+
+        try:
+            trainer.fit(resume=args.resume, stop_after=args.stop_after)
+        except (ShardIntegrityError, ShardReadError) as e:       # a shard changed or broke during the run
+            print(f"train: error: {_one_line(e)}", file=sys.stderr)
+            return 2
         if trainer.stopped_by_signal:
             return 143                      # 128 + SIGTERM: checkpointed, not finished
         if info.is_main and trainer.step >= trainer.cfg.steps and not args.no_export:

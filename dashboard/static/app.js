@@ -1,9 +1,12 @@
 // psi0 dashboard front end: plain JS, no build step. Hash routes: #/ #/episodes #/episode/<id> #/rejects
+// Every value that comes from the API goes into the page through esc() (or textContent): data on disk is
+// untrusted, and a number field may hold a string. fmt() only ever yields digits, signs, "." "," "–" "NaN".
 "use strict";
 const $main = document.getElementById("main");
 const COLORS = ["#3b6ef5", "#e8833a", "#2e9d6a", "#d9534f", "#8e5fd0", "#1fa2b8", "#b5873a", "#d45fa8"];
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x)) ? "–" : (Math.abs(x) >= 1000 ? Math.round(x).toLocaleString() : Number(x).toFixed(d));
+const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(Number(x))) ? "–" : (Math.abs(x) >= 1000 ? Math.round(Number(x)).toLocaleString() : Number(x).toFixed(d));
+const count = (x) => esc(typeof x === "number" ? x.toLocaleString() : x);
 let cleanup = [];
 
 async function api(path) {
@@ -108,7 +111,7 @@ const SKIP_STATS = new Set(["timestamp", "timestamp.source", "frame_index", "epi
 // ---- views -------------------------------------------------------------------------------------
 async function overview() {
   const o = await api("/api/overview");
-  const card = (k, v) => `<div class="card"><div class="v">${v}</div><div class="k">${k}</div></div>`;
+  const card = (k, v) => `<div class="card"><div class="v">${esc(v)}</div><div class="k">${esc(k)}</div></div>`;
   const rej = Object.entries(o.rejects_by_reason);
   let statsHtml = "";
   for (const [feat, s] of Object.entries(o.stats)) {
@@ -118,18 +121,18 @@ async function overview() {
     statsHtml += `<tr><th colspan="7" style="padding-top:14px"><code>${esc(feat)}</code></th></tr>` + (s.mean || []).map((m, i) =>
       `<tr><td class="mono">${esc(names[i])}</td><td class="num">${fmt(m)}</td><td class="num">${fmt((s.std || [])[i])}</td>
        <td class="num">${fmt((s.min || [])[i])}</td><td class="num">${fmt((s.max || [])[i])}</td>
-       <td style="width:28%"><canvas class="qbar" data-feat="${esc(feat)}" data-i="${i}" data-lo="${lo}" data-hi="${hi}" style="width:100%"></canvas></td>
+       <td style="width:28%"><canvas class="qbar" data-feat="${esc(feat)}" data-i="${i}" data-lo="${esc(lo)}" data-hi="${esc(hi)}" style="width:100%"></canvas></td>
        <td style="width:18%"><canvas class="hist" data-feat="${esc(feat)}" data-i="${i}" style="width:100%"></canvas></td></tr>`).join("");
   }
   $main.innerHTML = `${o.errors.map(errorPanel).join("")}
-    <div class="cards">${card("sources", Object.keys(o.sources).length)}${card("shards", o.shards.length)}${card("episodes", o.episodes.toLocaleString())}
-      ${card("frames", o.frames.toLocaleString())}${card("hours", fmt(o.hours, 2))}${card("tasks", Object.keys(o.tasks).length)}${card("rejected", o.rejected.toLocaleString())}</div>
+    <div class="cards">${card("sources", Object.keys(o.sources).length)}${card("shards", o.shards.length)}${card("episodes", count(o.episodes))}
+      ${card("frames", count(o.frames))}${card("hours", fmt(o.hours, 2))}${card("tasks", Object.keys(o.tasks).length)}${card("rejected", count(o.rejected))}</div>
     <div class="grid2">
       <div class="panel"><h3>Rejects by reason</h3><canvas id="rejchart" style="width:100%"></canvas>
-        <table>${rej.map(([k, v]) => `<tr class="click" data-reason="${esc(k)}"><td>${esc(k)}</td><td class="num">${v}</td></tr>`).join("")}</table></div>
+        <table>${rej.map(([k, v]) => `<tr class="click" data-reason="${esc(k)}"><td>${esc(k)}</td><td class="num">${esc(v)}</td></tr>`).join("")}</table></div>
       <div class="panel"><h3>Shards</h3><table><tr><th>shard</th><th>source</th><th>format</th><th class="num">episodes</th><th class="num">frames</th><th class="num">fps</th></tr>
-        ${o.shards.map((s) => `<tr><td><code>${esc(s.shard_id)}</code>${s.error ? errorPanel(s.error) : ""}</td><td>${esc(s.source)}</td><td>${esc(s.format)}</td><td class="num">${s.episodes}</td><td class="num">${s.frames}</td><td class="num">${s.fps ?? "–"}</td></tr>`).join("")}</table>
-        <h3 style="margin-top:16px">Tasks</h3><table>${Object.entries(o.tasks).slice(0, 20).map(([k, v]) => `<tr><td>${esc(k)}</td><td class="num">${v}</td></tr>`).join("")}</table></div>
+        ${o.shards.map((s) => `<tr><td><code>${esc(s.shard_id)}</code>${s.error ? errorPanel(s.error) : ""}</td><td>${esc(s.source)}</td><td>${esc(s.format)}</td><td class="num">${esc(s.episodes)}</td><td class="num">${esc(s.frames)}</td><td class="num">${esc(s.fps ?? "–")}</td></tr>`).join("")}</table>
+        <h3 style="margin-top:16px">Tasks</h3><table>${Object.entries(o.tasks).slice(0, 20).map(([k, v]) => `<tr><td>${esc(k)}</td><td class="num">${esc(v)}</td></tr>`).join("")}</table></div>
     </div>
     <div class="panel"><h3>Per-dimension statistics</h3><p class="muted">quantiles: min–max line, q01–q99 light, q10–q90 dark, median tick · histogram over [min, max] from the shards' quantile grids (grey: from the catalog's 5 quantiles only)</p>
       <table id="stats"><tr><th>dim</th><th class="num">mean</th><th class="num">std</th><th class="num">min</th><th class="num">max</th><th>quantiles</th><th>histogram</th></tr>${statsHtml}</table></div>`;
@@ -146,7 +149,7 @@ async function episodes(params) {
   const list = await api("/api/episodes?" + p);
   const opt = (vals, cur) => `<option value="">all</option>` + vals.map((v) => `<option ${v === cur ? "selected" : ""}>${esc(v)}</option>`).join("");
   const off = +(p.get("offset") || 0), lim = +p.get("limit");
-  $main.innerHTML = `<h2>Episodes <span class="muted">(${list.total.toLocaleString()})</span></h2>
+  $main.innerHTML = `<h2>Episodes <span class="muted">(${count(list.total)})</span></h2>
     <div class="filters">source <select id="f-source">${opt(Object.keys(o.sources), p.get("source"))}</select>
       task <select id="f-task">${opt(Object.keys(o.tasks), p.get("task"))}</select>
       status <select id="f-status">${opt(["ingested", "rejected"], p.get("status"))}</select>
@@ -154,11 +157,11 @@ async function episodes(params) {
       score <select id="f-score"><option value="">–</option>${(o.quality_keys || []).map((k) => `<option ${k === p.get("score") ? "selected" : ""}>${esc(k)}</option>`).join("")}</select>
       ≥ <input id="f-min" type="number" step="any" style="width:80px" value="${esc(p.get("min_score") || "")}">
       <select id="f-sort">${[["", "catalog order"], ["-score", "score ↓"], ["score", "score ↑"]].map(([v, l]) => `<option value="${v}" ${v === (p.get("sort") || "") ? "selected" : ""}>${l}</option>`).join("")}</select>
-      <button id="prev" ${off <= 0 ? "disabled" : ""}>‹ prev</button><span class="muted">${off + 1}–${Math.min(off + lim, list.total)}</span>
+      <button id="prev" ${off <= 0 ? "disabled" : ""}>‹ prev</button><span class="muted">${esc(off + 1)}–${esc(Math.min(off + lim, list.total))}</span>
       <button id="next" ${off + lim >= list.total ? "disabled" : ""}>next ›</button></div>
     <div class="panel"><table id="eplist"><tr><th>input</th><th>status</th><th>source</th><th>task</th><th>shard</th><th class="num">episode</th><th class="num">frames</th>${p.get("score") ? `<th class="num">${esc(p.get("score"))}</th>` : ""}<th>reason</th></tr>
-      ${list.items.map((r) => `<tr class="click" data-id="${esc(r.id)}"><td class="mono">${esc(r.source_id)}</td><td><span class="pill ${r.status}">${r.status}</span></td><td>${esc(r.source)}</td>
-        <td>${esc(r.task)}</td><td class="mono">${esc(r.shard)}</td><td class="num">${r.episode_index >= 0 ? r.episode_index : ""}</td><td class="num">${r.frames || ""}</td>${p.get("score") ? `<td class="num score">${fmt(r.score)}</td>` : ""}<td>${esc(r.reason)}</td></tr>`).join("")}</table></div>`;
+      ${list.items.map((r) => `<tr class="click" data-id="${esc(r.id)}"><td class="mono">${esc(r.source_id)}</td><td><span class="pill ${esc(r.status)}">${esc(r.status)}</span></td><td>${esc(r.source)}</td>
+        <td>${esc(r.task)}</td><td class="mono">${esc(r.shard)}</td><td class="num">${esc(r.episode_index >= 0 ? r.episode_index : "")}</td><td class="num">${esc(r.frames || "")}</td>${p.get("score") ? `<td class="num score">${fmt(r.score)}</td>` : ""}<td>${esc(r.reason)}</td></tr>`).join("")}</table></div>`;
   const go = (o2) => { const q = new URLSearchParams(p); for (const [k, v] of Object.entries(o2)) v === "" ? q.delete(k) : q.set(k, v); location.hash = "#/episodes?" + q; };
   for (const k of ["source", "task", "status"]) document.getElementById("f-" + k).onchange = (e) => go({[k]: e.target.value, offset: 0});
   document.getElementById("f-q").onchange = (e) => go({q: e.target.value, offset: 0});
@@ -188,12 +191,12 @@ async function episode(id) {
   const q = e.quality || {}, qa = e.hand_qa || {};
   const p95 = Object.entries(q).filter(([k]) => k.startsWith("retarget.") && k.endsWith(".p95"));
   const qaHtml = Object.keys(qa).length ? `<div class="qa" id="handqa"><b>MediaPipe hand QA</b>: detection rate <b>${fmt(qa["hand_qa.detection_rate"], 2)}</b> · mean error <b>${fmt(qa["hand_qa.mean_px_error"], 1)} px</b> (${fmt(100 * (qa["hand_qa.mean_error_frac"] ?? NaN), 1)} % of diagonal) · label agreement ${fmt(qa["hand_qa.label_agreement"], 2)} · ${fmt(qa["hand_qa.pairs"], 0)} hand-frames</div>` : "";
-  const cams = e.videos.map((v, k) => `<div class="cam"><div class="vwrap">${`<video ${k === 0 ? 'id="video"' : ""} class="camvideo" data-k="${k}" src="${esc(v.url)}" muted playsinline ${k === 0 ? "controls" : ""} preload="auto"></video>`}${k === 0 && e.overlay ? `<canvas id="overlay"></canvas>` : ""}</div><div class="muted"><code>${esc(v.key)}</code> ${v.width}×${v.height}</div></div>`).join("");
+  const cams = e.videos.map((v, k) => `<div class="cam"><div class="vwrap">${`<video ${k === 0 ? 'id="video"' : ""} class="camvideo" data-k="${k}" src="${esc(v.url)}" muted playsinline ${k === 0 ? "controls" : ""} preload="auto"></video>`}${k === 0 && e.overlay ? `<canvas id="overlay"></canvas>` : ""}</div><div class="muted"><code>${esc(v.key)}</code> ${esc(v.width)}×${esc(v.height)}</div></div>`).join("");
   $main.innerHTML = `<h2>${esc(r.source_id)} <span class="pill ingested">ingested</span> <span class="muted">${esc(r.task)}</span> ${e.format === "zarr" ? `<span class="pill zarr">zarr</span>` : ""}</h2>
     ${qaHtml}
     <div class="episode"><div>
       <div class="panel">${e.videos.length ? `<div class="cams n${Math.min(e.videos.length, 3)}">${cams}</div>
-        <div class="muted" id="vtime">t = 0.00 s · frame 0 / ${e.length}</div>
+        <div class="muted" id="vtime">t = 0.00 s · frame 0 / ${esc(e.length)}</div>
         ${e.overlay ? `<label class="muted"><input type="checkbox" id="ovtoggle" checked> hand keypoints (projected, <span style="color:#2ee6a6">left</span> / <span style="color:#ff5a8a">right</span>)</label>` : ""}` : `<p class="muted">no video</p>`}</div>
       ${e.tokens ? `<div class="panel" style="margin-top:12px" id="tokpanel"><h3>FAST tokens of the current chunk</h3>
         <div class="muted" id="tokinfo">…</div><div class="mono" id="tokids"></div>
@@ -262,7 +265,7 @@ async function episode(id) {
 async function rejects(params) {
   const p = new URLSearchParams(params);
   const list = await api("/api/rejects?" + p);
-  $main.innerHTML = `<h2>Rejected inputs <span class="muted">(${list.total.toLocaleString()}${p.get("reason") ? ` · reason ${esc(p.get("reason"))} · <a href="#/rejects">all</a>` : ""})</span></h2>
+  $main.innerHTML = `<h2>Rejected inputs <span class="muted">(${count(list.total)}${p.get("reason") ? ` · reason ${esc(p.get("reason"))} · <a href="#/rejects">all</a>` : ""})</span></h2>
     <div class="panel"><table id="rejlist"><tr><th>input</th><th>stage</th><th>reason</th><th>message</th><th>details</th></tr>
     ${list.items.map((r) => `<tr><td class="mono">${esc(r.source_id)}</td><td>${esc(r.stage)}</td><td><span class="pill rejected">${esc(r.reason)}</span></td><td>${esc(r.message)}</td><td class="mono">${esc(JSON.stringify(r.details))}</td></tr>`).join("")}</table></div>`;
 }

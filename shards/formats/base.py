@@ -178,11 +178,17 @@ class ShardReader(Protocol):
 
 
 class BaseReader:
-    """Defaults for a `ShardReader`: subclasses implement `info`, `episodes`, `columns`, `frames`."""
+    """Defaults for a `ShardReader`: subclasses implement `info`, `episodes`, `columns`, `frames`.
+
+    Opening checks the shard's files against the hashes in its `shard.json` (`shards.integrity`: once per
+    process, or trusting a `psi0 validate --stamp`), so no consumer reads a modified shard unknowingly."""
 
     format = ""
 
     def __init__(self, location: Location, videos: "VideoCache | None" = None):
+        from shards import integrity
+
+        self.verified = integrity.verify_shard(location)   # ShardIntegrityError names the file that changed
         self.location = location
         self.videos = videos
         self._episodes: list[EpisodeInfo] | None = None

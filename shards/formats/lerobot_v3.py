@@ -26,6 +26,7 @@ from schemas.episode import FeatureSpec, canonical_json, column_to_numpy
 from shards.formats.base import (SOURCE_TIMESTAMP, BaseReader, Camera, EpisodeEntry, EpisodeInfo, ShardContents,
                                  ShardFormat, ShardInfo, VideoSpan, parse_meta)
 from shards.frames import VideoCache, to_chw
+from shards.integrity import ShardReadError
 from shards.location import Location
 from shards.video import EpisodeEncoder
 
@@ -204,20 +205,27 @@ class LeRobotSink:
 
 # ------------------------------------------------------------------------------------------ reader
 def read_parquet(where: Location, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
-    """A parquet file, local (memory-mapped) or on an object store (ranged reads through fsspec)."""
-    if not where.is_url:
-        return pq.read_table(where.uri, columns=list(columns) if columns is not None else None, filters=filters,
-                             memory_map=True)
-    fs, path = where.filesystem()
-    return pq.read_table(path, columns=list(columns) if columns is not None else None, filters=filters,
-                         filesystem=fs)
+    """A parquet file, local (memory-mapped) or on an object store (ranged reads through fsspec); a file
+    pyarrow cannot parse (truncated, overwritten) raises ShardReadError naming it."""
+    try:
+        if not where.is_url:
+            return pq.read_table(where.uri, columns=list(columns) if columns is not None else None, filters=filters,
+                                 memory_map=True)
+        fs, path = where.filesystem()
+        return pq.read_table(path, columns=list(columns) if columns is not None else None, filters=filters,
+                             filesystem=fs)
+    except pa.ArrowInvalid as exc:
+        raise ShardReadError(f"{where}: not a readable parquet file (truncated or corrupt: {exc})", where.uri) from None
 
 
 def parquet_schema(where: Location) -> pa.Schema:
-    if not where.is_url:
-        return pq.read_schema(where.uri)
-    with where.open() as fh:
-        return pq.read_schema(fh)
+    try:
+        if not where.is_url:
+            return pq.read_schema(where.uri)
+        with where.open() as fh:
+            return pq.read_schema(fh)
+    except pa.ArrowInvalid as exc:
+        raise ShardReadError(f"{where}: not a readable parquet file (truncated or corrupt: {exc})", where.uri) from None
 
 
 class LeRobotReader(BaseReader):
