@@ -21,12 +21,12 @@ def bench(task: str = "pick_place_right", seconds: float = 10.0, seed: int = 0) 
     from sim.experts import ScriptedExpert  # noqa: PLC0415
     camera_hz = 30.0
     env = SimEnv(EnvConfig(camera=True, width=224, height=224, camera_hz=camera_hz, grasp_assist=True))
-    env.reset(task, seed)
+    obs = env.reset(task, seed)
     expert = ScriptedExpert(env)
     policy = PartTimes()
     steps = int(round(seconds * CONTROL_HZ))
-    frames = 0
-    last = None
+    frames = 0                          # new frames rendered during the steps (the reset's frame is not one)
+    last = obs["images"]["head"]
     load_before = os.getloadavg()[0]
     start = PartTimes.start()
     for _ in range(steps):
