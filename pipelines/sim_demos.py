@@ -41,21 +41,43 @@ def demo(task: str, seed: int, out: str, grasp_assist: bool = True, camera_size:
 def run(tasks: list[str], episodes: int, out: str, runner: str = "local", seed: int = 0, workers: int | None = None,
         grasp_assist: bool = True, address: str | None = None) -> list[dict]:
     jobs = [(t, seed + k) for t in tasks for k in range(episodes)]
+    out = str(Path(out).resolve())          # Ray workers do not run in the driver's directory
     if runner == "local":
         return [demo(t, s, out, grasp_assist) for t, s in jobs]
-    import os  # noqa: PLC0415
-
     import ray  # noqa: PLC0415
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p),
-           "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
-    ray.init(address=address, num_cpus=workers, runtime_env={"env_vars": env}, include_dashboard=False,
-             ignore_reinit_error=True, log_to_driver=False)
+    started_here = not ray.is_initialized()
+    _ray_init(address, workers)
     try:
         remote = ray.remote(num_cpus=1, max_retries=2)(demo)
         return ray.get([remote.remote(t, s, out, grasp_assist) for t, s in jobs])
     finally:
-        ray.shutdown()
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_init(address: str | None, workers: int | None) -> None:
+    """As `pipelines/runners.py` does: inside `ray job submit` (RAY_ADDRESS set: the working dir is already
+    shipped), an explicit --address (ship this checkout as the job's working dir), or a fresh local
+    instance (never another user's cluster that happens to run on this machine). Workers get the headless
+    GL settings `sim` picks (`MUJOCO_GL`, `LP_NUM_THREADS`) before they import mujoco."""
+    import os  # noqa: PLC0415
+
+    import ray  # noqa: PLC0415
+    if ray.is_initialized():
+        return
+    import sim  # noqa: F401,PLC0415 - sets MUJOCO_GL / LP_NUM_THREADS defaults in this process
+    gl = {k: os.environ[k] for k in ("MUJOCO_GL", "LP_NUM_THREADS") if k in os.environ}
+    root = Path(__file__).resolve().parent.parent
+    if address:
+        ray.init(address=address, log_to_driver=False, runtime_env={
+            "working_dir": str(root), "excludes": [".venv", "out", ".git", "sample", "runs", "recordings"],
+            "env_vars": gl})
+    elif os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False, runtime_env={"env_vars": gl})
+    else:
+        pythonpath = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": pythonpath, **gl}})
 
 
 def main(argv: list[str] | None = None) -> int:

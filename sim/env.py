@@ -22,6 +22,7 @@ from sim.observation import privileged_vector
 from sim.robot import SIDES, RobotConfig, RobotIndex, build_robot
 from sim.scene import add_room, layout
 from sim.tasks import TEMPLATES, TaskInstance, layout_for
+from sim.timing import PartTimes
 from sim.tracker import LEG_WAIST, LowerBodyController, LowerBodyObservation, StandInTracker
 
 CONTROL_HZ = 50.0
@@ -68,6 +69,8 @@ class SimEnv:
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self.timing = PartTimes()
+        """Seconds spent per part since the last reset (physics, control, observe, render): `sim.timing`."""
 
     # ------------------------------------------------------------------ episode
     def reset(self, task: str, seed: int) -> dict[str, Any]:
@@ -119,9 +122,11 @@ class SimEnv:
             self._apply(a)
         self.t, self.steps = 0.0, 0
         self.last_action = a.copy()
+        self.timing.reset()
         return self.observe()
 
     def _apply(self, action: np.ndarray) -> None:
+        t0 = self.timing.start()
         a = PSI0_ACTION.clip(np.asarray(action, np.float64))
         d, idx = self.data, self.idx
         d.ctrl[idx.hand_ctrl] = a[PSI0_ACTION.slice("hands")]
@@ -131,12 +136,16 @@ class SimEnv:
         if targets.base_q is not None:
             d.ctrl[idx.base_ctrl] = targets.base_q
         self.executed = targets.executed
-        for _ in range(self.substeps):
-            mujoco.mj_step(self.model, d)
+        self.timing.stop("control", t0)
+        t0 = self.timing.start()
+        mujoco.mj_step(self.model, d, nstep=self.substeps)
+        self.timing.stop("physics", t0)
+        t0 = self.timing.start()
         closure = {s: closure_of(s, a[PSI0_ACTION.slice(f"{s}_hand")]) for s in SIDES}
         self.assist.update(d, closure)
         self.t += self.dt
         self.steps += 1
+        self.timing.stop("control", t0)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], bool, dict[str, Any]]:
         action = np.asarray(action, np.float64)
@@ -146,10 +155,12 @@ class SimEnv:
             action = self.last_action          # a non-finite action holds the last one
         self.prev_command = self.last_action[_LOWER].copy()
         self._apply(action)
+        t0 = self.timing.start()
         self.last_action = action.copy()
         template = TEMPLATES[self.task.template]
         template.on_step(self)
         self.success = bool(template.success(self))
+        self.timing.stop("control", t0)
         timeout = self.t >= self.task.time_limit - 1e-9
         obs = self.observe()
         info = {"success": self.success, "timeout": timeout and not self.success, "t": self.t, "steps": self.steps,
@@ -186,11 +197,15 @@ class SimEnv:
         return s
 
     def observe(self) -> dict[str, Any]:
+        t0 = self.timing.start()
         obs: dict[str, Any] = {"t": self.t, "state": self.state(), "instruction": self.task.instruction,
                                "privileged": privileged_vector(self), "images": {}}
+        self.timing.stop("observe", t0)
         if self.cfg.camera:
             if self._frame is None or self.t + 1e-9 >= self._next_frame_t:
+                t0 = self.timing.start()
                 self._frame = self.render("head", self.cfg.width, self.cfg.height)
+                self.timing.stop("render", t0)
                 self._next_frame_t += 1.0 / self.cfg.camera_hz
                 while self._next_frame_t <= self.t:
                     self._next_frame_t += 1.0 / self.cfg.camera_hz
@@ -205,7 +220,7 @@ class SimEnv:
         if r is None:
             r = self._renderers[(w, h)] = mujoco.Renderer(self.model, height=h, width=w)
         r.update_scene(self.data, camera=camera)
-        return r.render().copy()
+        return r.render()               # a new array every call: frames handed out earlier never change
 
     def close_renderers(self) -> None:
         for r in self._renderers.values():

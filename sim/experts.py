@@ -174,8 +174,11 @@ class ScriptedExpert:
     def pick(self, side: str, obj: dict, lift: float = 0.12) -> Iterator[None]:
         g = self.grasp_point(side, obj)
         out = 0.02 * self.lateral(side)
+        # above the object's highest point (a bag's handle) before coming down beside it: the hand's
+        # lowest finger hangs ~7 cm under the grasp site
+        above = max(0.10, body_pos(self.env, obj["name"])[2] + obj["height"] + 0.08 - g[2])
         yield from self.grip({side: 0.0}, 0.2)
-        yield from self.move({side: g + out + [0, 0, 0.10]}, 1.2)
+        yield from self.move({side: g + out + [0, 0, above]}, 1.2)
         yield from self.move({side: g + out}, 0.8)
         yield from self.move({side: g}, 0.5)
         yield from self.grip({side: 1.0}, 0.6)
@@ -183,10 +186,22 @@ class ScriptedExpert:
         self.grip_offset[side] = body_pos(self.env, obj["name"]) - self.site(side)
         yield from self.move({side: self.site(side) + [0, 0, lift]}, 0.8)
 
+    def held_offset(self, side: str, obj: dict) -> np.ndarray:
+        """Where the held object's base sits relative to the grasp site now (privileged state)."""
+        self.grip_offset[side] = body_pos(self.env, obj["name"]) - self.site(side)
+        return self.grip_offset[side]
+
     def place(self, side: str, obj: dict, point: np.ndarray, clearance: float = 0.08) -> Iterator[None]:
         """Put the held object's bottom centre at `point` (x, y, surface z), open, back off."""
-        site_goal = np.asarray(point, float) - self.grip_offset[side]
+        point = np.asarray(point, float)
+        site_goal = point - self.held_offset(side, obj)
+        here = self.site(side)
+        if site_goal[2] + clearance > here[2] + 0.02:      # rise first: a diagonal path catches board edges and rims
+            yield from self.move({side: np.array([here[0], here[1], site_goal[2] + clearance])}, 0.6, settle=0.0)
         yield from self.move({side: site_goal + [0, 0, clearance]}, 1.2)
+        # a friction grasp lets the object shift in the hand while carrying: look again before going down
+        site_goal = point - self.held_offset(side, obj)
+        yield from self.move({side: site_goal + [0, 0, clearance]}, 0.4)
         yield from self.move({side: site_goal + [0, 0, 0.012]}, 0.7)
         yield from self.grip({side: 0.0}, 0.4)
         yield from self.move({side: self.site(side) + 0.03 * self.lateral(side)}, 0.4, settle=0.0)
@@ -242,7 +257,11 @@ def _turn_place(e: ScriptedExpert) -> Iterator[None]:
 def _squat_pick(e: ScriptedExpert) -> Iterator[None]:
     t = e.env.task
     top, obj = t.params["top"], t.objects[0]
-    height = float(np.clip(top + 0.17, 0.45, 0.62))
+    # deep enough that the stool top sits about where a table top does when standing (a side grasp, not
+    # fingers pointing down from above), leaning 0.35 rad forward
+    height = float(np.clip(top + 0.12, 0.45, 0.62))
+    # squatting and leaning carry the hand down and forward: take it out beside the object first
+    yield from e.move({"right": e.site("right") + 0.10 * e.lateral("right")}, 0.6, settle=0.0)
     yield from e.posture(height, 0.35, 1.2)
     yield from e.pick("right", obj, lift=0.10)
     yield from e.posture(NOMINAL_TORSO_HEIGHT, 0.0, 1.6)
@@ -260,7 +279,8 @@ def _bimanual_lift(e: ScriptedExpert) -> Iterator[None]:
     yield from e.move({s: touch[s] + 0.06 * e.lateral(s) for s in SIDES}, 0.6)
     yield from e.move({s: touch[s] - 0.012 * e.lateral(s) for s in SIDES}, 0.8)
     yield from e.grip({s: 0.7 for s in SIDES}, 0.5)
-    squeeze = {s: touch[s] - 0.02 * e.lateral(s) + [0, 0, 0.16] for s in SIDES}
+    # the box lags the squeezing hands by 6-7 cm while they rise: lift them 22 cm for the predicate's 10
+    squeeze = {s: touch[s] - 0.02 * e.lateral(s) + [0, 0, 0.22] for s in SIDES}
     yield from e.move(squeeze, 1.2)
     yield from e.wait(1.0)
 

@@ -9,6 +9,8 @@ that the hand is not physically touching, so the expert still has to reach, encl
 """
 from __future__ import annotations
 
+import functools
+
 import mujoco
 import numpy as np
 
@@ -30,16 +32,24 @@ def hand_posture(side: str, closure: float) -> np.ndarray:
     q = _OPEN_LEFT + float(np.clip(closure, 0.0, 1.0)) * (_CLOSED_LEFT - _OPEN_LEFT)
     if side == "right":
         q = q * _MIRROR
-    lo = np.array([j.lower for j in hand_table(side).joints])
-    hi = np.array([j.upper for j in hand_table(side).joints])
+    lo, hi = _hand_limits(side)
     return np.clip(q, lo, hi)
+
+
+@functools.lru_cache(maxsize=None)
+def _hand_limits(side: str) -> tuple[np.ndarray, np.ndarray]:
+    joints = hand_table(side).joints
+    return np.array([j.lower for j in joints]), np.array([j.upper for j in joints])
+
+
+_OPEN_TO_CLOSED = _CLOSED_LEFT - _OPEN_LEFT
+_OPEN_TO_CLOSED_SQ = float(_OPEN_TO_CLOSED @ _OPEN_TO_CLOSED)
 
 
 def closure_of(side: str, q: np.ndarray) -> float:
     """Inverse of `hand_posture`: how closed a (7,) hand command is, 0..1 (projection on open->closed)."""
     q = np.asarray(q, np.float64) * (_MIRROR if side == "right" else 1.0)
-    d = _CLOSED_LEFT - _OPEN_LEFT
-    return float(np.clip((q - _OPEN_LEFT) @ d / (d @ d), 0.0, 1.0))
+    return min(1.0, max(0.0, float((q - _OPEN_LEFT) @ _OPEN_TO_CLOSED) / _OPEN_TO_CLOSED_SQ))
 
 
 def add_welds(spec: mujoco.MjSpec, objects: list[str]) -> None:

@@ -13,6 +13,11 @@ import numpy as np
 from schemas.embodiments import G1_BODY
 
 
+STEP_TOL = 2e-4
+"""Stop iterating once no joint moves more than this (rad): with the rest-posture rows the position /
+orientation error never reaches zero, and further iterations change nothing that matters."""
+
+
 class ArmIK:
     """One arm: joint targets that put a site (the hand's grasp site) at a world pose."""
 
@@ -40,27 +45,35 @@ class ArmIK:
         d.qpos[:] = qpos
         q = np.clip(np.asarray(q_arm, np.float64).copy(), self.lo, self.hi)
         w = self.rot_weight
+        n = len(q)
+        rows = 3 + (3 if rot is not None else 0)
+        # one preallocated least-squares system: position rows, orientation rows, rest-posture rows
+        err = np.zeros(rows + (n if rest is not None else 0))
+        jac = np.zeros((len(err), n))
+        if rest is not None:
+            jac[rows:] = rest_weight * np.eye(n)
+        reg = self.damping ** 2 * np.eye(len(err))
         err_p = np.inf
         for _ in range(iterations):
             d.qpos[self.qadr] = q
             mujoco.mj_kinematics(self.model, d)
             mujoco.mj_comPos(self.model, d)
-            p = d.site_xpos[self.site]
-            e = [pos - p]
-            err_p = float(np.linalg.norm(e[0]))
+            err[0:3] = pos - d.site_xpos[self.site]
+            err_p = float(np.linalg.norm(err[0:3]))
             mujoco.mj_jacSite(self.model, d, self._jp, self._jr, self.site)
-            jac = [self._jp[:, self.dadr]]
+            jac[0:3] = self._jp[:, self.dadr]
             if rot is not None:
                 r = d.site_xmat[self.site].reshape(3, 3)
-                e.append(w * 0.5 * (np.cross(r[:, 0], rot[:, 0]) + np.cross(r[:, 1], rot[:, 1]) + np.cross(r[:, 2], rot[:, 2])))
-                jac.append(w * self._jr[:, self.dadr])
-            if np.abs(np.concatenate(e)).max() < 2e-4:
+                # sum_i r_i x rot_i (columns) = vee(rot r^T - r rot^T): the small-angle rotation error
+                s = rot @ r.T - r @ rot.T
+                err[3:6] = w * 0.5 * np.array([s[2, 1], s[0, 2], s[1, 0]])
+                jac[3:6] = w * self._jr[:, self.dadr]
+            if np.abs(err[:rows]).max() < 2e-4:
                 break
             if rest is not None:
-                e.append(rest_weight * (rest - q))
-                jac.append(rest_weight * np.eye(len(q)))
-            err = np.concatenate(e)
-            j = np.concatenate(jac)
-            dq = j.T @ np.linalg.solve(j @ j.T + self.damping ** 2 * np.eye(len(err)), err)
+                err[rows:] = rest_weight * (rest - q)
+            dq = jac.T @ np.linalg.solve(jac @ jac.T + reg, err)
             q = np.clip(q + np.clip(dq, -self.max_step, self.max_step), self.lo, self.hi)
+            if np.abs(dq).max() < STEP_TOL:       # converged to the damped least-squares compromise
+                break
         return q, err_p

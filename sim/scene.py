@@ -16,6 +16,8 @@ import numpy as np
 from sim.robot import FLOOR_BIT, ROBOT_BIT, WORLD_BIT
 
 N_LAYOUTS = 50
+FLOOR_GRID = 0.5
+"""Rendering grid of the floor plane (m)."""
 WORK_AREA = ((-1.2, 3.0), (-1.6, 1.6))
 """x and y ranges (m) around the robot's start kept free of decor."""
 
@@ -94,7 +96,9 @@ def add_room(spec: mujoco.MjSpec, lay: Layout) -> None:
                      rgb1=lay.wall_rgb, rgb2=[c * 0.8 for c in lay.wall_rgb], width=64, height=64)
     spec.add_material(name="wall_mat", textures=["", "wall_tex"], texrepeat=[1.0, 1.0])
     world = spec.worldbody
-    floor = world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[(x1 - x0) / 2, (y1 - y0) / 2, 0.05],
+    # a plane's third size is its rendering grid: every cell is drawn, so 0.05 m cells (6-8 k quads in a room)
+    # cost a software renderer more than the whole robot; 0.5 m cells look the same under our lights
+    floor = world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[(x1 - x0) / 2, (y1 - y0) / 2, FLOOR_GRID],
                            pos=[(x0 + x1) / 2, (y0 + y1) / 2, 0.0], material="floor_mat", friction=[0.9, 0.005, 0.0001])
     floor.contype, floor.conaffinity = FLOOR_BIT, 0
     h = lay.wall_height

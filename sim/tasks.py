@@ -177,10 +177,12 @@ class LunchBag(Template):
     summary = "pick the lunch bag from a table, turn to a shelf beside you, walk up to it, put the bag on a shelf board"
 
     def build(self, spec, rng, seed, layout):
-        x_front, top = float(rng.uniform(0.14, 0.18)), float(rng.uniform(0.70, 0.78))
+        # a lower table and a shorter bag than the other templates: the bag's handle must stay under the
+        # ready hands (~0.93 m) at reset
+        x_front, top = float(rng.uniform(0.14, 0.18)), float(rng.uniform(0.64, 0.72))
         table = _table(spec, rng, "work_table", x_front, float(rng.uniform(-0.1, 0.0)), top)
         color, rgba = _color(rng, exclude=("black",))
-        size = [float(rng.uniform(0.05, 0.065)), float(rng.uniform(0.024, 0.03)), float(rng.uniform(0.06, 0.07))]
+        size = [float(rng.uniform(0.05, 0.065)), float(rng.uniform(0.024, 0.03)), float(rng.uniform(0.05, 0.06))]
         bag = add_object(spec, "bag", "bag", (x_front + rng.uniform(0.10, 0.14), -rng.uniform(0.15, 0.21), top), 0.0,
                          size, rgba, float(rng.uniform(0.2, 0.4)))
         bag["color"] = color

@@ -70,9 +70,12 @@ def wrap(a: float) -> float:
     return float((a + np.pi) % (2 * np.pi) - np.pi)
 
 
+_COMMAND_LOW, _COMMAND_HIGH = LOWER_BODY_COMMAND.bounds()
+_WAIST_LOW, _WAIST_HIGH = (np.asarray(b, np.float64)[WAIST] for b in G1_BODY.bounds())
+
+
 def clamp_command(command: np.ndarray) -> np.ndarray:
-    low, high = LOWER_BODY_COMMAND.bounds()
-    return np.clip(np.asarray(command, np.float64), low, high)
+    return np.clip(np.asarray(command, np.float64), _COMMAND_LOW, _COMMAND_HIGH)
 
 
 def squat_legs(pelvis_height: float) -> tuple[float, float, float]:
@@ -126,8 +129,7 @@ class StandInTracker:
         self.rpy += np.clip(rpy_cmd - self.rpy, -lim.torso_rate * dt, lim.torso_rate * dt)
 
         roll, pitch, yaw = self.rpy
-        waist_lo, waist_hi = (np.asarray(b)[WAIST] for b in G1_BODY.bounds())
-        waist = np.clip([yaw, roll, pitch], waist_lo, waist_hi)
+        waist = np.clip([yaw, roll, pitch], _WAIST_LOW, _WAIST_HIGH)
         pelvis_pitch = pitch - waist[2]
         pelvis_z = self.height + PELVIS_ABOVE_TORSO_HEIGHT
         hip, knee, ankle = squat_legs(pelvis_z)
