@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from schemas.episode import canonical_json, jsonable
+from schemas.episode import canonical_json
 from schemas.json_text import dumps_indent1
 
 
