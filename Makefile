@@ -12,8 +12,11 @@ setup:
 demo: setup
 	@bash tools/demo.sh "$(OUT)"
 
+# Two passes: everything that does not time itself on both cores (pytest-xdist, one file per worker so
+# module fixtures are built once), then the wall-clock tests (`timing` marker, tests/conftest.py) alone.
 test: setup
-	@$(PY) -m pytest -q -p no:cacheprovider
+	@$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not timing"
+	@$(PY) -m pytest -q -p no:cacheprovider -m timing
 
 test-fast: setup
 	@$(PY) -m pytest -q -m "not slow"

@@ -8,7 +8,7 @@ privileged state cannot reach them from scratch: LeRobot 0.4.4's training loop a
 way to present `observation.state_privileged` as its `observation.environment_state`) only when it
 fine-tunes a pretrained policy, and ACT / Diffusion read the environment state under that one key. They
 predict chunks of absolute 36-D actions and have no committed-prefix input, so they run as naive chunking
-(`max_delay` 0). No hub access: the ResNet backbones start from random weights
+(`max_delay` 1: d = 0 only). No hub access: the ResNet backbones start from random weights
 (`pretrained_backbone_weights=None`), and images enter as [0, 1] pixels (psi0 shards hold no image stats).
 
 pi0.5 and GR00T N1.6 are documented in docs/eval.md (they need their hub weights).
@@ -89,7 +89,7 @@ def train_lerobot(kind: str, shard: str | Path, out: str | Path, steps: int = 20
     chunk = horizon if kind == "act" else horizon // 2
     schema = ObservationSchema(state_key=key, state_names=tuple(feats[key]["names"]), cameras=cams, image_size=(h, w),
                                action_names=tuple(feats[ACTION]["names"]), horizon=chunk, fps=float(info["fps"]),
-                               max_delay=0, source=f"lerobot-{kind}")
+                               max_delay=1, source=f"lerobot-{kind}")
     (model / SCHEMA_FILE).write_text(json.dumps(schema.to_json(), indent=1))
     return model
 

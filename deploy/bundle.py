@@ -214,16 +214,15 @@ def describe_run(run: str | Path) -> tuple[ObservationSchema, Normalizer]:
         state_key=state_key, state_names=_feature_names(ds, state_key), cameras=tuple(data["cameras"]),
         image_size=tuple(size) if size else None, action_names=action_names[: int(model["action_dim"])],
         horizon=int(model["horizon"]), fps=float(ds.columns(0).reader.info().fps),
-        max_delay=int(_expert_max_delay(final)), source=source,
+        max_delay=int(_policy_max_delay(final)), source=source,
         camera_size=tuple(int(v) for v in _feature(ds, data["cameras"][0])["shape"][:2]) if data["cameras"] else None)
     return schema, norm
 
 
-def _expert_max_delay(final: Path) -> int:
+def _policy_max_delay(final: Path) -> int:
+    """The run's training-time RTC max_delay (one definition: schemas.chunking via the policy config)."""
     from training.model.policy import PolicyConfig  # noqa: PLC0415
-    cfg = PolicyConfig.load(final / "policy.json")
-    from training.model.action_expert import CONFIGS  # noqa: PLC0415
-    return int(cfg.expert.get("max_delay", CONFIGS[cfg.expert_base].max_delay))
+    return int(PolicyConfig.load(final / "policy.json").chunking().max_delay)
 
 
 def save_normalization(run: str | Path) -> Path:
@@ -284,7 +283,10 @@ class ServedPolicy:
             raise SchemaMismatch(f"prefix must be (d, {a}) actions, got {prefix.shape}")
         if not np.isfinite(prefix).all():
             raise SchemaMismatch("prefix has non-finite values")
-        delay = int(max(0, min(delay, len(prefix), self.schema.max_delay)))
+        if int(delay) > self.schema.max_delay - 1:
+            raise SchemaMismatch(f"delay {int(delay)} was never drawn in training (max_delay {self.schema.max_delay}: "
+                                 f"d <= {self.schema.max_delay - 1})")
+        delay = int(max(0, min(delay, len(prefix))))
         pre = torch.from_numpy(self.norm.normalize_actions(prefix[:delay]))[None] if delay else None
         with torch.no_grad():
             chunk = self.policy.sample_actions(batch, prefix=pre, delay=delay, steps=self.steps,

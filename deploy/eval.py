@@ -115,8 +115,8 @@ class _Worker:
         if cfg.policy in SCRIPTED:
             log_ = run_scripted_episode(self.env, task, seed, cfg.policy, on_step=hook, max_sim_s=cfg.max_seconds)
         else:
-            rcfg = rtc_config(self.schema, cfg.latency_ms / 1e3, use_prefix=cfg.rtc and self.schema.max_delay > 0,
-                              execute_horizon=cfg.execute_horizon)     # max_delay 0 (no-rtc models): naive
+            rcfg = rtc_config(self.schema, cfg.latency_ms / 1e3, use_prefix=cfg.rtc and self.schema.max_delay > 1,
+                              execute_horizon=cfg.execute_horizon)     # max_delay 1 (no-rtc models): naive
             remote = cfg.policy == "server" or cfg.real_time
             ticks = int(math.ceil(cfg.latency_ms / 1e3 * self.schema.fps - 1e-9))
             runner = ThreadedRunner() if remote else SteppedRunner(ticks, self.schema.fps)

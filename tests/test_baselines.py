@@ -30,7 +30,7 @@ def test_act_trains_on_our_shards_and_runs_through_psi0_eval(sim_shard, tmp_path
     model = train_lerobot("act", sim_shard, tmp_path / "act", steps=3, batch_size=4)
     assert (model / "model.safetensors").is_file() and (model / SCHEMA_FILE).is_file()
     schema = json.loads((model / SCHEMA_FILE).read_text())
-    assert schema["state_key"] == "observation.state" and schema["max_delay"] == 0
+    assert schema["state_key"] == "observation.state" and schema["max_delay"] == 1
     summary = evaluate(EvalConfig(tasks=["bimanual_lift"], episodes=1, policy="lerobot", lerobot=str(model),
                                   videos=0, out=str(tmp_path / "ev"), max_seconds=1.0))
     rec = json.loads((tmp_path / "ev" / "episodes.jsonl").read_text().splitlines()[0])

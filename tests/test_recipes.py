@@ -15,16 +15,16 @@ def test_every_ablation_of_the_seed_is_a_recipe():
 
 
 def test_apply_maps_stage_switches_mixtures_and_rtc():
-    w, expert = apply(get("psi0"), 1, None, {})
+    w, expert = apply(get("psi0"), 1, None)
     assert w == {"egodex": 0.5, "humanoid_everyday": 0.5} and expert == {}
-    w, _ = apply(get("he-only-pretrain"), 1, None, {})
+    w, _ = apply(get("he-only-pretrain"), 1, None)
     assert w == {"humanoid_everyday": 1.0}
-    w, _ = apply(get("psi0"), 1, {"egodex": 0.9}, {})
+    w, _ = apply(get("psi0"), 1, {"egodex": 0.9})
     assert w == {"egodex": 0.9}                                   # explicit --weights win
-    _, expert = apply(get("no-rtc"), 2, None, {"depth": 2})
-    assert expert == {"depth": 2, "max_delay": 0}                 # no clean prefix in training, naive at deploy
+    _, overrides = apply(get("no-rtc"), 2, None)
+    assert overrides == {"max_delay": 1}                          # d = 0 only: no clean prefix in training, naive at deploy
     with pytest.raises(ValueError, match="no stage 2"):
-        apply(get("no-posttrain"), 2, None, {})
+        apply(get("no-posttrain"), 2, None)
 
 
 def test_data_fractions_must_be_realized_by_the_shards():
@@ -36,7 +36,7 @@ def test_data_fractions_must_be_realized_by_the_shards():
 
 
 def test_train_cli_applies_the_recipe(tmp_path):
-    """`train --recipe no-rtc` writes max_delay 0 into the run's model config (tiny, 1 step)."""
+    """`train --recipe no-rtc` writes max_delay 1 (d = 0 only) into the run's model config (tiny, 1 step)."""
     import json
 
     from pipelines.runners import run_local
@@ -52,6 +52,6 @@ def test_train_cli_applies_the_recipe(tmp_path):
                      "--no-progress", "--no-export"])
     assert rc == 0
     run = json.loads((tmp_path / "r" / "run.json").read_text())
-    assert run["recipe"] == "no-rtc" and run["model"]["expert"]["max_delay"] == 0
+    assert run["recipe"] == "no-rtc" and run["model"]["max_delay"] == 1
     assert train_main(["--shards", str(tmp_path / "o"), "--stage", "2", "--config", "tiny", "--recipe",
                        "no-posttrain", "--steps", "1", "--out", str(tmp_path / "r2")]) == 2

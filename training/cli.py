@@ -338,11 +338,11 @@ def setup(args: argparse.Namespace, argv: list[str]):
     if args.recipe:
         from training.recipes import apply, check_fraction, get
         recipe = get(args.recipe)
-        weights, expert = apply(recipe, args.stage, weights, policy_cfg.expert)
+        weights, overrides = apply(recipe, args.stage, weights)
         problems = check_fraction(recipe, {s: index.frames(s) for s in index.sources}, None)
         if problems:
             raise ValueError("; ".join(problems))
-        policy_cfg = dataclasses.replace(policy_cfg, expert=expert)
+        policy_cfg = dataclasses.replace(policy_cfg, **overrides)
     state_key = args.state_key or STATE
     widths = [len(st["min"]) for st in (index.stats(s, state_key) for s in index.sources) if st is not None]
     state_width = max(widths, default=0)

@@ -7,7 +7,7 @@ stage mixtures and stage switches (`train --recipe NAME`, docs/eval.md "Ablation
 | egodex-10pct | 10 % of EgoDex episodes + HE | same | same | same |
 | he-only-pretrain | HE only | same | same | same |
 | no-posttrain | as psi0 | skipped: stage 3 starts the expert from scratch | same | same |
-| no-rtc | as psi0 | same, no prefix conditioning (max_delay 0) | same | naive chunking at deploy |
+| no-rtc | as psi0 | same, no prefix conditioning (max_delay 1: d = 0 only) | same | naive chunking at deploy |
 
 What a recipe changes in one `train` invocation (`apply`): the stage's source mixture (`weights`),
 whether the stage runs at all (`stages`), and the action expert's `max_delay` (0 = no RTC: no clean
@@ -51,7 +51,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("no-posttrain", "no stage 2: stage 3 fine-tunes from the stage-1 VLM with a fresh action expert",
            stages=(1, 3), weights={1: _PRETRAIN_MIX},
            notes=("stage 3: --init system2=RUN_S1 only (no expert=RUN_S2)",)),
-    Recipe("no-rtc", "no training-time RTC: the expert never sees a committed prefix (max_delay 0); "
+    Recipe("no-rtc", "no training-time RTC: the expert never sees a committed prefix (max_delay 1: d = 0 only); "
            "deployment falls back to naive chunking", weights={1: _PRETRAIN_MIX}, rtc=False),
 )}
 
@@ -62,18 +62,23 @@ def get(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def apply(recipe: Recipe, stage: int, weights: dict[str, float] | None,
-          expert_overrides: dict[str, Any]) -> tuple[dict[str, float] | None, dict[str, Any]]:
-    """(mixture weights, expert config overrides) for `stage` under `recipe`; explicit `--weights` win.
+NO_RTC_MAX_DELAY = 1
+"""Training-time RTC draws d in 0..max_delay-1 (schemas.chunking): max_delay 1 = only d = 0, i.e. the
+expert never sees a committed prefix, and serving runs naive chunking."""
+
+
+def apply(recipe: Recipe, stage: int, weights: dict[str, float] | None
+          ) -> tuple[dict[str, float] | None, dict[str, Any]]:
+    """(mixture weights, policy config overrides) for `stage` under `recipe`; explicit `--weights` win.
     ValueError when the recipe skips this stage."""
     if stage not in recipe.stages:
         raise ValueError(f"recipe {recipe.name!r} has no stage {stage} (its stages: {list(recipe.stages)})")
     if weights is None and stage in recipe.weights:
         weights = dict(recipe.weights[stage])
-    expert = dict(expert_overrides)
+    overrides: dict[str, Any] = {}
     if not recipe.rtc:
-        expert["max_delay"] = 0
-    return weights, expert
+        overrides["max_delay"] = NO_RTC_MAX_DELAY
+    return weights, overrides
 
 
 def check_fraction(recipe: Recipe, sources_frames: dict[str, int], full_frames: dict[str, int] | None) -> list[str]:

@@ -8,11 +8,20 @@ Zarr v3 stores or any registered format; local paths or s3:// URLs).
 
 See docs/training.md ("Data").
 """
-from training.data.config import DataConfig
-from training.data.dataset import ChunkDataset, collate
-from training.data.index import ShardEntry, ShardIndex, open_shards
-from training.data.loader import make_loader
-from training.data.sampler import MixtureSampler
+from __future__ import annotations
 
-__all__ = ["ChunkDataset", "DataConfig", "MixtureSampler", "ShardEntry", "ShardIndex", "collate", "make_loader",
-           "open_shards"]
+import importlib
+from typing import Any
+
+_EXPORTS = {"DataConfig": "config", "ChunkDataset": "dataset", "collate": "dataset", "ShardEntry": "index",
+            "ShardIndex": "index", "open_shards": "index", "make_loader": "loader", "MixtureSampler": "sampler"}
+"""Loaded on first use: `train --help` and the torch-free submodules (config, representation) must not pull
+in torch through this package."""
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'training.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"training.data.{_EXPORTS[name]}"), name)
