@@ -78,10 +78,10 @@ def replay(args: argparse.Namespace) -> dict:
     def obs(k: int) -> dict:
         return collate([ds[int(rows[min(k, len(rows) - 1)])]])
 
-    torch.set_grad_enabled(False)
-    engine.start(obs(0))
-    executed = [engine.tick(obs(k)) for k in range(len(rows))]
-    engine.close()
+    with torch.no_grad():                   # scoped: replay also runs in-process (tests, notebooks)
+        engine.start(obs(0))
+        executed = [engine.tick(obs(k)) for k in range(len(rows))]
+        engine.close()
     executed_n = np.stack(executed)                                  # normalised, (T, a_dim)
     d_src = ds.action_dim(source)
     pad = np.zeros((len(rows), d_src), np.float32)

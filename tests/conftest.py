@@ -1,7 +1,15 @@
 """Fixtures shared by several test modules."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two xdist workers share 2 cores: one BLAS/OpenMP thread each (and in the processes they start)
+    # instead of 2 x 2 threads fighting over the cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="module")
