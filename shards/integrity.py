@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -46,6 +47,9 @@ BLOCK = 1 << 20
 _verified: set[tuple[Any, ...]] = set()
 _lock = threading.Lock()
 _state = threading.local()
+_parsed: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+"""Local shard.json files already parsed: path -> ((size, mtime_ns), data). An EgoDex shard.json is ~3.5 MB
+and a root's shard is opened twice per open (Output.open_shard, then the reader): parse it once."""
 stats = {"shards_hashed": 0, "files_hashed": 0, "bytes_hashed": 0, "stamps_trusted": 0}
 """Counters for this process (what the cheap paths saved is visible in tests and logs)."""
 
@@ -147,8 +151,28 @@ def skipped() -> Iterator[None]:
 
 def _shard_json(where: Location) -> dict[str, Any] | None:
     marker = where.join(SHARD_FILE)
+    if not marker.is_url:
+        try:
+            st = os.stat(marker.uri)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        version = (st.st_size, st.st_mtime_ns)
+        with _lock:
+            hit = _parsed.get(marker.uri)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        data = _parse_shard_json(where, marker)
+        with _lock:
+            _parsed[marker.uri] = (version, data)
+        return data
     if not marker.is_file():
         return None
+    return _parse_shard_json(where, marker)
+
+
+def _parse_shard_json(where: Location, marker: Location) -> dict[str, Any]:
     try:
         data = marker.read_json()
         record = data["record"]
@@ -272,3 +296,4 @@ def forget() -> None:
     """Drop this process's memory of verified shards (tests; a long-lived process that wants to re-check)."""
     with _lock:
         _verified.clear()
+        _parsed.clear()

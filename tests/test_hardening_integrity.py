@@ -132,6 +132,28 @@ def test_a_shard_is_hashed_once_per_process(root):
     assert integrity.stats["files_hashed"] == hashed
 
 
+def test_shard_json_is_parsed_once_until_it_changes(root, monkeypatch):
+    integrity = _integrity()
+    parsed = []
+    real = integrity._parse_shard_json
+    monkeypatch.setattr(integrity, "_parse_shard_json", lambda where, marker: parsed.append(marker.uri) or
+                        real(where, marker))
+    out = open_output(root)
+    sid = out.shard_ids()[0]
+    for _ in range(3):
+        out.open_shard(sid).close()
+        open_output(root).open_shard(sid).close()
+    assert len(parsed) == 1
+    marker = _shard(root) / "shard.json"
+    data = json.loads(marker.read_text())
+    data["record"]["content_hash"] = "0" * 64                          # rewritten: must be read again
+    marker.write_text(json.dumps(data) + " ")
+    from shards.integrity import ShardIntegrityError
+    with pytest.raises(ShardIntegrityError, match="one of them was rewritten"):
+        open_output(root).open_shard(sid)
+    assert len(parsed) == 2
+
+
 def test_validate_names_the_file_and_its_stamp_spares_rehashing(root):
     integrity = _integrity()
     from shards.integrity import STAMP_FILE, ShardIntegrityError

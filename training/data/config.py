@@ -34,7 +34,7 @@ class DataConfig:
     tokens_key: str = ACTION_TOKENS
     tokens_len_key: str = ACTION_TOKENS_LEN
     cache_shards: int = 32          # per-process LRU of shards' columns held as numpy
-    cache_videos: int = 8           # per-process LRU of open video decoders
+    cache_videos: int = 32          # per-process LRU of open video decoders (one per episode file: 8 thrashed)
     mask_key: str = ACTION_MASK     # per-frame validity of `action` dims (masked out of the loss), when present
     action_repr: str = representation.DEFAULT     # training.data.representation: absolute | he_joint_delta28
     tokenizer: str | None = None    # re-tokenize every shard with this FAST folder (one token space)
