@@ -146,7 +146,8 @@ class NumpyChain:
     def ik_views(self) -> tuple[np.ndarray, ...]:
         """Views into the `transforms` buffer for `dls_ik`: end rotation, end position, the actuated joints'
         rotations and positions, and their axes (dof, 3, 1) (valid after each `transforms` call); then its
-        scratch buffers: J^T (dof, 6) and views of it, the error 6-vector and its halves."""
+        scratch buffers: J^T (dof, 6) and its position and rotation columns as (dof, 3, 1) views, the error
+        6-vector and its halves."""
         if self._ik_views is None:
             n, act = len(self.parents), self.actuated
             whole = act == list(range(n))
@@ -157,7 +158,7 @@ class NumpyChain:
             jt = np.empty((n, 6))              # J^T (dof, 6): rows [axis x lever, axis] per joint
             err = np.empty(6)
             self._ik_views = (self._tf[n - 1, :3, :3], self._tf[n - 1, :3, 3], rot, pos, self._axes_col,
-                              jt, jt[:, 3:], jt[:, 3:, None], err, err[:3], err[3:])
+                              jt, jt[:, :3, None], jt[:, 3:, None], err, err[:3], err[3:])
         return self._ik_views
 
     def fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -207,7 +208,7 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     w, damp = _DLS_CONSTANTS[key]
     lower, upper = nc.lower, nc.upper
     q = np.minimum(np.maximum(q0, lower), upper)
-    r_end, p_end, act_rot, act_pos, act_axes, jt, jt_rot, jt_rot_col, err, err_pos, err_rot = nc.ik_views()
+    r_end, p_end, act_rot, act_pos, act_axes, jt, jt_pos_col, jt_rot_col, err, err_pos, err_rot = nc.ik_views()
     p_t = target[:3, 3].copy()
     rt_t = target[:3, :3].T.copy()
     use_rest = rest is not None and rest_gain > 0
@@ -224,7 +225,8 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
         if converged and not pulling:
             break
         np.matmul(act_rot, act_axes, out=jt_rot_col)
-        jt[:, :3] = _cross_rows(jt_rot, p_end - act_pos)
+        # axis x (p_end - p_i) = [p_i - p_end]x axis: one product with the levers' cross-product matrices
+        np.matmul(np.dot(act_pos - p_end, _SKEW).reshape(-1, 3, 3), jt_rot_col, out=jt_pos_col)
         jt *= w
         gram = np.dot(jt.T, jt)
         gram += damp
@@ -314,6 +316,10 @@ class FastHand:
             sel[2 * nf + r, 0] -= self.w_pinch
         self._map = np.kron(sel, self.frame.T)                  # (3 rows, 3 k): palm frame per 3-vector
         self._map_offset = self._map @ np.tile(self.wrist, k)   # the wrist subtracted from every point
+        self._neg_map = -self._map
+        self._map_h = np.zeros((len(self._map), k, 4))          # the same map reading homogeneous points
+        self._map_h[:, :, :3] = self._map.reshape(len(self._map), k, 3)
+        self._map_h = self._map_h.reshape(len(self._map), 4 * k)
         self._ntip = 3 * nf
         # d point_k / d q_a = sum_n coupling[k, n, a] axis_n x (p_k - pos_n): coupling = ancestor & revolute * m
         mask = np.zeros((k, n))
@@ -332,9 +338,9 @@ class FastHand:
         return np.concatenate([tips.ravel(), self.w_mid * mids.ravel(), self.w_pinch * pinch.ravel()])
 
     def _points(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """FK -> (chain transforms buffer, (k, 3) tip and middle points in the base frame)."""
+        """FK -> (chain transforms buffer, (k, 4, 1) homogeneous tip and middle points in the base frame)."""
         tf = self.nc.transforms(q)
-        return tf, np.matmul(tf[self._slots], self._off_h)[:, :3, 0]
+        return tf, np.matmul(tf[self._slots], self._off_h)
 
     def _jacobian(self, tf: np.ndarray, pts: np.ndarray) -> np.ndarray:
         """d residual / d q (rows, dof) from the FK `tf` and points `pts` of the same q."""
@@ -343,10 +349,10 @@ class FastHand:
         self._wc[:3] = axes_w.T
         self._wc[3:] = _cross_rows(axes_w, tf[:n, :3, 3]).T
         gh = np.matmul(self._wc, self._coupling)                 # (k, 6, dof): sum axis, sum axis x pos
-        skew = np.dot(pts, _SKEW).reshape(-1, 3, 3)
+        skew = np.dot(pts[:, :3, 0], _SKEW).reshape(-1, 3, 3)
         jp = np.matmul(skew, gh[:, :3])
         jp += gh[:, 3:]                                          # axis x (p - pos) = -(p x axis + axis x pos)
-        return -np.dot(self._map, jp.reshape(-1, jp.shape[-1]))
+        return np.dot(self._neg_map, jp.reshape(-1, jp.shape[-1]))
 
     def solve(self, kp25: np.ndarray, scale: float, q0: np.ndarray | None = None, iterations: int = 6,
               mu: float = 1e-4, prior: float = 0.0) -> tuple[np.ndarray, float]:
@@ -363,7 +369,7 @@ class FastHand:
         eye_prior = prior * np.eye(dof) if anchor is not None else None
 
         tf, pts = self._points(q)
-        r = np.dot(self._map, pts.ravel()) - shift
+        r = np.dot(self._map_h, pts.ravel()) - shift
         j = self._jacobian(tf, pts)
         cost = float(np.dot(r, r))                      # the prior term is 0 at the anchor
         r_tips = r[: self._ntip]
@@ -373,14 +379,12 @@ class FastHand:
             if anchor is not None:
                 jtj += eye_prior
                 g += prior * (q - anchor)
-            damp = jtj.diagonal() + 1e-9
+            damp = np.diag(jtj.diagonal() + 1e-9)
             while True:
-                a = jtj.copy()
-                a.flat[:: dof + 1] += mu * damp
-                q_new = q - _solve(a, g)
+                q_new = q - _solve(jtj + mu * damp, g)
                 q_new = np.minimum(np.maximum(q_new, lower), upper)
                 tf, pts = self._points(q_new)
-                r_new = np.dot(self._map, pts.ravel()) - shift
+                r_new = np.dot(self._map_h, pts.ravel()) - shift
                 c_new = float(np.dot(r_new, r_new))
                 if anchor is not None:
                     d = q_new - anchor

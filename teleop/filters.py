@@ -77,6 +77,8 @@ class OneEuro:
             self.x, self.dx, self.t = x.copy(), np.zeros_like(x), float(t)
             return x.copy()
         dt = float(t) - self.t
+        if x.ndim == 1 and x.size <= 4:           # a tracker position: float maths, no numpy call overhead
+            return self._small(float(t), dt, x.tolist())
         dx = (x - self.x) / dt
         self.dx = self.dx + _alpha(self.cfg.d_cutoff, dt) * (dx - self.dx)
         if self.dx.ndim > 1:
@@ -87,6 +89,17 @@ class OneEuro:
         self.x = self.x + a * (x - self.x)
         self.t = float(t)
         return self.x.copy()
+
+
+    def _small(self, t: float, dt: float, x: list[float]) -> np.ndarray:
+        """`__call__` for a short vector, on Python floats (same formulas)."""
+        ad = _alpha(self.cfg.d_cutoff, dt)
+        prev = self.x.tolist()
+        dx = [d + ad * ((xi - pi) / dt - d) for xi, pi, d in zip(x, prev, self.dx.tolist())]
+        a = _alpha(self.cfg.min_cutoff + self.cfg.beta * math.sqrt(sum(d * d for d in dx)), dt)
+        out = [pi + a * (xi - pi) for xi, pi in zip(x, prev)]
+        self.dx, self.x, self.t = np.array(dx), np.array(out), t
+        return np.array(out)
 
 
 class PoseFilter:
@@ -111,10 +124,12 @@ class PoseFilter:
             self.r, self.w, self.t = r_new.copy(), np.zeros(3), float(t)
         else:
             dt = float(t) - self.t
-            step = log_so3(np.dot(self.r.T, r_new))
-            self.w = self.w + _alpha(self.rcfg.d_cutoff, dt) * (step / dt - self.w)
-            a = _alpha(self.rcfg.min_cutoff + self.rcfg.beta * math.sqrt(float(np.dot(self.w, self.w))), dt)
-            self.r = np.dot(self.r, _exp_so3(a * step))
+            step = log_so3(np.dot(self.r.T, r_new)).tolist()
+            ad = _alpha(self.rcfg.d_cutoff, dt)
+            w = [wi + ad * (si / dt - wi) for wi, si in zip(self.w.tolist(), step)]
+            self.w = np.array(w)
+            a = _alpha(self.rcfg.min_cutoff + self.rcfg.beta * math.sqrt(sum(wi * wi for wi in w)), dt)
+            self.r = np.dot(self.r, _exp_so3(np.array([a * si for si in step])))
             self.t = float(t)
         out[:3, :3] = self.r
         return out

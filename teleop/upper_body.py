@@ -100,6 +100,7 @@ class UpperBodyMapper:
         if self.embodiment.ik is None:
             raise ValueError(f"{self.embodiment.name}: no arm kinematics to map the operator's wrists onto")
         self.ik = self.embodiment.ik
+        self._rest = {s: self.ik.pose(self.ik.rest, s) for s in HAND_SIDES}    # calibration-independent
         self.reset()
 
     def reset(self) -> None:
@@ -119,7 +120,7 @@ class UpperBodyMapper:
             c = self.cfg.ik
             q, pe, re = dls_ik(numpy_arm(side, name), target, prev, iterations=c.iterations, damping=c.damping,
                                rot_weight=c.rot_weight, max_step=c.max_step, tolerance=c.tolerance,
-                               rest=self.ik.pose(self.ik.rest, side), rest_gain=self.cfg.rest_gain)
+                               rest=self._rest[side], rest_gain=self.cfg.rest_gain)
         self._q[side] = q
         return q, pe, re
 
