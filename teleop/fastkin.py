@@ -96,13 +96,13 @@ class NumpyChain:
         """Constant tables and buffers of `transforms` (see the module doc)."""
         n = len(self.parents)
         r0 = self.origins[:, :3, :3]
-        # local_i = origin_i @ rot(axis_i, th) = (R0 + R0 KK) + sin(th) R0 K - cos(th) R0 KK (translation: origin's)
+        # local_i = origin_i @ rot(axis_i, th) = (R0 + R0 KK) + sin(th) R0 K + cos(th) (-R0 KK) (translation: origin's)
         table = np.zeros((n, 3, 4, 4))
         table[:, 0, :3, :3] = r0 + r0 @ self._kk
         table[:, 0, :3, 3] = self.origins[:, :3, 3]
         table[:, 0, 3, 3] = 1.0
         table[:, 1, :3, :3] = r0 @ self._k
-        table[:, 2, :3, :3] = r0 @ self._kk
+        table[:, 2, :3, :3] = -(r0 @ self._kk)
         self._table = table.reshape(n, 3, 16)
         self._coef = np.zeros((n, 1, 3))
         self._coef[:, 0, 0] = 1.0
@@ -133,7 +133,6 @@ class NumpyChain:
         full = q if self._direct else np.dot(self.m, q) + self.b
         np.sin(full, out=self._sin)
         np.cos(full, out=self._cos)
-        np.negative(self._cos, out=self._cos)
         np.matmul(self._coef, self._table, out=self._local16)
         if isinstance(self._roots, tuple):
             np.copyto(*self._roots)
