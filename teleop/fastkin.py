@@ -295,8 +295,21 @@ class FastHand:
         self.human = [model.finger_map[f] for f in model.fingers]
         self.w_mid = np.sqrt(mid_weight)
         self.w_pinch = np.sqrt(pinch_weight)
-        self._human_tips = np.array([H_TIP[f] for f in self.human])
-        self._human_mids = np.array([H_MID[f] for f in self.human])
+        # the human vectors as one constant map of the 25 keypoints (rows: tips - wrist, w_mid (mids - wrist),
+        # w_pinch (tip_p - tip_thumb)), before the palm-frame rotation
+        nf = len(self.human)
+        hmap = np.zeros((2 * nf + len(self.pinch), 25))
+        for i, f in enumerate(self.human):
+            hmap[i, H_TIP[f]] += 1.0
+            hmap[i, 0] -= 1.0
+            hmap[nf + i, H_MID[f]] += self.w_mid
+            hmap[nf + i, 0] -= self.w_mid
+        for r, p in enumerate(self.pinch):
+            hmap[2 * nf + r, H_TIP[self.human[p]]] += self.w_pinch
+            hmap[2 * nf + r, H_TIP[self.human[0]]] -= self.w_pinch
+        self._human_map = hmap
+        self._mirror = np.array([-1.0, 1.0, 1.0])
+        self._eye_prior: tuple[float, np.ndarray | None] = (0.0, None)       # (prior, prior * I), per model
         self._prepare_fast()
 
     def _prepare_fast(self) -> None:
@@ -327,14 +340,11 @@ class FastHand:
         self._wc = np.empty((6, n))                             # rows: axis_n (world), axis_n x pos_n
 
     def human_vectors(self, kp25: np.ndarray) -> np.ndarray:
+        """The operator's target vectors (tips, weighted middles, weighted pinches; palm frame, human scale)."""
         kp = np.asarray(kp25, np.float64)
         if self.model.mirror_input:
-            kp = kp * np.array([-1.0, 1.0, 1.0])
-        frame = palmar_frame(kp, self.model.side)
-        tips = np.dot(kp[self._human_tips] - kp[0], frame)
-        mids = np.dot(kp[self._human_mids] - kp[0], frame)
-        pinch = tips[self.pinch] - tips[0]
-        return np.concatenate([tips.ravel(), self.w_mid * mids.ravel(), self.w_pinch * pinch.ravel()])
+            kp = kp * self._mirror
+        return np.dot(np.dot(self._human_map, kp), palmar_frame(kp, self.model.side)).ravel()
 
     def _points(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """FK -> (chain transforms buffer, (k, 4, 1) homogeneous tip and middle points in the base frame)."""
@@ -365,7 +375,9 @@ class FastHand:
         q = np.minimum(np.maximum((lower + upper) / 2 if q0 is None else np.asarray(q0, np.float64), lower), upper)
         anchor = q.copy() if (q0 is not None and prior > 0) else None
         dof = len(q)
-        eye_prior = prior * np.eye(dof) if anchor is not None else None
+        if anchor is not None and self._eye_prior[0] != prior:
+            self._eye_prior = (prior, prior * np.eye(dof))
+        eye_prior = self._eye_prior[1]
 
         tf, pts = self._points(q)
         r = np.dot(self._map_h, pts.ravel()) - shift
