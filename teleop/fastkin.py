@@ -255,10 +255,6 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     return q, math.sqrt(float(np.dot(d, d))), math.acos(min(1.0, max(-1.0, cos)))
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-9)
-
-
 _PALM_ROWS = [0, H_KNUCKLE["index"], H_KNUCKLE["middle"], H_KNUCKLE["little"]]
 
 
@@ -295,10 +291,10 @@ class FastHand:
         self.human = [model.finger_map[f] for f in model.fingers]
         self.w_mid = np.sqrt(mid_weight)
         self.w_pinch = np.sqrt(pinch_weight)
-        # the human vectors as one constant map of the 25 keypoints (rows: tips - wrist, w_mid (mids - wrist),
-        # w_pinch (tip_p - tip_thumb)), before the palm-frame rotation
+        # the human vectors as one constant map of the keypoints (rows: tips - wrist, w_mid (mids - wrist),
+        # w_pinch (tip_p - tip_thumb)), before the palm-frame rotation; columns: keypoints 0 .. the last used
         nf = len(self.human)
-        hmap = np.zeros((2 * nf + len(self.pinch), 25))
+        hmap = np.zeros((2 * nf + len(self.pinch), 1 + max(max(H_TIP.values()), max(H_MID.values()))))
         for i, f in enumerate(self.human):
             hmap[i, H_TIP[f]] += 1.0
             hmap[i, 0] -= 1.0
@@ -344,7 +340,7 @@ class FastHand:
         kp = np.asarray(kp25, np.float64)
         if self.model.mirror_input:
             kp = kp * self._mirror
-        return np.dot(np.dot(self._human_map, kp), palmar_frame(kp, self.model.side)).ravel()
+        return np.dot(np.dot(self._human_map, kp[: self._human_map.shape[1]]), palmar_frame(kp, self.model.side)).ravel()
 
     def _points(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """FK -> (chain transforms buffer, (k, 4, 1) homogeneous tip and middle points in the base frame)."""
