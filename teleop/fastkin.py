@@ -129,7 +129,8 @@ class NumpyChain:
     def transforms(self, q: np.ndarray) -> np.ndarray:
         """(dof,) -> the chain's (n + 1, 4, 4) buffer of child-frame poses in the base frame (slot n: base).
 
-        The buffer is reused by the next call: copy what must outlive it."""
+        The buffer is reused by the next call: copy what must outlive it. Not reentrant: one solver at a time
+        per chain (each mapper owns its chains; `fk` is the reentrant form)."""
         full = q if self._direct else np.dot(self.m, q) + self.b
         np.sin(full, out=self._sin)
         np.cos(full, out=self._cos)
@@ -161,8 +162,19 @@ class NumpyChain:
         return self._ik_views
 
     def fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(dof,) -> child-frame rotations (n, 3, 3) and positions (n, 3) in the chain base frame."""
-        tf = self.transforms(np.asarray(q, np.float64))[:-1]
+        """(dof,) -> child-frame rotations (n, 3, 3) and positions (n, 3) in the chain base frame.
+
+        Reentrant (fresh arrays, unlike `transforms`): callers on other threads (the sim camera draws the
+        arms) may share a chain with a solver."""
+        q = np.asarray(q, np.float64)
+        full = q if self._direct else np.dot(self.m, q) + self.b
+        n = len(self.parents)
+        coef = np.empty((n, 1, 3))
+        coef[:, 0, 0], coef[:, 0, 1], coef[:, 0, 2] = 1.0, np.sin(full), np.cos(full)
+        local = np.matmul(coef, self._table).reshape(n, 4, 4)
+        tf = np.empty((n, 4, 4))
+        for i, p in enumerate(self.parents):
+            tf[i] = local[i] if p < 0 else np.dot(tf[p], local[i])
         return tf[:, :3, :3].copy(), tf[:, :3, 3].copy()
 
     def point_index(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
