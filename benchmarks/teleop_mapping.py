@@ -10,7 +10,11 @@ is reported beside it. Both map the same simulated lunch-bag session (walk, turn
 its first seconds. Reports p50 / p99 / max step latency, the tracking quality (robot wrist vs the
 operator's scripted wrist, p95) and the speed ratio.
 
-Run: python benchmarks/teleop_mapping.py [--seconds 20] [--robot g1-dex3]. Last line: one JSON object.
+The machine's load average (start, end) is recorded next to the figures: on a shared box the same code
+measures 1.5-2x slower under load, so a figure means little without it.
+
+Run: python benchmarks/teleop_mapping.py [--seconds 20] [--robot g1-dex3|h1-inspire] [--no-baseline].
+Last line: one JSON object.
 """
 from __future__ import annotations
 
@@ -58,7 +62,10 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--robot", default="g1-dex3", choices=["g1-dex3", "h1-inspire"])
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-baseline", action="store_true",
+                    help="skip (b), the torch solvers per tick (~1.5 min of CPU for 20 s): time the shipped mapper only")
     args = ap.parse_args()
+    load_start = os.getloadavg()[0]
 
     import torch
     from teleop.calibration import calibrate
@@ -72,16 +79,21 @@ def main() -> int:
     torch_cfg = replace(base_cfg, upper=replace(base_cfg.upper, backend="torch"),
                         hands=replace(base_cfg.hands, backend="torch"))
     results = {}
-    for name, cfg in (("psi0_numpy", base_cfg), ("baseline_torch", torch_cfg)):
+    configs = [("psi0_numpy", base_cfg)] + ([] if args.no_baseline else [("baseline_torch", torch_cfg)])
+    for name, cfg in configs:
         results[name] = run(WholeBodyMapper(args.robot, cal, cfg), inputs, op)
         print(f"{name:15s} p50 {results[name]['p50_ms']:7.2f} ms  p99 {results[name]['p99_ms']:7.2f} ms  "
               f"cpu {results[name]['cpu_ms_per_tick']:7.2f} ms/tick  wrist p95 {results[name]['wrist_error_p95_mm']:.1f} mm",
               flush=True)
-    ratio = results["baseline_torch"]["p50_ms"] / results["psi0_numpy"]["p50_ms"]
-    print(f"speedup (p50): {ratio:.1f}x")
+    ratio = results["baseline_torch"]["p50_ms"] / results["psi0_numpy"]["p50_ms"] if not args.no_baseline else None
+    if ratio is not None:
+        print(f"speedup (p50): {ratio:.1f}x")
+    load = [round(load_start, 2), round(os.getloadavg()[0], 2)]
+    print(f"load average (1 min) at start / end: {load[0]} / {load[1]} on {os.cpu_count()} CPUs")
     print(json.dumps({"benchmark": "teleop_mapping", "robot": args.robot, "rate_hz": RATE, "seconds": args.seconds,
                       "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), **results,
-                      "speedup_p50": round(ratio, 2)}, sort_keys=True))
+                      "speedup_p50": None if ratio is None else round(ratio, 2), "load_average": load},
+                     sort_keys=True))
     return 0
 
 

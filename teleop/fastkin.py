@@ -9,22 +9,59 @@ limits, mimic couplings, named points) of `converters.retarget.kinematics` — a
 - `hand_lm`: the vector-retargeting loss of `converters.retarget.hands.retarget_hand` (tips, middle joints,
   thumb->finger pinch vectors in the palmar frame, fixed scale; no temporal smoothing term), minimised by
   Levenberg-Marquardt with an analytic Jacobian and box limits, warm-started.
-Tests check both against the torch solvers.
+Tests check both against the torch solvers, and against the first (straightforward) numpy version kept in
+tests/test_teleop_mapping.py as an oracle.
+
+Speed (the whole mapper must fit a 50 Hz tick with room to spare on 2 cores): at these sizes (7 joints,
+6-30 residuals) every numpy call costs ~1 us of overhead and the arithmetic is free, so the hot path is
+written to make few calls: each joint's local transform is one batched (1x3)(3x16) product of constant
+tables (Rodrigues terms pre-multiplied by the joint origin), the chain is composed with `np.dot(..., out=)`
+into preallocated 4x4 buffers, cross products are one product with a constant tensor, the hand residual
+and Jacobian are constant linear maps of the fingertip/middle points (palm frame, weights and pinch
+differences folded in once per model), the FK of an accepted LM step is reused for its Jacobian, the
+prior term enters the normal equations instead of extra rows, and linear solves skip `np.linalg`'s Python
+wrapper (the matrices are damped, hence positive definite).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from converters.retarget.hands import H_KNUCKLE, H_MID, H_TIP, HandModel
 from converters.retarget.kinematics import Chain
 
+try:    # the gufuncs behind np.linalg.solve/inv without its ~5 us of Python checks per call
+    from numpy.linalg import _umath_linalg as _ul
+
+    def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return _ul.solve1(a, b, signature="dd->d")
+
+    def _inv(a: np.ndarray) -> np.ndarray:
+        return _ul.inv(a, signature="d->d")
+except (ImportError, AttributeError):       # pragma: no cover - other numpy layouts
+    _solve, _inv = np.linalg.solve, np.linalg.inv
+
 
 _I1, _I2 = [1, 2, 0], [2, 0, 1]
+_EPS = np.zeros((9, 3))
+"""Levi-Civita tensor as a (9, 3) map: cross(a, b) = (a[:, :, None] * b[:, None, :]).reshape(-1, 9) @ _EPS."""
+for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+    _EPS[3 * _i + _j, _k], _EPS[3 * _j + _i, _k] = 1.0, -1.0
+_SKEW = np.zeros((3, 9))
+"""skew(p).ravel() = p @ _SKEW (the 3x3 cross-product matrix of p)."""
+for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+    _SKEW[_i, 3 * _k + _j], _SKEW[_i, 3 * _j + _k] = 1.0, -1.0
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """np.cross without its axis bookkeeping (10x faster on tiny arrays)."""
     return a[..., _I1] * b[..., _I2] - a[..., _I2] * b[..., _I1]
+
+
+def _cross_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of two (n, 3) arrays in two numpy calls."""
+    return np.dot((a[:, :, None] * b[:, None, :]).reshape(-1, 9), _EPS)
 
 
 class NumpyChain:
@@ -53,6 +90,34 @@ class NumpyChain:
         self._k = np.stack([np.stack([np.zeros(n), -k[:, 2], k[:, 1]], -1), np.stack([k[:, 2], np.zeros(n), -k[:, 0]], -1),
                             np.stack([-k[:, 1], k[:, 0], np.zeros(n)], -1)], -2)   # (n, 3, 3) skew
         self._kk = self._k @ self._k
+        self._prepare_fast()
+
+    def _prepare_fast(self) -> None:
+        """Constant tables and buffers of `transforms` (see the module doc)."""
+        n = len(self.parents)
+        r0 = self.origins[:, :3, :3]
+        # local_i = origin_i @ rot(axis_i, th) = (R0 + R0 KK) + sin(th) R0 K + cos(th) (-R0 KK) (translation: origin's)
+        table = np.zeros((n, 3, 4, 4))
+        table[:, 0, :3, :3] = r0 + r0 @ self._kk
+        table[:, 0, :3, 3] = self.origins[:, :3, 3]
+        table[:, 0, 3, 3] = 1.0
+        table[:, 1, :3, :3] = r0 @ self._k
+        table[:, 2, :3, :3] = -(r0 @ self._kk)
+        self._table = table.reshape(n, 3, 16)
+        self._coef = np.zeros((n, 1, 3))
+        self._coef[:, 0, 0] = 1.0
+        self._sin, self._cos = self._coef[:, 0, 1], self._coef[:, 0, 2]
+        self._local = np.zeros((n, 4, 4))
+        self._local16 = self._local.reshape(n, 1, 16)
+        self._tf = np.zeros((n + 1, 4, 4))           # world (base) transform of each joint's child frame
+        self._tf[n] = np.eye(4)                      # slot n: the base itself (parent -1, points on the base)
+        # roots (parent: the base) take their local transform as is, in one copy; the rest compose in order
+        roots = [i for i, p in enumerate(self.parents) if p < 0]
+        self._roots = (self._tf[roots[0]], self._local[roots[0]]) if len(roots) == 1 else np.array(roots)
+        self._steps = [(self._tf[p], self._local[i], self._tf[i]) for i, p in enumerate(self.parents) if p >= 0]
+        self._direct = self.m.shape[0] == self.m.shape[1] and np.array_equal(self.m, np.eye(n)) and not self.b.any()
+        self._axes_col = self.axes[:, :, None].copy()
+        self._ik_views: tuple[np.ndarray, ...] | None = None
 
     @property
     def dof(self) -> int:
@@ -61,22 +126,56 @@ class NumpyChain:
     def clamp(self, q: np.ndarray) -> np.ndarray:
         return np.minimum(np.maximum(q, self.lower), self.upper)
 
+    def transforms(self, q: np.ndarray) -> np.ndarray:
+        """(dof,) -> the chain's (n + 1, 4, 4) buffer of child-frame poses in the base frame (slot n: base).
+
+        The buffer is reused by the next call: copy what must outlive it. Not reentrant: one solver at a time
+        per chain (each mapper owns its chains; `fk` is the reentrant form)."""
+        full = q if self._direct else np.dot(self.m, q) + self.b
+        np.sin(full, out=self._sin)
+        np.cos(full, out=self._cos)
+        np.matmul(self._coef, self._table, out=self._local16)
+        if isinstance(self._roots, tuple):
+            np.copyto(*self._roots)
+        else:
+            self._tf[self._roots] = self._local[self._roots]
+        for parent, local, out in self._steps:
+            np.dot(parent, local, out=out)
+        return self._tf
+
+    def ik_views(self) -> tuple[np.ndarray, ...]:
+        """Views into the `transforms` buffer for `dls_ik`: end rotation, end position, the actuated joints'
+        rotations and positions, and their axes (dof, 3, 1) (valid after each `transforms` call); then its
+        scratch buffers: J^T (dof, 6) and its position and rotation columns as (dof, 3, 1) views, the error
+        6-vector and its halves."""
+        if self._ik_views is None:
+            n, act = len(self.parents), self.actuated
+            whole = act == list(range(n))
+            rot = self._tf[:n, :3, :3] if whole else None
+            pos = self._tf[:n, :3, 3] if whole else None
+            if not whole:       # fancy indexing copies: keep a gather-free path for chains whose joints all move
+                raise NotImplementedError("dls_ik needs a chain whose joints are all actuated (an arm)")
+            jt = np.empty((n, 6))              # J^T (dof, 6): rows [axis x lever, axis] per joint
+            err = np.empty(6)
+            self._ik_views = (self._tf[n - 1, :3, :3], self._tf[n - 1, :3, 3], rot, pos, self._axes_col,
+                              jt, jt[:, :3, None], jt[:, 3:, None], err, err[:3], err[3:])
+        return self._ik_views
+
     def fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(dof,) -> child-frame rotations (n, 3, 3) and positions (n, 3) in the chain base frame."""
-        full = self.m @ q + self.b
-        s, c = np.sin(full)[:, None, None], np.cos(full)[:, None, None]
-        local = self.origins[:, :3, :3] @ (np.eye(3) + s * self._k + (1 - c) * self._kk)
-        rots = np.empty_like(local)
-        pos = np.empty((len(full), 3))
+        """(dof,) -> child-frame rotations (n, 3, 3) and positions (n, 3) in the chain base frame.
+
+        Reentrant (fresh arrays, unlike `transforms`): callers on other threads (the sim camera draws the
+        arms) may share a chain with a solver."""
+        q = np.asarray(q, np.float64)
+        full = q if self._direct else np.dot(self.m, q) + self.b
+        n = len(self.parents)
+        coef = np.empty((n, 1, 3))
+        coef[:, 0, 0], coef[:, 0, 1], coef[:, 0, 2] = 1.0, np.sin(full), np.cos(full)
+        local = np.matmul(coef, self._table).reshape(n, 4, 4)
+        tf = np.empty((n, 4, 4))
         for i, p in enumerate(self.parents):
-            t = self.origins[i, :3, 3]
-            if p < 0:
-                rots[i] = local[i]
-                pos[i] = t
-            else:
-                rots[i] = rots[p] @ local[i]
-                pos[i] = pos[p] + rots[p] @ t
-        return rots, pos
+            tf[i] = local[i] if p < 0 else np.dot(tf[p], local[i])
+        return tf[:, :3, :3].copy(), tf[:, :3, 3].copy()
 
     def point_index(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         idx = np.array([self.chain.points[n][0] for n in names])
@@ -101,54 +200,93 @@ class NumpyChain:
         return np.einsum("kni,na->kia", jn, self.m)
 
 
+_DLS_CONSTANTS: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
+_HALF_EPS = 0.5 * _EPS
+"""e_rot = 0.5 sum_k r_end[:, k] x r_target[:, k] = (r_end @ r_target^T).ravel() @ _HALF_EPS."""
+
+
 def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: int = 30, damping: float = 0.05,
            rot_weight: float = 0.3, max_step: float = 0.4, tolerance: float = 1e-5, rest: np.ndarray | None = None,
            rest_gain: float = 0.0, rest_iterations: int = 2) -> tuple[np.ndarray, float, float]:
     """One wrist target (4, 4) -> (q, position error m, rotation error rad). Same step as arm_ik._iterate.
 
     `rest`/`rest_gain`: a secondary task in the null space of the (7-DoF, redundant) arm pulling towards a
-    rest posture, so the unobserved elbow angle does not drift with the history of the motion."""
-    w = np.array([1.0, 1.0, 1.0, rot_weight, rot_weight, rot_weight])
-    eye = np.eye(6) * damping ** 2
-    q = nc.clamp(np.asarray(q0, np.float64).copy())
-    act = nc.actuated
-    rt = target[:3, :3]
+    rest posture, so the unobserved elbow angle does not drift with the history of the motion.
+    Stops once the wrist error is under `tolerance` (after `rest_iterations` steps of the rest pull)."""
+    key = (rot_weight, damping)
+    if key not in _DLS_CONSTANTS:
+        _DLS_CONSTANTS[key] = (np.array([1.0, 1.0, 1.0, rot_weight, rot_weight, rot_weight]), damping ** 2 * np.eye(6))
+    w, damp = _DLS_CONSTANTS[key]
+    lower, upper = nc.lower, nc.upper
+    q = np.minimum(np.maximum(q0, lower), upper)
+    r_end, p_end, act_rot, act_pos, act_axes, jt, jt_pos_col, jt_rot_col, err, err_pos, err_rot = nc.ik_views()
+    p_t = target[:3, 3].copy()
+    rt_t = target[:3, :3].T.copy()
     use_rest = rest is not None and rest_gain > 0
+    if use_rest:
+        rest_pull = rest_gain * np.asarray(rest, np.float64)
+    nc.transforms(q)
     for it in range(iterations):
-        rots, pos = nc.fk(q)
-        r_end, p_end = rots[-1], pos[-1]
-        e_pos = target[:3, 3] - p_end
-        e_rot = 0.5 * _cross(r_end.T, rt.T).sum(axis=0)
-        axes_w = np.einsum("nij,nj->ni", rots[act], nc.axes[act])
-        jac = np.concatenate([_cross(axes_w, p_end - pos[act]), axes_w], axis=1).T * w[:, None]   # (6, dof)
-        err = np.concatenate([e_pos, e_rot]) * w
-        converged = max(np.abs(e_pos).max(), np.abs(e_rot).max()) < tolerance
-        pinv = jac.T @ np.linalg.inv(jac @ jac.T + eye)
-        null = np.zeros(len(q))
-        if use_rest and it < iterations - 3:          # the last iterations serve the primary task only
-            null = (np.eye(len(q)) - pinv @ jac) @ (rest_gain * (rest - q))
-        # the rest pull is a slow secondary task: once the wrist is on target it needs no more than the
-        # first `rest_iterations` steps of a tick (warm-started ticks then stop after 1-3 iterations)
-        if converged and (it >= rest_iterations or np.abs(null).max() < tolerance):
+        np.subtract(p_t, p_end, out=err_pos)
+        np.dot(np.dot(r_end, rt_t).ravel(), _HALF_EPS, out=err_rot)
+        converged = max(map(abs, err.tolist())) < tolerance
+        if converged and it >= rest_iterations:      # on target, rest pull served: done
             break
-        dq = (0.0 if converged else pinv @ err) + null
-        q = nc.clamp(q + np.clip(dq, -max_step, max_step))
-    rots, pos = nc.fk(q)
-    cos = (np.trace(rots[-1].T @ rt) - 1.0) / 2.0
-    return q, float(np.linalg.norm(target[:3, 3] - pos[-1])), float(np.arccos(np.clip(cos, -1.0, 1.0)))
+        pulling = use_rest and it < iterations - 3    # the last iterations serve the primary task only
+        if converged and not pulling:
+            break
+        np.matmul(act_rot, act_axes, out=jt_rot_col)
+        # axis x (p_end - p_i) = [p_i - p_end]x axis: one product with the levers' cross-product matrices
+        np.matmul(np.dot(act_pos - p_end, _SKEW).reshape(-1, 3, 3), jt_rot_col, out=jt_pos_col)
+        jt *= w
+        gram = np.dot(jt.T, jt)
+        gram += damp
+        # dq = J+ e + (I - J+ J) pull = pull + J^T (J J^T + lam I)^-1 (e - J pull), J+ the damped pseudo-inverse
+        if pulling:
+            pull = rest_pull - rest_gain * q
+            u = np.dot(pull, jt)
+            if converged:
+                np.negative(u, out=u)
+            else:
+                np.subtract(err * w, u, out=u)
+            dq = np.dot(jt, _solve(gram, u))
+            dq += pull
+            # the rest pull is a slow secondary task: once the wrist is on target it needs no more than the
+            # first `rest_iterations` steps of a tick (warm-started ticks then stop after 1-3 iterations)
+            if converged and max(map(abs, dq.tolist())) < tolerance:
+                break
+        else:
+            dq = np.dot(jt, _solve(gram, err * w))
+        np.maximum(dq, -max_step, out=dq)
+        np.minimum(dq, max_step, out=dq)
+        dq += q
+        q = np.minimum(np.maximum(dq, lower, out=dq), upper, out=dq)
+        nc.transforms(q)
+    d = p_t - p_end
+    cos = (float(np.vdot(r_end, rt_t.T)) - 1.0) / 2.0
+    return q, math.sqrt(float(np.dot(d, d))), math.acos(min(1.0, max(-1.0, cos)))
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-9)
+_PALM_ROWS = [0, H_KNUCKLE["index"], H_KNUCKLE["middle"], H_KNUCKLE["little"]]
 
 
 def palmar_frame(kp25: np.ndarray, side: str) -> np.ndarray:
-    """numpy twin of `converters.retarget.hands.human_hand_frame` for one (25, 3) hand: columns x, y, z."""
+    """numpy twin of `converters.retarget.hands.human_hand_frame` for one (25, 3) hand: columns x, y, z.
+
+    (3-vector arithmetic on Python floats: a handful of numpy calls would cost more than the maths.)"""
     sign = 1.0 if side == "left" else -1.0
-    x = _unit((kp25[H_KNUCKLE["index"]] + kp25[H_KNUCKLE["middle"]]) / 2 - kp25[0])
-    n = sign * _cross(x, kp25[H_KNUCKLE["index"]] - kp25[H_KNUCKLE["little"]])
-    z = _unit(n - (n @ x) * x)
-    return np.stack([x, _cross(z, x), z], axis=-1)
+    (w0, w1, w2), (i0, i1, i2), (m0, m1, m2), (l0, l1, l2) = kp25[_PALM_ROWS].tolist()
+    x0, x1, x2 = (i0 + m0) / 2 - w0, (i1 + m1) / 2 - w1, (i2 + m2) / 2 - w2
+    f = 1.0 / max(math.sqrt(x0 * x0 + x1 * x1 + x2 * x2), 1e-9)
+    x0, x1, x2 = x0 * f, x1 * f, x2 * f
+    a0, a1, a2 = i0 - l0, i1 - l1, i2 - l2
+    n0, n1, n2 = sign * (x1 * a2 - x2 * a1), sign * (x2 * a0 - x0 * a2), sign * (x0 * a1 - x1 * a0)
+    d = n0 * x0 + n1 * x1 + n2 * x2
+    z0, z1, z2 = n0 - d * x0, n1 - d * x1, n2 - d * x2
+    f = 1.0 / max(math.sqrt(z0 * z0 + z1 * z1 + z2 * z2), 1e-9)
+    z0, z1, z2 = z0 * f, z1 * f, z2 * f
+    y0, y1, y2 = z1 * x2 - z2 * x1, z2 * x0 - z0 * x2, z0 * x1 - z1 * x0
+    return np.array(((x0, y0, z0), (x1, y1, z1), (x2, y2, z2)))
 
 
 class FastHand:
@@ -165,34 +303,73 @@ class FastHand:
         self.human = [model.finger_map[f] for f in model.fingers]
         self.w_mid = np.sqrt(mid_weight)
         self.w_pinch = np.sqrt(pinch_weight)
+        # the human vectors as one constant map of the keypoints (rows: tips - wrist, w_mid (mids - wrist),
+        # w_pinch (tip_p - tip_thumb)), before the palm-frame rotation; columns: keypoints 0 .. the last used
+        nf = len(self.human)
+        hmap = np.zeros((2 * nf + len(self.pinch), 1 + max(max(H_TIP.values()), max(H_MID.values()))))
+        for i, f in enumerate(self.human):
+            hmap[i, H_TIP[f]] += 1.0
+            hmap[i, 0] -= 1.0
+            hmap[nf + i, H_MID[f]] += self.w_mid
+            hmap[nf + i, 0] -= self.w_mid
+        for r, p in enumerate(self.pinch):
+            hmap[2 * nf + r, H_TIP[self.human[p]]] += self.w_pinch
+            hmap[2 * nf + r, H_TIP[self.human[0]]] -= self.w_pinch
+        self._human_map = hmap
+        self._mirror = np.array([-1.0, 1.0, 1.0])
+        self._eye_prior: tuple[float, np.ndarray | None] = (0.0, None)       # (prior, prior * I), per model
+        self._prepare_fast()
+
+    def _prepare_fast(self) -> None:
+        """The residual as a constant linear map of the robot points (tips then middles, base frame)."""
+        nc, nf = self.nc, len(self.human)
+        n = len(nc.parents)
+        idx = np.concatenate([self.tip_idx, self.mid_idx])
+        self._slots = np.where(idx < 0, n, idx)                 # base-frame points read the identity slot
+        k = len(idx)
+        self._off_h = np.concatenate([np.concatenate([self.tip_off, self.mid_off]), np.ones((k, 1))], 1)[:, :, None]
+        sel = np.zeros((2 * nf + len(self.pinch), k))           # residual rows (per 3-vector) <- points
+        sel[np.arange(nf), np.arange(nf)] = 1.0
+        sel[nf + np.arange(nf), nf + np.arange(nf)] = self.w_mid
+        for r, p in enumerate(self.pinch):
+            sel[2 * nf + r, p] += self.w_pinch
+            sel[2 * nf + r, 0] -= self.w_pinch
+        self._map = np.kron(sel, self.frame.T)                  # (3 rows, 3 k): palm frame per 3-vector
+        self._map_offset = self._map @ np.tile(self.wrist, k)   # the wrist subtracted from every point
+        self._neg_map = -self._map
+        self._map_h = np.zeros((len(self._map), k, 4))          # the same map reading homogeneous points
+        self._map_h[:, :, :3] = self._map.reshape(len(self._map), k, 3)
+        self._map_h = self._map_h.reshape(len(self._map), 4 * k)
+        self._ntip = 3 * nf
+        # d point_k / d q_a = sum_n coupling[k, n, a] axis_n x (p_k - pos_n): coupling = ancestor & revolute * m
+        mask = np.zeros((k, n))
+        mask[idx >= 0] = nc.ancestors[idx[idx >= 0]]
+        self._coupling = (mask * nc.revolute[None])[:, :, None] * nc.m[None]   # (k, n, dof)
+        self._wc = np.empty((6, n))                             # rows: axis_n (world), axis_n x pos_n
 
     def human_vectors(self, kp25: np.ndarray) -> np.ndarray:
+        """The operator's target vectors (tips, weighted middles, weighted pinches; palm frame, human scale)."""
         kp = np.asarray(kp25, np.float64)
         if self.model.mirror_input:
-            kp = kp * np.array([-1.0, 1.0, 1.0])
-        frame = palmar_frame(kp, self.model.side)
-        rel = (kp - kp[:1]) @ frame
-        tips = rel[[H_TIP[f] for f in self.human]]
-        mids = rel[[H_MID[f] for f in self.human]]
-        pinch = tips[self.pinch] - tips[0]
-        return np.concatenate([tips.ravel(), self.w_mid * mids.ravel(), self.w_pinch * pinch.ravel()])
+            kp = kp * self._mirror
+        return np.dot(np.dot(self._human_map, kp[: self._human_map.shape[1]]), palmar_frame(kp, self.model.side)).ravel()
 
-    def _residual(self, q: np.ndarray, target: np.ndarray, jac: bool):
-        rots, pos = self.nc.fk(q)
-        tips = self.nc.points(rots, pos, self.tip_idx, self.tip_off)
-        mids = self.nc.points(rots, pos, self.mid_idx, self.mid_off)
-        tv = (tips - self.wrist) @ self.frame
-        mv = (mids - self.wrist) @ self.frame
-        pv = tv[self.pinch] - tv[0]
-        r = np.concatenate([tv.ravel(), self.w_mid * mv.ravel(), self.w_pinch * pv.ravel()]) - target
-        if not jac:
-            return r, None, tv
-        jt = np.einsum("ji,kja->kia", self.frame, self.nc.point_jacobian(rots, pos, self.tip_idx, tips))
-        jm = np.einsum("ji,kja->kia", self.frame, self.nc.point_jacobian(rots, pos, self.mid_idx, mids))
-        jp = jt[self.pinch] - jt[0][None]
-        j = np.concatenate([jt.reshape(-1, self.nc.dof), self.w_mid * jm.reshape(-1, self.nc.dof),
-                            self.w_pinch * jp.reshape(-1, self.nc.dof)])
-        return r, j, tv
+    def _points(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """FK -> (chain transforms buffer, (k, 4, 1) homogeneous tip and middle points in the base frame)."""
+        tf = self.nc.transforms(q)
+        return tf, np.matmul(tf[self._slots], self._off_h)
+
+    def _jacobian(self, tf: np.ndarray, pts: np.ndarray) -> np.ndarray:
+        """d residual / d q (rows, dof) from the FK `tf` and points `pts` of the same q."""
+        n = len(self.nc.parents)
+        axes_w = np.matmul(tf[:n, :3, :3], self.nc._axes_col)[:, :, 0]
+        self._wc[:3] = axes_w.T
+        self._wc[3:] = _cross_rows(axes_w, tf[:n, :3, 3]).T
+        gh = np.matmul(self._wc, self._coupling)                 # (k, 6, dof): sum axis, sum axis x pos
+        skew = np.dot(pts[:, :3, 0], _SKEW).reshape(-1, 3, 3)
+        jp = np.matmul(skew, gh[:, :3])
+        jp += gh[:, 3:]                                          # axis x (p - pos) = -(p x axis + axis x pos)
+        return np.dot(self._neg_map, jp.reshape(-1, jp.shape[-1]))
 
     def solve(self, kp25: np.ndarray, scale: float, q0: np.ndarray | None = None, iterations: int = 6,
               mu: float = 1e-4, prior: float = 0.0) -> tuple[np.ndarray, float]:
@@ -200,29 +377,37 @@ class FastHand:
 
         `prior` > 0 adds prior * |q - q0|^2 to the loss: the per-frame form of retarget_hand's temporal
         smoothness term (tracking noise on short finger segments otherwise makes joints chatter)."""
-        target = scale * self.human_vectors(kp25)
-        q = self.nc.clamp((self.nc.lower + self.nc.upper) / 2 if q0 is None else np.asarray(q0, np.float64))
+        nc = self.nc
+        shift = self._map_offset + scale * self.human_vectors(kp25)     # residual = map @ points - shift
+        lower, upper = nc.lower, nc.upper
+        q = np.minimum(np.maximum((lower + upper) / 2 if q0 is None else np.asarray(q0, np.float64), lower), upper)
         anchor = q.copy() if (q0 is not None and prior > 0) else None
-        w_prior = np.sqrt(prior)
+        dof = len(q)
+        if anchor is not None and self._eye_prior[0] != prior:
+            self._eye_prior = (prior, prior * np.eye(dof))
+        eye_prior = self._eye_prior[1]
 
-        def residual(qq: np.ndarray, jac: bool):
-            r_, j_, tv_ = self._residual(qq, target, jac)
-            if anchor is not None:
-                r_ = np.concatenate([r_, w_prior * (qq - anchor)])
-                if jac:
-                    j_ = np.concatenate([j_, w_prior * np.eye(len(qq))])
-            return r_, j_, tv_
-
-        r, j, tv = residual(q, True)
-        cost = float(r @ r)
+        tf, pts = self._points(q)
+        r = np.dot(self._map_h, pts.ravel()) - shift
+        j = self._jacobian(tf, pts)
+        cost = float(np.dot(r, r))                      # the prior term is 0 at the anchor
+        r_tips = r[: self._ntip]
         for _ in range(iterations):
-            jtj = j.T @ j
-            g = j.T @ r
+            jtj = np.dot(j.T, j)
+            g = np.dot(j.T, r)
+            if anchor is not None:
+                jtj += eye_prior
+                g += prior * (q - anchor)
+            damp = np.diag(jtj.diagonal() + 1e-9)
             while True:
-                dq = -np.linalg.solve(jtj + mu * (np.diag(np.diag(jtj)) + 1e-9 * np.eye(len(q))), g)
-                q_new = self.nc.clamp(q + dq)
-                r_new, _, tv_new = residual(q_new, False)
-                c_new = float(r_new @ r_new)
+                q_new = q - _solve(jtj + mu * damp, g)
+                q_new = np.minimum(np.maximum(q_new, lower), upper)
+                tf, pts = self._points(q_new)
+                r_new = np.dot(self._map_h, pts.ravel()) - shift
+                c_new = float(np.dot(r_new, r_new))
+                if anchor is not None:
+                    d = q_new - anchor
+                    c_new += prior * float(np.dot(d, d))
                 if c_new < cost or mu > 1e6:
                     break
                 mu *= 10.0
@@ -230,13 +415,13 @@ class FastHand:
                 break
             mu = max(mu / 10.0, 1e-7)
             converged = cost - c_new < max(1e-12, 1e-3 * cost)   # <0.1 % better: done
-            q, cost, tv = q_new, c_new, tv_new
+            q, cost, r_tips = q_new, c_new, r_new[: self._ntip]
             if converged:
                 break
-            r, j, tv = residual(q, True)
-        n = len(self.human)
-        tip_err = np.linalg.norm(tv - target[: 3 * n].reshape(n, 3), axis=1).mean()
-        return q, float(tip_err)
+            r = r_new
+            j = self._jacobian(tf, pts)                     # tf, pts: the FK of the accepted q
+        sq = r_tips.reshape(-1, 3) ** 2
+        return q, float(np.sqrt(sq.sum(axis=1)).sum()) / len(sq)
 
 
 __all__ = ["NumpyChain", "dls_ik", "FastHand", "palmar_frame"]

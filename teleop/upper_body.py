@@ -100,6 +100,10 @@ class UpperBodyMapper:
         if self.embodiment.ik is None:
             raise ValueError(f"{self.embodiment.name}: no arm kinematics to map the operator's wrists onto")
         self.ik = self.embodiment.ik
+        self._rest = {s: self.ik.pose(self.ik.rest, s) for s in HAND_SIDES}    # calibration-independent
+        # own numpy chains: `dls_ik` works in a chain's preallocated buffers, so a solver must not share them
+        # with another mapper or thread (the process-wide `numpy_arm` ones serve reentrant `fk` callers)
+        self._chains = {s: NumpyChain(arm_chain(s, self.embodiment.name)) for s in HAND_SIDES}
         self.reset()
 
     def reset(self) -> None:
@@ -117,9 +121,9 @@ class UpperBodyMapper:
             q, pe, re = res.q[0], float(res.position_error[0]), float(res.rotation_error[0])
         else:
             c = self.cfg.ik
-            q, pe, re = dls_ik(numpy_arm(side, name), target, prev, iterations=c.iterations, damping=c.damping,
+            q, pe, re = dls_ik(self._chains[side], target, prev, iterations=c.iterations, damping=c.damping,
                                rot_weight=c.rot_weight, max_step=c.max_step, tolerance=c.tolerance,
-                               rest=self.ik.pose(self.ik.rest, side), rest_gain=self.cfg.rest_gain)
+                               rest=self._rest[side], rest_gain=self.cfg.rest_gain)
         self._q[side] = q
         return q, pe, re
 

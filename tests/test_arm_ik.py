@@ -40,3 +40,27 @@ def test_calibration_maps_camera_forward_to_torso_forward():
     out = cal.camera_to_torso(pose)
     np.testing.assert_allclose(out[0, :3, 3], np.array(cal.head_position) + [0.5, 0, 0], atol=1e-12)
     np.testing.assert_allclose(out[0, :3, :3] @ out[0, :3, :3].T, np.eye(3), atol=1e-12)
+
+
+def test_teleop_numpy_dls_tracks_a_trajectory_warm_started_tick_by_tick():
+    """The per-tick numpy IK of the teleop mapper (`teleop.fastkin.dls_ik`, warm-started from the previous
+    tick as `teleop.upper_body` runs it) holds the same accuracy as the batched solver above; the residual
+    is checked with the torch FK, independently of the numpy chain the solver evaluates."""
+    from teleop.fastkin import NumpyChain, dls_ik
+    from teleop.upper_body import TELEOP_IK
+
+    for side in ("left", "right"):
+        q = _trajectory(side)
+        targets = arm_fk(side, q)
+        nc = NumpyChain(arm_chain(side))
+        prev, pos_err, rot_err = q[0], [], []
+        for target in targets:
+            prev, pe, _ = dls_ik(nc, target, prev, iterations=TELEOP_IK.iterations, damping=TELEOP_IK.damping,
+                                 rot_weight=TELEOP_IK.rot_weight, max_step=TELEOP_IK.max_step,
+                                 tolerance=TELEOP_IK.tolerance)
+            got = arm_fk(side, prev[None])[0]
+            pos_err.append(np.linalg.norm(got[:3, 3] - target[:3, 3]))
+            rot_err.append(np.arccos(np.clip((np.trace(got[:3, :3].T @ target[:3, :3]) - 1) / 2, -1, 1)))
+            assert abs(pe - pos_err[-1]) < 1e-9                   # the solver reports its true residual
+        assert np.percentile(pos_err, 95) < 1e-3 and max(pos_err) < 5e-3
+        assert np.percentile(rot_err, 95) < 1e-2
