@@ -13,9 +13,10 @@ demo: setup
 	@bash tools/demo.sh "$(OUT)"
 
 # Two passes: everything that does not time itself on both cores (pytest-xdist, one file per worker so
-# module fixtures are built once), then the wall-clock tests (`timing` marker, tests/conftest.py) alone.
+# module fixtures are built once; longest files first: tests/conftest.py LONGEST_FIRST), then the wall-clock
+# tests (`timing` marker, tests/conftest.py) alone.
 test: setup
-	@$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile -m "not timing" --durations=25; a=$$?; \
+	@$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder -m "not timing" --durations=25; a=$$?; \
 	 $(PY) -m pytest -q -p no:cacheprovider -m timing; b=$$?; \
 	 [ $$a -eq 0 ] && [ $$b -eq 0 ]
 

@@ -33,7 +33,20 @@ TIMING_MODULES = frozenset({
 and not a neighbouring test: `pytest -m timing` / `pytest -m "not timing"`."""
 
 
+LONGEST_FIRST = (
+    "test_recipe.py", "test_object_store.py", "test_trainer.py", "test_ingest_job.py", "test_ray_cluster.py",
+    "test_gpu_full.py", "test_ray_worker_death.py", "test_dashboard.py", "test_dashboard_browser.py",
+    "test_sim_record.py", "test_view_export.py", "test_deploy_rtc_policy.py", "test_bench_ingest.py",
+)
+"""Modules by measured wall time, longest first (the CI rehearsal's `--durations`: the quick recipe alone
+380 s). `make test` passes `--no-loadscope-reorder`, so xdist hands files out in this order: the longest
+start first instead of last (by test count, test_recipe.py's one test started after 13 min and the pass
+waited 6 more minutes for it alone)."""
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in TIMING_MODULES:
             item.add_marker(pytest.mark.timing)
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))      # stable: the rest keep their order
