@@ -48,8 +48,8 @@ _verified: set[tuple[Any, ...]] = set()
 _lock = threading.Lock()
 _state = threading.local()
 _parsed: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
-"""Local shard.json files already parsed: path -> ((size, mtime_ns), data). An EgoDex shard.json is ~3.5 MB
-and a root's shard is opened twice per open (Output.open_shard, then the reader): parse it once."""
+"""Local shard.json files already parsed: path -> ((size, mtime_ns), hashes). A root's shard is opened twice
+per open (Output.open_shard, then the reader): parse each version once, keep only its hashes."""
 stats = {"shards_hashed": 0, "files_hashed": 0, "bytes_hashed": 0, "stamps_trusted": 0}
 """Counters for this process (what the cheap paths saved is visible in tests and logs)."""
 
@@ -173,6 +173,8 @@ def _shard_json(where: Location) -> dict[str, Any] | None:
 
 
 def _parse_shard_json(where: Location, marker: Location) -> dict[str, Any]:
+    """The part of shard.json integrity checks use: `record.content_hash` and the `files` table (the
+    cache keeps only these: the full file is mostly stats grids, ~3.5 MB for an EgoDex shard)."""
     try:
         data = marker.read_json()
         record = data["record"]
@@ -184,7 +186,7 @@ def _parse_shard_json(where: Location, marker: Location) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ShardIntegrityError(f"{where}: {SHARD_FILE} is unreadable ({type(exc).__name__}: {exc})",
                                   str(where), SHARD_FILE) from None
-    return data
+    return {"record": {"content_hash": record["content_hash"]}, "files": files}
 
 
 def verify_shard(where: str | Path | Location, expected: str | None = None) -> bool:
