@@ -19,6 +19,29 @@ QUANTILE_KEYS = ("q01", "q10", "q50", "q90", "q99")
 GRID_POINTS = 401
 
 
+def quantile_grid(ordered: np.ndarray, grid_points: int = GRID_POINTS) -> np.ndarray:
+    """`np.quantile(x, linspace(0, 1, G), axis=0, method="linear")` from `ordered` = `np.sort(x, axis=0)`.
+
+    Why: numpy partitions once per distinct index (~800 for G = 401), ~50x slower than one sort, and the
+    stats grids ran at the end of every ingest shard, after the codec. Same arithmetic as numpy's linear
+    method (virtual index (n-1)q, its two neighbours, numpy's two-sided lerp), so the values are numpy's
+    bit for bit, except that a zero is always +0.0 (numpy's pick between equal -0.0 and +0.0 depends on how
+    its partition left them)."""
+    probs = np.linspace(0.0, 1.0, grid_points)
+    last = len(ordered) - 1
+    virtual = last * probs
+    below = np.floor(virtual)
+    above = below + 1
+    at_end = virtual >= last
+    below[at_end] = above[at_end] = -1
+    lower, upper = ordered[below.astype(np.intp)], ordered[above.astype(np.intp)]
+    gamma = (virtual - below.astype(np.intp)).reshape((-1,) + (1,) * (ordered.ndim - 1))
+    diff = upper - lower
+    grid = lower + diff * gamma
+    np.subtract(upper, diff * (1 - gamma), out=grid, where=gamma >= 0.5)
+    return grid + 0.0
+
+
 @dataclass
 class FeatureStats:
     """Statistics of one (T, D) feature; `grids` has one quantile-grid row per part merged in."""
@@ -38,7 +61,7 @@ class FeatureStats:
         if len(x) == 0:
             raise ValueError("no values")
         mean = x.mean(axis=0)
-        grid = np.quantile(x, np.linspace(0.0, 1.0, grid_points), axis=0, method="linear")
+        grid = quantile_grid(np.sort(x, axis=0), grid_points)
         return cls(len(x), mean, ((x - mean) ** 2).sum(axis=0), x.min(axis=0), x.max(axis=0), [(len(x), grid)])
 
     def merge(self, other: "FeatureStats") -> "FeatureStats":

@@ -64,7 +64,7 @@ class VideoConfig:
 _END = object()
 
 
-def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterator[av.VideoFrame]:
+def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str, resize: bool = True) -> Iterator[av.VideoFrame]:
     import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
     # Object-store videos stream through a file object (sequential range reads): measured on loopback S3 as
     # fast as staging the file to local disk first, without the disk space or the extra copy.
@@ -81,7 +81,7 @@ def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterat
         stream.thread_type = "SLICE"     # frame threads would fight the encoder for cores
         try:
             for frame in container.decode(stream):
-                yield frame.reformat(width=width, height=height, format=pix_fmt)
+                yield frame.reformat(width=width, height=height, format=pix_fmt) if resize else frame
         except av.FFmpegError as exc:
             raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"video {ref.uri} is corrupt: {exc}") from exc
 
@@ -138,26 +138,33 @@ def iter_frames(ref: VideoRef, width: int, height: int, pix_fmt: str = "yuv420p"
         thread.join(timeout=5)
 
 
-def _decode(ref: VideoRef, width: int, height: int, pix_fmt: str) -> Iterator[av.VideoFrame]:
-    source = _decode_file if ref.kind == "video" else _decode_images
-    return source(ref, width, height, pix_fmt)
+def _decode(ref: VideoRef, width: int, height: int, pix_fmt: str, resize: bool = True) -> Iterator[av.VideoFrame]:
+    """Decoded frames of `ref`, resized unless `resize` is False (video files only: image frames are always
+    resized, they are decoded one image at a time and small)."""
+    if ref.kind == "video":
+        return _decode_file(ref, width, height, pix_fmt, resize)
+    return _decode_images(ref, width, height, pix_fmt)
 
 
 class FrameFeed:
     """The resized frames of one video, decoded by a producer thread (`fill`) into a bounded queue and
     consumed, in order, by iterating. A decode error reaches the consumer at the frame where it happened,
-    as it would without the thread. `cancel` stops the producer (the consumer gave up on the episode)."""
+    as it would without the thread. `cancel` stops the producer (the consumer gave up on the episode).
+    With `resize_on_take` a video's frames are queued as decoded and resized by the consumer (same
+    libswscale call, same bytes): the resize then runs beside the decoder instead of lengthening it."""
 
-    def __init__(self, ref: VideoRef, width: int, height: int, pix_fmt: str, maxsize: int):
+    def __init__(self, ref: VideoRef, width: int, height: int, pix_fmt: str, maxsize: int,
+                 resize_on_take: bool = False):
         self.key = _feed_key(ref, width, height, pix_fmt)
         self._ref, self._size, self._pix_fmt = ref, (width, height), pix_fmt
+        self._resize_on_take = resize_on_take and ref.kind == "video"
         self._frames: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
         self._stop = threading.Event()
 
     def fill(self) -> None:
         """Producer: decode every frame into the queue (blocks while it is full), then the end marker."""
         try:
-            for frame in _decode(self._ref, *self._size, self._pix_fmt):
+            for frame in _decode(self._ref, *self._size, self._pix_fmt, resize=not self._resize_on_take):
                 if not self._put(frame):
                     return
             self._put(_END)
@@ -180,6 +187,9 @@ class FrameFeed:
                 return
             if isinstance(item, BaseException):
                 raise item
+            if self._resize_on_take:
+                width, height = self._size
+                item = item.reformat(width=width, height=height, format=self._pix_fmt)
             yield item
 
     def cancel(self) -> None:

@@ -183,3 +183,16 @@ def test_scale_reports_each_childs_own_peak_rss(tmp_path):
     (tmp_path / "fail.py").write_text("raise SystemExit(3)\n")
     with pytest.raises(subprocess.CalledProcessError):
         scale.run_child([str(tmp_path / "fail.py")])
+
+
+def test_resize_on_take_queues_decoded_frames_and_yields_the_resized_ones(egodex_src):
+    """The decode-ahead feed keeps the resize off the decoding thread: what waits in its queue is the
+    source-sized frame, what the writer gets is byte for byte the frame the serial path resizes."""
+    cfg, refs, transforms = _job(egodex_src, egodex_src / "unused")
+    ref = load(refs[0], cfg, transforms).videos["observation.images.egocentric"]
+    serial = [f.to_ndarray().tobytes() for f in video_mod.iter_frames(ref, 64, 64)]
+    feed = video_mod.FrameFeed(ref, 64, 64, "yuv420p", maxsize=len(serial) + 1, resize_on_take=True)
+    feed.fill()                                   # decodes everything into the queue (it has room)
+    queued = list(feed._frames.queue)[:-1]        # the last item is the end marker
+    assert len(queued) == len(serial) and {(f.width, f.height) for f in queued} == {(160, 120)}
+    assert [f.to_ndarray().tobytes() for f in feed] == serial
