@@ -37,7 +37,18 @@ if [ ! -f "$stamp" ]; then
   # requirements.lock pins every package; --no-deps keeps pip from re-resolving (and from
   # re-adding opencv-contrib-python, see below). It also keeps mjlab (sim/'s G1 model files) from
   # pulling in warp, mujoco-warp, wandb: sim/ only reads its MJCF and meshes.
-  "$VENV/bin/python" -m pip install -q --no-deps -r requirements.lock
+  # uv installs the ~9 GB set in ~1 min where pip takes 4-5 (parallel downloads and unpacking; measured
+  # here). Its cache sits inside the venv (same filesystem: the venv's files are hard links to it, no second
+  # copy) and is removed after. pip is the fallback wherever uv cannot be installed or fails.
+  if "$VENV/bin/python" -m pip install -q uv >/dev/null 2>&1 &&
+     UV_CACHE_DIR="$VENV/.uv-cache" "$VENV/bin/uv" pip install -q --no-deps --python "$VENV/bin/python" \
+       -r requirements.lock; then
+    rm -rf "$VENV/.uv-cache"
+  else
+    rm -rf "$VENV/.uv-cache"
+    log "uv unavailable or failed: installing with pip"
+    "$VENV/bin/python" -m pip install -q --no-deps -r requirements.lock
+  fi
   rm -f "$VENV"/.psi0-deps-*
   touch "$stamp"
 fi
