@@ -25,6 +25,7 @@ import numpy as np
 from schemas.episode import EpisodeError, RejectReason, VideoRef
 from schemas import remote
 from shards import objectstore
+from shards.scheduling import scheduling_kept
 
 if TYPE_CHECKING:          # PyAV is imported where video is decoded or encoded, not by readers of vectors
     import av
@@ -253,6 +254,8 @@ class EpisodeEncoder:
         self.stream.pix_fmt = config.pix_fmt
         self.time_base = Fraction(1, int(round(fps))) if float(rate).is_integer() else 1 / rate
         self.stream.codec_context.time_base = self.time_base
+        with scheduling_kept():          # SVT-AV1 would make this thread and its own ones SCHED_FIFO 99
+            self.stream.codec_context.open()
         self.frames = 0
 
     def add(self, frame: av.VideoFrame) -> None:

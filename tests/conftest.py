@@ -12,6 +12,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
+@pytest.fixture(autouse=True)
+def _ordinary_scheduling_after_each_test():
+    """A library that turns the test's thread real-time (SVT-AV1 does, as root, inside LeRobot's encoder;
+    psi0's own encoder guards itself: shards/scheduling.py) must not leak it into later tests: every process
+    they start (a browser, a job) would inherit SCHED_FIFO 99 and starve the machine."""
+    yield
+    if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models are latency-bound: one intra-op thread is ~10x faster on a shared 2-core box."""

@@ -1,0 +1,53 @@
+"""Keep SVT-AV1 from turning threads real-time.
+
+Opening a libsvtav1 encoder, SVT-AV1 (3.0, through libavcodec) switches the calling thread to SCHED_FIFO
+priority 99 wherever the OS lets it (root, or CAP_SYS_NICE: a Ray worker in a container is often root), and
+the encoder threads it then starts inherit that. Measured here: after `codec_context.open()` the caller and
+part of SVT's ~37 threads ran FIFO 99, and every process started later from that thread (a browser, a
+training job, ffmpeg) inherited it too: in a test run two headless Chromium renderers at FIFO 99 took both
+cores and everything else starved (load average 105). A real-time encoder would also preempt the teleop
+control loop (FIFO 10). `scheduling_kept` puts the caller and the threads started inside it back to the
+caller's own policy."""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+
+def _thread_ids() -> set[int]:
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
+
+
+def _policy(tid: int) -> tuple[int, int] | None:
+    try:
+        return os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority
+    except OSError:          # the thread ended
+        return None
+
+
+@contextmanager
+def scheduling_kept() -> Iterator[None]:
+    """Whatever the block does, the calling thread and the threads started during it end up with the
+    calling thread's scheduling policy and priority (threads that existed before are left alone)."""
+    if not hasattr(os, "sched_getscheduler"):          # not Linux: nothing to guard
+        yield
+        return
+    me = threading.get_native_id()
+    own = _policy(me)
+    before = _thread_ids()
+    try:
+        yield
+    finally:
+        if own is not None:
+            for tid in (_thread_ids() - before) | {me}:
+                now = _policy(tid)
+                if now is not None and now != own:
+                    try:
+                        os.sched_setscheduler(tid, own[0], os.sched_param(own[1]))
+                    except OSError:
+                        pass

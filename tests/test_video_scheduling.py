@@ -1,0 +1,90 @@
+"""SVT-AV1 turns the thread that opens an encoder (and the threads it starts) SCHED_FIFO 99 where the OS
+permits (root / CAP_SYS_NICE): psi0's encoder must leave the process's scheduling as it found it."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+
+from shards.scheduling import scheduling_kept  # noqa: E402
+from shards.video import EpisodeEncoder, VideoConfig  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux scheduling API")
+
+
+def _policies() -> set[tuple[int, int]]:
+    out = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            out.add((os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)).sched_priority))
+        except OSError:
+            pass
+    return out
+
+
+def _frame() -> "av.VideoFrame":
+    return av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
+
+
+def test_episode_encoder_leaves_every_thread_at_the_callers_policy(tmp_path: Path):
+    before = _policies() | {(os.SCHED_OTHER, 0)}
+    encoder = EpisodeEncoder(tmp_path / "a.mp4", 30, VideoConfig(width=64, height=64))
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    assert _policies() <= before, f"a thread of the encoder turned real-time: {_policies() - before}"
+    for _ in range(20):
+        encoder.add(_frame())
+    encoder.close()
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_scheduling_kept_restores_the_caller_and_new_threads_only():
+    """What the guard undoes, done by hand (SCHED_BATCH needs no privilege, so this runs anywhere): the caller
+    and a thread started inside the block are put back; a thread that existed before is left as it was."""
+    ready, done = threading.Event(), threading.Event()
+    older_tid: list[int] = []
+
+    def older() -> None:
+        older_tid.append(threading.get_native_id())
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+        ready.set()
+        done.wait(10)
+
+    keep = threading.Thread(target=older)
+    keep.start()
+    ready.wait(10)
+    started: list[threading.Thread] = []
+    try:
+        with scheduling_kept():
+            os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))   # as SVT does to its caller
+            inner = threading.Thread(target=done.wait, args=(10,))       # inherits SCHED_BATCH
+            inner.start()
+            started.append(inner)
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+        assert os.sched_getscheduler(inner.native_id) == os.SCHED_OTHER
+        assert os.sched_getscheduler(older_tid[0]) == os.SCHED_BATCH
+    finally:
+        done.set()
+        keep.join(10)
+        for t in started:
+            t.join(10)
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SVT-AV1 can raise priorities only with root / CAP_SYS_NICE")
+def test_svt_av1_really_does_turn_its_caller_real_time(tmp_path: Path):
+    """The hazard the guard exists for (so the first test is not vacuous where it runs as root)."""
+    container = av.open(str(tmp_path / "raw.mp4"), "w")
+    stream = container.add_stream("libsvtav1", rate=30, options={"preset": "12", "svtav1-params": "lp=2"})
+    stream.width = stream.height = 64
+    stream.pix_fmt = "yuv420p"
+    try:
+        stream.codec_context.open()
+        assert os.sched_getscheduler(0) == os.SCHED_FIFO
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        container.close()
