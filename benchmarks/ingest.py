@@ -162,13 +162,6 @@ def summarize(frames: int, times: dict[str, list[float]]) -> dict[str, object]:
     return out
 
 
-def _ordinary_scheduling() -> None:
-    """Every path starts as the first did. As root, opening libsvtav1 leaves the caller SCHED_FIFO 99 (the
-    floor's and LeRobot's encoders do; psi0's puts it back), which the next path's threads would inherit."""
-    if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-
-
 def _svt_may_go_realtime() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -212,13 +205,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(videos)} episodes, {frames} frames of {width}x{height} H.264 -> {SIZE}x{SIZE} AV1 "
               f"(crf {CRF}, g {GOP}, preset {PRESET}, lp={LP}); {os.cpu_count()} cores; load {_load()}", flush=True)
 
+        from shards.scheduling import ordinary_scheduling
+
         def once(name: str, tag: str) -> float:
             out = work / f"{name}-{tag}"
             try:
                 return BENCHES[name](src, videos, out)
             finally:
                 shutil.rmtree(out, ignore_errors=True)
-                _ordinary_scheduling()
+                # every path starts as the first did: as root, opening libsvtav1 leaves the caller SCHED_FIFO 99
+                # (the floor's and LeRobot's encoders do; psi0's puts it back), which the next path would inherit
+                ordinary_scheduling()
 
         print(f"SVT-AV1 can make its caller real-time here: {_svt_may_go_realtime()} (root / CAP_SYS_NICE; "
               "each path starts from ordinary scheduling, psi0 keeps it: shards/scheduling.py)", flush=True)

@@ -34,8 +34,9 @@ def quantile_grid(ordered: np.ndarray, grid_points: int = GRID_POINTS) -> np.nda
     above = below + 1
     at_end = virtual >= last
     below[at_end] = above[at_end] = -1
-    lower, upper = ordered[below.astype(np.intp)], ordered[above.astype(np.intp)]
-    gamma = (virtual - below.astype(np.intp)).reshape((-1,) + (1,) * (ordered.ndim - 1))
+    low_index = below.astype(np.intp)
+    lower, upper = ordered[low_index], ordered[above.astype(np.intp)]
+    gamma = (virtual - low_index).reshape((-1,) + (1,) * (ordered.ndim - 1))
     diff = upper - lower
     grid = lower + diff * gamma
     np.subtract(upper, diff * (1 - gamma), out=grid, where=gamma >= 0.5)

@@ -51,3 +51,10 @@ def scheduling_kept() -> Iterator[None]:
                         os.sched_setscheduler(tid, own[0], os.sched_param(own[1]))
                     except OSError:
                         pass
+
+
+def ordinary_scheduling() -> None:
+    """Put the calling thread back on the ordinary scheduler if a library left it real-time (where no guard
+    could wrap the call: LeRobot's encoder in the tests, the peers' paths in benchmarks/ingest.py)."""
+    if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))

@@ -18,8 +18,9 @@ def _ordinary_scheduling_after_each_test():
     psi0's own encoder guards itself: shards/scheduling.py) must not leak it into later tests: every process
     they start (a browser, a job) would inherit SCHED_FIFO 99 and starve the machine."""
     yield
-    if hasattr(os, "sched_getscheduler") and os.sched_getscheduler(0) != os.SCHED_OTHER:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    from shards.scheduling import ordinary_scheduling
+
+    ordinary_scheduling()
 
 
 @pytest.fixture(scope="module")
