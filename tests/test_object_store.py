@@ -112,26 +112,43 @@ def _upload(fs, local: Path, url: str) -> None:
     fs.put(str(local), url[len("s3://"):], recursive=True)
 
 
+@pytest.fixture(scope="module")
+def s3_runs(s3, tmp_path_factory):
+    """Per source, once per module: a sample with every bad-input kind, run locally and S3 -> S3. The
+    EgoDex pair also serves `test_readers_open_an_s3_output` (the same job twice was ~30 s of the module)."""
+    done: dict[str, dict] = {}
+
+    def get(source: str) -> dict:
+        if source not in done:
+            base = tmp_path_factory.mktemp(f"s3-{source}")
+            src = base / "src"
+            if source == "egodex":
+                egodex_sample.write_sample(src, 2, (96, 64), episodes_per_task=1, seconds=1.0)
+            else:
+                he_sample.write_sample(src, 2, (160, 120), seconds=0.7)
+            expected = faults.write_all(src, source)      # every bad-input kind, read from S3 like from disk
+            remote_src, remote_out = f"s3://{BUCKET}/{source}/src", f"s3://{BUCKET}/{source}/out"
+            _upload(s3["fs"], src, remote_src)
+            local_catalog = run(_config(source, str(src), str(base / "out")), "local")
+            started = time.monotonic()
+            catalog = run(_config(source, remote_src, remote_out), "local")
+            print(f"{source}: s3 job {time.monotonic() - started:.1f} s")
+            done[source] = {"src": src, "remote_src": remote_src, "local_out": base / "out", "remote_out": remote_out,
+                            "expected": expected, "local_catalog": local_catalog, "catalog": catalog}
+        return done[source]
+
+    return get
+
+
 @pytest.mark.parametrize("source", ["egodex", pytest.param("humanoid_everyday", marks=pytest.mark.slow)])
-def test_s3_to_s3_job_equals_local_run(s3, tmp_path, source):
+def test_s3_to_s3_job_equals_local_run(s3, s3_runs, source):
     fs = s3["fs"]
-    src = tmp_path / "src"
-    if source == "egodex":
-        egodex_sample.write_sample(src, 2, (96, 64), episodes_per_task=1, seconds=1.0)
-    else:
-        he_sample.write_sample(src, 2, (160, 120), seconds=0.7)
-    expected = faults.write_all(src, source)          # every bad-input kind, read from S3 like from disk
-    remote_src, remote_out = f"s3://{BUCKET}/{source}/src", f"s3://{BUCKET}/{source}/out"
-    _upload(fs, src, remote_src)
+    runs = s3_runs(source)
+    remote_out, catalog, local_catalog = runs["remote_out"], runs["catalog"], runs["local_catalog"]
 
-    local_catalog = run(_config(source, str(src), str(tmp_path / "out")), "local")
-    started = time.monotonic()
-    catalog = run(_config(source, remote_src, remote_out), "local")
-    print(f"{source}: s3 job {time.monotonic() - started:.1f} s")
-
-    _same_output(_local_tree(tmp_path / "out"), _s3_tree(fs, remote_out), str(src), remote_src)
+    _same_output(_local_tree(runs["local_out"]), _s3_tree(fs, remote_out), str(runs["src"]), runs["remote_src"])
     assert catalog.counts() == local_catalog.counts() and catalog.counts()["ingested"] >= 3
-    for source_id, reason in expected.items():
+    for source_id, reason in runs["expected"].items():
         fates = [v for k, v in catalog.inputs.items() if k.split("#")[0] == source_id and v["status"] == "rejected"]
         assert fates and fates[0]["reason"] == reason.value, (source_id, fates)
     # the marker's content hash is the hash of what is on S3
@@ -217,7 +234,7 @@ def test_storage_options_reach_fsspec_config_and_bad_ones_are_refused(monkeypatc
         assert refused.value.code == 2 and "--storage-option" in stderr, stderr
 
 
-def test_readers_open_an_s3_output(s3, tmp_path):
+def test_readers_open_an_s3_output(s3_runs):
     """Training (`make_loader`), the dashboard, `validate` and `shards.reader` read an s3:// output root
     exactly like its local twin."""
     import torch
@@ -228,18 +245,13 @@ def test_readers_open_an_s3_output(s3, tmp_path):
     from shards.validate import validate
     from training.data import DataConfig, make_loader
 
-    fs = s3["fs"]
-    src = tmp_path / "src"
-    egodex_sample.write_sample(src, 2, (96, 64), episodes_per_task=1, seconds=1.0)
-    remote_src, remote_out, local_out = f"s3://{BUCKET}/readers/src", f"s3://{BUCKET}/readers/out", tmp_path / "out"
-    _upload(fs, src, remote_src)
-    run(_config("egodex", remote_src, remote_out), "local")
-    run(_config("egodex", str(src), str(local_out)), "local")
+    runs = s3_runs("egodex")          # the same job pair as the S3 -> S3 test (its inputs include bad ones)
+    remote_out, local_out = runs["remote_out"], runs["local_out"]
 
     remote, local = open_output(remote_out), open_output(local_out)
     assert remote.catalog.shards == local.catalog.shards and remote.fates().keys() == local.fates().keys()
     assert remote.tokenizer().config == local.tokenizer().config
-    shard = remote.shard_ids()[0]
+    shard = next(r.shard_id for r in remote.catalog.shards if r.episodes)    # not a shard of rejects only
     for fmt in ("lerobot", "zarr"):
         r, l = remote.open_shard(shard, fmt), local.open_shard(shard, fmt)
         assert r.location.is_url and r.episodes() == [e for e in l.episodes()]

@@ -328,7 +328,7 @@ def shards(tmp_path_factory) -> dict[str, Path]:
 
 
 TRAIN = [sys.executable, "-m", "psi0", "train", "--config", "tiny", "--image-size", "native", "--no-progress"]
-TRAIN_ENV = {**os.environ, "OMP_NUM_THREADS": "2", "HF_HUB_OFFLINE": "1"}
+TRAIN_ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}     # threads: the worker's (tests/conftest.py: 1 per xdist worker)
 
 
 def _train(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
