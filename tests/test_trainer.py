@@ -337,7 +337,8 @@ TRAIN_ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}     # threads: the worker's (t
 def _train_state_restored():
     """What `train` sets for its process, put back after it: the two loggers it configures, torch's global
     RNG (it seeds it) and torch's thread count."""
-    loggers = [logging.getLogger(name) for name in ("training", "psi0")]
+    from training.cli import LOGGERS
+    loggers = [logging.getLogger(name) for name in LOGGERS]
     saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
     threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):

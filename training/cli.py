@@ -156,10 +156,14 @@ class _TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
+LOGGERS = ("training", "psi0")
+"""The loggers `train` configures for its process (handler, level, no propagation)."""
+
+
 def _setup_logging(rank: int) -> None:
     handler = _TqdmHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s [train] %(message)s", datefmt="%H:%M:%S"))
-    for name in ("training", "psi0"):
+    for name in LOGGERS:
         lg = logging.getLogger(name)
         lg.handlers[:] = [handler]
         lg.setLevel(logging.INFO if rank == 0 else logging.WARNING)
