@@ -32,6 +32,14 @@ lock_hash=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 stamp="$VENV/.psi0-deps-$lock_hash"
 if [ ! -f "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
+  # The locked set is ~9.6 GB unpacked (CUDA torch + NVIDIA libraries: ~6.7 GB of it). Say so up front, with
+  # the numbers, rather than let an installer fail half-way with ENOSPC.
+  need_gb=11
+  free_gb=$(df -Pk "$VENV" | awk 'NR==2 {printf "%d", $4 / 1048576}')
+  log "disk: ${free_gb} GB free where $VENV lives; the first install needs ~${need_gb} GB"
+  if [ "$free_gb" -lt "$need_gb" ]; then
+    log "WARNING: less than ${need_gb} GB free: the install below may fail with 'No space left on device'"
+  fi
   "$VENV/bin/python" -m pip install -q -U pip wheel
   log "installing locked dependencies (first time: a few minutes, ~9 GB with the CUDA torch wheel)"
   # requirements.lock pins every package; --no-deps keeps pip from re-resolving (and from
@@ -50,7 +58,8 @@ if [ ! -f "$stamp" ]; then
   else
     rm -rf "$VENV/.uv-cache"
     log "uv unavailable or failed: installing with pip"
-    "$VENV/bin/python" -m pip install -q --no-deps -r requirements.lock
+    # --no-cache-dir: pip's wheel cache would hold a second, compressed copy (~3.5 GB) of the same set.
+    "$VENV/bin/python" -m pip install -q --no-deps --no-cache-dir -r requirements.lock
   fi
   rm -f "$VENV"/.psi0-deps-*
   touch "$stamp"
