@@ -2,9 +2,7 @@
 agree, and the `train` CLI trains the real policy on real shards (stages 1, 2, 3)."""
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import random
 import subprocess
@@ -17,6 +15,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from train_inprocess import train_in_process
 from trainer_toy import CrashAfter, ToyPolicy, toy_setup
 from training import checkpoint as ckpt
 from training.optim import WarmupCosine, build_optimizer, build_scheduler
@@ -333,33 +332,10 @@ TRAIN = [sys.executable, "-m", "psi0", "train", "--config", "tiny", "--image-siz
 TRAIN_ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}     # threads: the worker's (tests/conftest.py: 1 per xdist worker)
 
 
-@contextlib.contextmanager
-def _train_state_restored():
-    """What `train` sets for its process, put back after it: the two loggers it configures, torch's global
-    RNG (it seeds it) and torch's thread count."""
-    from training.cli import LOGGERS
-    loggers = [logging.getLogger(name) for name in LOGGERS]
-    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
-    threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        try:
-            yield
-        finally:
-            for lg, (handlers, level, propagate) in zip(loggers, saved):
-                lg.handlers[:], lg.propagate = handlers, propagate
-                lg.setLevel(level)
-            torch.set_num_threads(threads)
-
-
 def _train(*args: str) -> None:
-    """`psi0 train ARGS` through the CLI's own `main`, in this process. The process boundary is not what these
-    tests check (the SIGTERM, torchrun and refusal tests keep their subprocesses), and a fresh `train`
-    process pays ~9 s of torch + transformers imports and tiny-model set-up (measured), ~0.03 s the second
-    time in one process."""
-    from training.cli import main
-    with _train_state_restored():
-        code = main([*TRAIN[4:], *args])
-    assert code == 0, f"train exited {code}"
+    """`psi0 train ARGS` in this process (tests/train_inprocess.py says why). The SIGTERM, torchrun and refusal
+    tests keep their subprocesses."""
+    train_in_process(*TRAIN[4:], *args)
 
 
 def _safetensors(path: Path) -> dict[str, torch.Tensor]:

@@ -16,6 +16,7 @@ from schemas.stats import QUANTILE_KEYS, QUANTILES, FeatureStats
 from shards.dataset_cli import main as dataset
 from shards.reader import open_output
 from shards.views import ViewError, decode_ranges, encode_ranges, load_view
+from train_inprocess import train_in_process
 from views_fixture import copy_root, reseal, sample_roots
 
 REPO = Path(__file__).resolve().parents[1]
@@ -431,12 +432,9 @@ def test_training_data_reads_only_the_views_episodes(roots, tmp_path):
 @pytest.mark.slow
 def test_train_cli_trains_on_a_view(roots, tmp_path):
     run("filter", roots["he"], "--embodiment", "g1_dex3", "--out", tmp_path / "g1.json")
-    out = subprocess.run([sys.executable, "-m", "training.cli", "--shards", str(tmp_path / "g1.json"), "--stage", "2",
-                          "--config", "tiny", "--image-size", "native", "--batch-size", "4", "--steps", "2",
-                          "--out", str(tmp_path / "run"), "--no-progress", "--device", "cpu", "--log-every", "1"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300,
-                         env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
-    assert out.returncode == 0, out.stderr[-2000:]
+    train_in_process("--shards", str(tmp_path / "g1.json"), "--stage", "2", "--config", "tiny", "--image-size", "native",
+                     "--batch-size", "4", "--steps", "2", "--out", str(tmp_path / "run"), "--no-progress",
+                     "--device", "cpu", "--log-every", "1")
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2] and all(np.isfinite(x["loss"]) for x in lines)
     run_json = json.loads((tmp_path / "run" / "run.json").read_text())
