@@ -104,11 +104,15 @@ class NumpyChain:
         table[:, 1, :3, :3] = r0 @ self._k
         table[:, 2, :3, :3] = -(r0 @ self._kk)
         self._table = table.reshape(n, 3, 16)
-        self._coef = np.zeros((n, 1, 3))
-        self._coef[:, 0, 0] = 1.0
-        self._sin, self._cos = self._coef[:, 0, 1], self._coef[:, 0, 2]
+        # local = coef @ table as ONE 2-D product: coef block-diagonal (n, 3n), row i = [1, sin, cos] of joint
+        # i at columns 3i..3i+2, against the stacked (3n, 16) table (a stacked matmul costs ~2x a 2-D dot)
+        self._table2d = self._table.reshape(3 * n, 16).copy()
+        self._coef = np.zeros((n, 3 * n))
+        flat = self._coef.reshape(-1)
+        flat[0::3 * n + 3] = 1.0
+        self._sin, self._cos = flat[1::3 * n + 3], flat[2::3 * n + 3]      # strided views: joint i's sin, cos
         self._local = np.zeros((n, 4, 4))
-        self._local16 = self._local.reshape(n, 1, 16)
+        self._local16 = self._local.reshape(n, 16)
         self._tf = np.zeros((n + 1, 4, 4))           # world (base) transform of each joint's child frame
         self._tf[n] = np.eye(4)                      # slot n: the base itself (parent -1, points on the base)
         # roots (parent: the base) take their local transform as is, in one copy; the rest compose in order
@@ -134,7 +138,7 @@ class NumpyChain:
         full = q if self._direct else np.dot(self.m, q) + self.b
         np.sin(full, out=self._sin)
         np.cos(full, out=self._cos)
-        np.matmul(self._coef, self._table, out=self._local16)
+        np.dot(self._coef, self._table2d, out=self._local16)
         if isinstance(self._roots, tuple):
             np.copyto(*self._roots)
         else:
@@ -346,6 +350,30 @@ class FastHand:
         mask[idx >= 0] = nc.ancestors[idx[idx >= 0]]
         self._coupling = (mask * nc.revolute[None])[:, :, None] * nc.m[None]   # (k, n, dof)
         self._wc = np.empty((6, n))                             # rows: axis_n (world), axis_n x pos_n
+        # Everything the solver reads from the FK is linear in the flat (n + 1) * 16 transforms buffer, so it
+        # is one 2-D product with a constant map (a stacked matmul or a gather costs 2-3x a 2-D dot):
+        # the points p_k[a] = sum_c tf[slot_k, a, c] off_h[k, c] (rows ordered (a, k)), the residual (the
+        # palm-frame map of the points), the joint axes in the base frame (rows (a, joint)).
+        dof, rows, width = nc.dof, len(self._map), (n + 1) * 16
+        pts_map = np.zeros((3, k, width))
+        for i, sl in enumerate(self._slots):
+            for a in range(3):
+                pts_map[a, i, sl * 16 + a * 4: sl * 16 + a * 4 + 4] = self._off_h[i, :, 0]
+        self._pts_map = pts_map.reshape(3 * k, width)
+        map_ak = self._map.reshape(rows, k, 3).transpose(0, 2, 1).reshape(rows, 3 * k)   # columns (a, k)
+        self._res_map = map_ak @ self._pts_map
+        self._neg_map_ak = -map_ak
+        axes_map = np.zeros((3, n, width))
+        for jnt in range(n):
+            for a in range(3):
+                axes_map[a, jnt, jnt * 16 + a * 4: jnt * 16 + a * 4 + 3] = nc.axes[jnt]
+        self._axes_map = axes_map.reshape(3 * n, width)
+        self._tf_flat = nc._tf.reshape(-1)                      # views into the chain's FK buffer
+        self._pos_t = nc._tf[:n, :3, 3].T                       # (3, n)
+        self._wc_axes = self._wc[:3].reshape(-1)
+        self._coupling2d = self._coupling.transpose(1, 0, 2).reshape(n, k * dof).copy()
+        self._eps_t = _EPS.T.copy()                             # (3, 9): cross(a, b) = eps_t @ vec(a b^T)
+        self._eye = np.eye(dof)
 
     def human_vectors(self, kp25: np.ndarray) -> np.ndarray:
         """The operator's target vectors (tips, weighted middles, weighted pinches; palm frame, human scale)."""
@@ -354,22 +382,27 @@ class FastHand:
             kp = kp * self._mirror
         return np.dot(np.dot(self._human_map, kp[: self._human_map.shape[1]]), palmar_frame(kp, self.model.side)).ravel()
 
-    def _points(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """FK -> (chain transforms buffer, (k, 4, 1) homogeneous tip and middle points in the base frame)."""
-        tf = self.nc.transforms(q)
-        return tf, np.matmul(tf[self._slots], self._off_h)
+    def _residual(self, q: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """FK of q (into the chain buffer, which `_jacobian` then reads) -> residual."""
+        self.nc.transforms(q)
+        r = np.dot(self._res_map, self._tf_flat)
+        r -= shift
+        return r
 
-    def _jacobian(self, tf: np.ndarray, pts: np.ndarray) -> np.ndarray:
-        """d residual / d q (rows, dof) from the FK `tf` and points `pts` of the same q."""
-        n = len(self.nc.parents)
-        axes_w = np.matmul(tf[:n, :3, :3], self.nc._axes_col)[:, :, 0]
-        self._wc[:3] = axes_w.T
-        self._wc[3:] = _cross_rows(axes_w, tf[:n, :3, 3]).T
-        gh = np.matmul(self._wc, self._coupling)                 # (k, 6, dof): sum axis, sum axis x pos
-        skew = np.dot(pts[:, :3, 0], _SKEW).reshape(-1, 3, 3)
-        jp = np.matmul(skew, gh[:, :3])
-        jp += gh[:, 3:]                                          # axis x (p - pos) = -(p x axis + axis x pos)
-        return np.dot(self._neg_map, jp.reshape(-1, jp.shape[-1]))
+    def _jacobian(self) -> np.ndarray:
+        """d residual / d q (rows, dof) at the FK in the chain buffer (the last `_residual`'s q).
+
+        d p_k / d q = sum_n coupling[k, n] axis_n x (p_k - pos_n) = p_k x G_k + H_k with G_k = sum_n coupling
+        axis_n, H_k = sum_n coupling axis_n x pos_n; cross products are one product with the Levi-Civita map."""
+        k, dof = len(self._slots), self.nc.dof
+        wc, tf = self._wc, self._tf_flat
+        np.dot(self._axes_map, tf, out=self._wc_axes)
+        np.dot(self._eps_t, (wc[:3, None, :] * self._pos_t[None, :, :]).reshape(9, -1), out=wc[3:])
+        gh = np.dot(wc, self._coupling2d).reshape(6, k, dof)   # rows: G (3), H (3)
+        p = np.dot(self._pts_map, tf).reshape(3, k)
+        jp = np.dot(self._eps_t, (p[:, None, :, None] * gh[None, :3]).reshape(9, k * dof))
+        jp += gh[3:].reshape(3, k * dof)                        # (3, k, dof): rows (a, k)
+        return np.dot(self._neg_map_ak, jp.reshape(3 * k, dof))
 
     def solve(self, kp25: np.ndarray, scale: float, q0: np.ndarray | None = None, iterations: int = 6,
               mu: float = 1e-4, prior: float = 0.0) -> tuple[np.ndarray, float]:
@@ -387,9 +420,8 @@ class FastHand:
             self._eye_prior = (prior, prior * np.eye(dof))
         eye_prior = self._eye_prior[1]
 
-        tf, pts = self._points(q)
-        r = np.dot(self._map_h, pts.ravel()) - shift
-        j = self._jacobian(tf, pts)
+        r = self._residual(q, shift)
+        j = self._jacobian()
         cost = float(np.dot(r, r))                      # the prior term is 0 at the anchor
         r_tips = r[: self._ntip]
         for _ in range(iterations):
@@ -398,12 +430,11 @@ class FastHand:
             if anchor is not None:
                 jtj += eye_prior
                 g += prior * (q - anchor)
-            damp = np.diag(jtj.diagonal() + 1e-9)
+            damp = self._eye * (jtj.diagonal() + 1e-9)     # diag(diag(jtj) + 1e-9)
             while True:
                 q_new = q - _solve(jtj + mu * damp, g)
                 q_new = np.minimum(np.maximum(q_new, lower), upper)
-                tf, pts = self._points(q_new)
-                r_new = np.dot(self._map_h, pts.ravel()) - shift
+                r_new = self._residual(q_new, shift)
                 c_new = float(np.dot(r_new, r_new))
                 if anchor is not None:
                     d = q_new - anchor
@@ -419,7 +450,7 @@ class FastHand:
             if converged:
                 break
             r = r_new
-            j = self._jacobian(tf, pts)                     # tf, pts: the FK of the accepted q
+            j = self._jacobian()                            # the chain buffer holds the FK of the accepted q
         sq = r_tips.reshape(-1, 3) ** 2
         return q, float(np.sqrt(sq.sum(axis=1)).sum()) / len(sq)
 
