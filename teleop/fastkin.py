@@ -42,6 +42,11 @@ try:    # the gufuncs behind np.linalg.solve/inv without its ~5 us of Python che
 except (ImportError, AttributeError):       # pragma: no cover - other numpy layouts
     _solve, _inv = np.linalg.solve, np.linalg.inv
 
+try:    # the clip ufunc (min(max(x, lo), hi)) without np.clip's Python wrapper: one call instead of two
+    from numpy._core.umath import clip as _clip
+except ImportError:                         # pragma: no cover - numpy < 2
+    from numpy.core.umath import clip as _clip
+
 
 _I1, _I2 = [1, 2, 0], [2, 0, 1]
 _EPS = np.zeros((9, 3))
@@ -148,21 +153,25 @@ class NumpyChain:
         return self._tf
 
     def ik_views(self) -> tuple[np.ndarray, ...]:
-        """Views into the `transforms` buffer for `dls_ik`: end rotation, end position, the actuated joints'
-        rotations and positions, and their axes (dof, 3, 1) (valid after each `transforms` call); then its
-        scratch buffers: J^T (dof, 6) and its position and rotation columns as (dof, 3, 1) views, the error
-        6-vector and its halves."""
+        """Views into the `transforms` buffer for `dls_ik` (valid after each `transforms` call): the flat
+        buffer, end rotation, end position as (3, 1), the joints' positions as (3, dof); a constant map of
+        the flat buffer to the joints' axes in the base frame (3 dof, buffer size), rows (axis component,
+        joint); then its scratch buffers: the weighted Jacobian (6, dof) with its flat rotation rows, the
+        lever arms (3, dof), the error 6-vector and its halves."""
         if self._ik_views is None:
             n, act = len(self.parents), self.actuated
-            whole = act == list(range(n))
-            rot = self._tf[:n, :3, :3] if whole else None
-            pos = self._tf[:n, :3, 3] if whole else None
-            if not whole:       # fancy indexing copies: keep a gather-free path for chains whose joints all move
+            if act != list(range(n)):   # gathers would copy: keep the path for chains whose joints all move
                 raise NotImplementedError("dls_ik needs a chain whose joints are all actuated (an arm)")
-            jt = np.empty((n, 6))              # J^T (dof, 6): rows [axis x lever, axis] per joint
+            width = (n + 1) * 16
+            axes_map = np.zeros((3, n, width))
+            for j in range(n):
+                for a in range(3):
+                    axes_map[a, j, j * 16 + a * 4: j * 16 + a * 4 + 3] = self.axes[j]
+            jac = np.empty((6, n))
             err = np.empty(6)
-            self._ik_views = (self._tf[n - 1, :3, :3], self._tf[n - 1, :3, 3], rot, pos, self._axes_col,
-                              jt, jt[:, :3, None], jt[:, 3:, None], err, err[:3], err[3:])
+            self._ik_views = (self._tf.reshape(-1), self._tf[n - 1, :3, :3], self._tf[n - 1, :3, 3:4],
+                              self._tf[:n, :3, 3].T, axes_map.reshape(3 * n, width),
+                              jac, jac[3:].reshape(-1), np.empty((3, n)), err, err[:3], err[3:])
         return self._ik_views
 
     def fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,6 +215,8 @@ class NumpyChain:
 
 _DLS_CONSTANTS: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
 _HALF_EPS = 0.5 * _EPS
+_EPS_T = _EPS.T.copy()
+"""(3, 9): cross(a, b) = _EPS_T @ vec(a b^T), columnwise for (3, n) a and b (vec over the first two axes)."""
 """e_rot = 0.5 sum_k r_end[:, k] x r_target[:, k] = (r_end @ r_target^T).ravel() @ _HALF_EPS."""
 
 
@@ -219,11 +230,13 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     Stops once the wrist error is under `tolerance` (after `rest_iterations` steps of the rest pull)."""
     key = (rot_weight, damping)
     if key not in _DLS_CONSTANTS:
-        _DLS_CONSTANTS[key] = (np.array([1.0, 1.0, 1.0, rot_weight, rot_weight, rot_weight]), damping ** 2 * np.eye(6))
+        _DLS_CONSTANTS[key] = (np.array([[1.0], [1.0], [1.0], [rot_weight], [rot_weight], [rot_weight]]),
+                               damping ** 2 * np.eye(6))
     w, damp = _DLS_CONSTANTS[key]
+    w_flat = w[:, 0]
     lower, upper = nc.lower, nc.upper
-    q = np.minimum(np.maximum(q0, lower), upper)
-    r_end, p_end, act_rot, act_pos, act_axes, jt, jt_pos_col, jt_rot_col, err, err_pos, err_rot = nc.ik_views()
+    q = _clip(q0, lower, upper)
+    tf, r_end, p_end, pos_t, axes_map, jac, jac_axes, lever, err, err_pos, err_rot = nc.ik_views()
     p_t = target[:3, 3].copy()
     rt_t = target[:3, :3].T.copy()
     use_rest = rest is not None and rest_gain > 0
@@ -231,7 +244,7 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
         rest_pull = rest_gain * np.asarray(rest, np.float64)
     nc.transforms(q)
     for it in range(iterations):
-        np.subtract(p_t, p_end, out=err_pos)
+        np.subtract(p_t, p_end[:, 0], out=err_pos)
         np.dot(np.dot(r_end, rt_t).ravel(), _HALF_EPS, out=err_rot)
         converged = max(map(abs, err.tolist())) < tolerance
         if converged and it >= rest_iterations:      # on target, rest pull served: done
@@ -239,34 +252,35 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
         pulling = use_rest and it < iterations - 3    # the last iterations serve the primary task only
         if converged and not pulling:
             break
-        np.matmul(act_rot, act_axes, out=jt_rot_col)
-        # axis x (p_end - p_i) = [p_i - p_end]x axis: one product with the levers' cross-product matrices
-        np.matmul(np.dot(act_pos - p_end, _SKEW).reshape(-1, 3, 3), jt_rot_col, out=jt_pos_col)
-        jt *= w
-        gram = np.dot(jt.T, jt)
+        # J (6, dof): rows [axis x (p_end - p_i); axis] per joint, weighted; axes and levers read off the FK
+        # buffer with 2-D products, the cross product as one product with the Levi-Civita map
+        np.dot(axes_map, tf, out=jac_axes)
+        np.subtract(p_end, pos_t, out=lever)
+        np.dot(_EPS_T, (jac[3:, None, :] * lever[None, :, :]).reshape(9, -1), out=jac[:3])
+        jac *= w
+        gram = np.dot(jac, jac.T)
         gram += damp
         # dq = J+ e + (I - J+ J) pull = pull + J^T (J J^T + lam I)^-1 (e - J pull), J+ the damped pseudo-inverse
         if pulling:
             pull = rest_pull - rest_gain * q
-            u = np.dot(pull, jt)
+            u = np.dot(jac, pull)
             if converged:
                 np.negative(u, out=u)
             else:
-                np.subtract(err * w, u, out=u)
-            dq = np.dot(jt, _solve(gram, u))
+                np.subtract(err * w_flat, u, out=u)
+            dq = np.dot(_solve(gram, u), jac)
             dq += pull
             # the rest pull is a slow secondary task: once the wrist is on target it needs no more than the
             # first `rest_iterations` steps of a tick (warm-started ticks then stop after 1-3 iterations)
             if converged and max(map(abs, dq.tolist())) < tolerance:
                 break
         else:
-            dq = np.dot(jt, _solve(gram, err * w))
-        np.maximum(dq, -max_step, out=dq)
-        np.minimum(dq, max_step, out=dq)
+            dq = np.dot(_solve(gram, err * w_flat), jac)
+        _clip(dq, -max_step, max_step, out=dq)
         dq += q
-        q = np.minimum(np.maximum(dq, lower, out=dq), upper, out=dq)
+        q = _clip(dq, lower, upper, out=dq)
         nc.transforms(q)
-    d = p_t - p_end
+    d = p_t - p_end[:, 0]
     cos = (float(np.vdot(r_end, rt_t.T)) - 1.0) / 2.0
     return q, math.sqrt(float(np.dot(d, d))), math.acos(min(1.0, max(-1.0, cos)))
 
