@@ -335,7 +335,6 @@ class FastHand:
             hmap[2 * nf + r, H_TIP[self.human[0]]] -= self.w_pinch
         self._human_map = hmap
         self._mirror = np.array([-1.0, 1.0, 1.0])
-        self._eye_prior: tuple[float, np.ndarray | None] = (0.0, None)       # (prior, prior * I), per model
         self._prepare_fast()
 
     def _prepare_fast(self) -> None:
@@ -354,16 +353,11 @@ class FastHand:
             sel[2 * nf + r, 0] -= self.w_pinch
         self._map = np.kron(sel, self.frame.T)                  # (3 rows, 3 k): palm frame per 3-vector
         self._map_offset = self._map @ np.tile(self.wrist, k)   # the wrist subtracted from every point
-        self._neg_map = -self._map
-        self._map_h = np.zeros((len(self._map), k, 4))          # the same map reading homogeneous points
-        self._map_h[:, :, :3] = self._map.reshape(len(self._map), k, 3)
-        self._map_h = self._map_h.reshape(len(self._map), 4 * k)
         self._ntip = 3 * nf
         # d point_k / d q_a = sum_n coupling[k, n, a] axis_n x (p_k - pos_n): coupling = ancestor & revolute * m
         mask = np.zeros((k, n))
         mask[idx >= 0] = nc.ancestors[idx[idx >= 0]]
         self._coupling = (mask * nc.revolute[None])[:, :, None] * nc.m[None]   # (k, n, dof)
-        self._wc = np.empty((6, n))                             # rows: axis_n (world), axis_n x pos_n
         # Everything the solver reads from the FK is linear in the flat (n + 1) * 16 transforms buffer, so it
         # is one 2-D product with a constant map (a stacked matmul or a gather costs 2-3x a 2-D dot):
         # the points p_k[a] = sum_c tf[slot_k, a, c] off_h[k, c] (rows ordered (a, k)), the residual (the
@@ -376,7 +370,6 @@ class FastHand:
         self._pts_map = pts_map.reshape(3 * k, width)
         map_ak = self._map.reshape(rows, k, 3).transpose(0, 2, 1).reshape(rows, 3 * k)   # columns (a, k)
         self._res_map = map_ak @ self._pts_map
-        self._neg_map_ak = -map_ak
         axes_map = np.zeros((3, n, width))
         for jnt in range(n):
             for a in range(3):
@@ -384,10 +377,21 @@ class FastHand:
         self._axes_map = axes_map.reshape(3 * n, width)
         self._tf_flat = nc._tf.reshape(-1)                      # views into the chain's FK buffer
         self._pos_t = nc._tf[:n, :3, 3].T                       # (3, n)
-        self._wc_axes = self._wc[:3].reshape(-1)
-        self._coupling2d = self._coupling.transpose(1, 0, 2).reshape(n, k * dof).copy()
         self._eps_t = _EPS.T.copy()                             # (3, 9): cross(a, b) = eps_t @ vec(a b^T)
         self._eye = np.eye(dof)
+        self._map_ak = map_ak
+        bd = np.zeros((k, n, k, dof))                           # coupling as a block-diagonal 2-D map
+        for i in range(k):
+            bd[i, :, i, :] = self._coupling[i]
+        self._coupling_bd = bd.reshape(k * n, k * dof)
+        # the base slot's constant 1 (tf[n, 3, 3]) carries -shift: residual = res_map @ vec(tf) in one product
+        self._one_col = n * 16 + 15
+        # the prior rides as extra rows: residual [r; sqrt(prior) (q - q0)], Jacobian [J; sqrt(prior) I], so
+        # J^T J, J^T r and the cost are one product each (two residual buffers: trial and accepted)
+        self._jac_aug = np.zeros((rows + dof, dof))
+        self._jac_top = self._jac_aug[:rows]
+        self._res_bufs = (np.zeros(rows + dof), np.zeros(rows + dof))
+        self._aug_sqrt_prior = 0.0
 
     def human_vectors(self, kp25: np.ndarray) -> np.ndarray:
         """The operator's target vectors (tips, weighted middles, weighted pinches; palm frame, human scale)."""
@@ -396,27 +400,19 @@ class FastHand:
             kp = kp * self._mirror
         return np.dot(np.dot(self._human_map, kp[: self._human_map.shape[1]]), palmar_frame(kp, self.model.side)).ravel()
 
-    def _residual(self, q: np.ndarray, shift: np.ndarray) -> np.ndarray:
-        """FK of q (into the chain buffer, which `_jacobian` then reads) -> residual."""
-        self.nc.transforms(q)
-        r = np.dot(self._res_map, self._tf_flat)
-        r -= shift
-        return r
+    def _jacobian(self, out: np.ndarray) -> None:
+        """d residual / d q (rows, dof) into `out`, at the FK in the chain buffer (the last `transforms`).
 
-    def _jacobian(self) -> np.ndarray:
-        """d residual / d q (rows, dof) at the FK in the chain buffer (the last `_residual`'s q).
-
-        d p_k / d q = sum_n coupling[k, n] axis_n x (p_k - pos_n) = p_k x G_k + H_k with G_k = sum_n coupling
-        axis_n, H_k = sum_n coupling axis_n x pos_n; cross products are one product with the Levi-Civita map."""
-        k, dof = len(self._slots), self.nc.dof
-        wc, tf = self._wc, self._tf_flat
-        np.dot(self._axes_map, tf, out=self._wc_axes)
-        np.dot(self._eps_t, (wc[:3, None, :] * self._pos_t[None, :, :]).reshape(9, -1), out=wc[3:])
-        gh = np.dot(wc, self._coupling2d).reshape(6, k, dof)   # rows: G (3), H (3)
-        p = np.dot(self._pts_map, tf).reshape(3, k)
-        jp = np.dot(self._eps_t, (p[:, None, :, None] * gh[None, :3]).reshape(9, k * dof))
-        jp += gh[3:].reshape(3, k * dof)                        # (3, k, dof): rows (a, k)
-        return np.dot(self._neg_map_ak, jp.reshape(3 * k, dof))
+        d p_k / d q_a = sum_n coupling[k, n, a] axis_n x (p_k - pos_n): axes, points and joint positions read
+        off the FK buffer, every cross product in one product with the Levi-Civita map, the coupling sum one
+        product with its block-diagonal form, then the palm-frame map."""
+        k, n, dof = len(self._slots), len(self.nc.parents), self.nc.dof
+        tf = self._tf_flat
+        axes = np.dot(self._axes_map, tf).reshape(3, 1, 1, n)
+        lever = np.dot(self._pts_map, tf).reshape(3, k, 1) - self._pos_t[:, None, :]           # (3, k, n)
+        cross = np.dot(self._eps_t, (axes * lever).reshape(9, k * n))                         # (3, k n)
+        jp = np.dot(cross, self._coupling_bd)                                                  # (3, k dof)
+        np.dot(self._map_ak, jp.reshape(3 * k, dof), out=out)
 
     def solve(self, kp25: np.ndarray, scale: float, q0: np.ndarray | None = None, iterations: int = 6,
               mu: float = 1e-4, prior: float = 0.0) -> tuple[np.ndarray, float]:
@@ -426,33 +422,37 @@ class FastHand:
         smoothness term (tracking noise on short finger segments otherwise makes joints chatter)."""
         nc = self.nc
         shift = self._map_offset + scale * self.human_vectors(kp25)     # residual = map @ points - shift
+        np.negative(shift, out=self._res_map[:, self._one_col])
         lower, upper = nc.lower, nc.upper
-        q = np.minimum(np.maximum((lower + upper) / 2 if q0 is None else np.asarray(q0, np.float64), lower), upper)
+        q = _clip((lower + upper) / 2 if q0 is None else q0, lower, upper)
         anchor = q.copy() if (q0 is not None and prior > 0) else None
-        dof = len(q)
-        if anchor is not None and self._eye_prior[0] != prior:
-            self._eye_prior = (prior, prior * np.eye(dof))
-        eye_prior = self._eye_prior[1]
-
-        r = self._residual(q, shift)
-        j = self._jacobian()
-        cost = float(np.dot(r, r))                      # the prior term is 0 at the anchor
+        sqrt_prior = math.sqrt(prior) if anchor is not None else 0.0
+        if sqrt_prior != self._aug_sqrt_prior:
+            self._aug_sqrt_prior = sqrt_prior
+            self._jac_aug[len(self._jac_top):] = sqrt_prior * self._eye
+        rows, res_map, tf = len(self._jac_top), self._res_map, self._tf_flat
+        r, trial = self._res_bufs
+        r[rows:] = 0.0                                  # the prior term is 0 at the anchor
+        trial[rows:] = 0.0
+        nc.transforms(q)
+        np.dot(res_map, tf, out=r[:rows])
+        self._jacobian(self._jac_top)
+        cost = float(np.dot(r, r))
         r_tips = r[: self._ntip]
+        jac_aug_t = self._jac_aug.T
         for _ in range(iterations):
-            jtj = np.dot(j.T, j)
-            g = np.dot(j.T, r)
-            if anchor is not None:
-                jtj += eye_prior
-                g += prior * (q - anchor)
-            damp = self._eye * (jtj.diagonal() + 1e-9)     # diag(diag(jtj) + 1e-9)
+            jtj = np.dot(jac_aug_t, self._jac_aug)      # J^T J + prior I
+            g = np.dot(jac_aug_t, r)                     # J^T r + prior (q - q0)
+            damp = self._eye * (jtj.diagonal() + 1e-9)  # diag(diag(jtj) + 1e-9)
             while True:
                 q_new = q - _solve(jtj + mu * damp, g)
-                q_new = np.minimum(np.maximum(q_new, lower), upper)
-                r_new = self._residual(q_new, shift)
-                c_new = float(np.dot(r_new, r_new))
+                _clip(q_new, lower, upper, out=q_new)
+                nc.transforms(q_new)
+                np.dot(res_map, tf, out=trial[:rows])
                 if anchor is not None:
-                    d = q_new - anchor
-                    c_new += prior * float(np.dot(d, d))
+                    np.subtract(q_new, anchor, out=trial[rows:])
+                    trial[rows:] *= sqrt_prior
+                c_new = float(np.dot(trial, trial))
                 if c_new < cost or mu > 1e6:
                     break
                 mu *= 10.0
@@ -460,11 +460,12 @@ class FastHand:
                 break
             mu = max(mu / 10.0, 1e-7)
             converged = cost - c_new < max(1e-12, 1e-3 * cost)   # <0.1 % better: done
-            q, cost, r_tips = q_new, c_new, r_new[: self._ntip]
+            q, cost = q_new, c_new
+            r, trial = trial, r                         # the trial is the accepted residual now
+            r_tips = r[: self._ntip]
             if converged:
                 break
-            r = r_new
-            j = self._jacobian()                            # the chain buffer holds the FK of the accepted q
+            self._jacobian(self._jac_top)               # the chain buffer holds the FK of the accepted q
         sq = r_tips.reshape(-1, 3) ** 2
         return q, float(np.sqrt(sq.sum(axis=1)).sum()) / len(sq)
 
