@@ -157,7 +157,8 @@ class NumpyChain:
         buffer, end rotation, end position as (3, 1), the joints' positions as (3, dof); a constant map of
         the flat buffer to the joints' axes in the base frame (3 dof, buffer size), rows (axis component,
         joint); then its scratch buffers: the weighted Jacobian (6, dof) with its flat rotation rows, the
-        lever arms (3, dof), the error 6-vector and its halves."""
+        lever arms (3, dof), the error 6-vector; the error map (6, buffer size) and its two target-dependent
+        views (target position column, rotation block [k, i, l])."""
         if self._ik_views is None:
             n, act = len(self.parents), self.actuated
             if act != list(range(n)):   # gathers would copy: keep the path for chains whose joints all move
@@ -168,10 +169,16 @@ class NumpyChain:
                 for a in range(3):
                     axes_map[a, j, j * 16 + a * 4: j * 16 + a * 4 + 3] = self.axes[j]
             jac = np.empty((6, n))
-            err = np.empty(6)
+            # the wrist error [p_t - p_end; 0.5 sum_l r_end[:, l] x r_t[:, l]] is linear in the FK buffer for a
+            # given target: err = err_map @ vec(tf), p_t through the base slot's constant 1 (tf[n, 3, 3])
+            err_map = np.zeros((6, width))
+            end = (n - 1) * 16
+            for i in range(3):
+                err_map[i, end + 4 * i + 3] = -1.0
             self._ik_views = (self._tf.reshape(-1), self._tf[n - 1, :3, :3], self._tf[n - 1, :3, 3:4],
                               self._tf[:n, :3, 3].T, axes_map.reshape(3 * n, width),
-                              jac, jac[3:].reshape(-1), np.empty((3, n)), err, err[:3], err[3:])
+                              jac, jac[3:].reshape(-1), np.empty((3, n)), np.empty(6),
+                              err_map, err_map[:3, n * 16 + 15], err_map[3:, end: end + 12].reshape(3, 3, 4)[:, :, :3])
         return self._ik_views
 
     def fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,6 +223,8 @@ class NumpyChain:
 _DLS_CONSTANTS: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
 _HALF_EPS = 0.5 * _EPS
 _EPS_T = _EPS.T.copy()
+_HALF_EPS_IKJ = 0.5 * _EPS.reshape(3, 3, 3).transpose(0, 2, 1).reshape(9, 3)
+"""(9, 3): rows (i, k), columns j: 0.5 eps[i, j, k]."""
 """(3, 9): cross(a, b) = _EPS_T @ vec(a b^T), columnwise for (3, n) a and b (vec over the first two axes)."""
 """e_rot = 0.5 sum_k r_end[:, k] x r_target[:, k] = (r_end @ r_target^T).ravel() @ _HALF_EPS."""
 
@@ -236,16 +245,18 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     w_flat = w[:, 0]
     lower, upper = nc.lower, nc.upper
     q = _clip(q0, lower, upper)
-    tf, r_end, p_end, pos_t, axes_map, jac, jac_axes, lever, err, err_pos, err_rot = nc.ik_views()
+    tf, r_end, p_end, pos_t, axes_map, jac, jac_axes, lever, err, err_map, err_map_target, err_map_rot = nc.ik_views()
     p_t = target[:3, 3].copy()
     rt_t = target[:3, :3].T.copy()
+    err_map_target[:] = p_t
+    # d err_rot[k] / d r_end[i, l] = 0.5 sum_j eps[i, j, k] r_t[j, l]
+    err_map_rot[:] = np.dot(_HALF_EPS_IKJ, target[:3, :3]).reshape(3, 3, 3).transpose(1, 0, 2)
     use_rest = rest is not None and rest_gain > 0
     if use_rest:
         rest_pull = rest_gain * np.asarray(rest, np.float64)
     nc.transforms(q)
     for it in range(iterations):
-        np.subtract(p_t, p_end[:, 0], out=err_pos)
-        np.dot(np.dot(r_end, rt_t).ravel(), _HALF_EPS, out=err_rot)
+        np.dot(err_map, tf, out=err)
         converged = max(map(abs, err.tolist())) < tolerance
         if converged and it >= rest_iterations:      # on target, rest pull served: done
             break
