@@ -120,10 +120,11 @@ class NumpyChain:
         self._local16 = self._local.reshape(n, 16)
         self._tf = np.zeros((n + 1, 4, 4))           # world (base) transform of each joint's child frame
         self._tf[n] = np.eye(4)                      # slot n: the base itself (parent -1, points on the base)
-        # roots (parent: the base) take their local transform as is, in one copy; the rest compose in order
+        # roots (parent: the base) take their local transform as is; the rest compose in order
         roots = [i for i, p in enumerate(self.parents) if p < 0]
-        self._roots = (self._tf[roots[0]], self._local[roots[0]]) if len(roots) == 1 else np.array(roots)
-        self._steps = [(self._tf[p], self._local[i], self._tf[i]) for i, p in enumerate(self.parents) if p >= 0]
+        self._roots = [(self._tf[i], self._local[i]) for i in roots]        # slice copies beat one fancy copy
+        # (bound ndarray.dot: np.dot's array-function dispatch costs ~0.3 us a call, ~40 % of a 4x4 product)
+        self._steps = [(self._tf[p].dot, self._local[i], self._tf[i]) for i, p in enumerate(self.parents) if p >= 0]
         self._direct = self.m.shape[0] == self.m.shape[1] and np.array_equal(self.m, np.eye(n)) and not self.b.any()
         self._axes_col = self.axes[:, :, None].copy()
         self._ik_views: tuple[np.ndarray, ...] | None = None
@@ -140,16 +141,14 @@ class NumpyChain:
 
         The buffer is reused by the next call: copy what must outlive it. Not reentrant: one solver at a time
         per chain (each mapper owns its chains; `fk` is the reentrant form)."""
-        full = q if self._direct else np.dot(self.m, q) + self.b
+        full = q if self._direct else self.m.dot(q) + self.b
         np.sin(full, out=self._sin)
         np.cos(full, out=self._cos)
-        np.dot(self._coef, self._table2d, out=self._local16)
-        if isinstance(self._roots, tuple):
-            np.copyto(*self._roots)
-        else:
-            self._tf[self._roots] = self._local[self._roots]
-        for parent, local, out in self._steps:
-            np.dot(parent, local, out=out)
+        self._coef.dot(self._table2d, out=self._local16)
+        for world, local in self._roots:
+            world[...] = local
+        for parent_dot, local, out in self._steps:
+            parent_dot(local, out=out)
         return self._tf
 
     def ik_views(self) -> tuple[np.ndarray, ...]:
@@ -250,13 +249,13 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     rt_t = target[:3, :3].T.copy()
     err_map_target[:] = p_t
     # d err_rot[k] / d r_end[i, l] = 0.5 sum_j eps[i, j, k] r_t[j, l]
-    err_map_rot[:] = np.dot(_HALF_EPS_IKJ, target[:3, :3]).reshape(3, 3, 3).transpose(1, 0, 2)
+    err_map_rot[:] = _HALF_EPS_IKJ.dot(target[:3, :3]).reshape(3, 3, 3).transpose(1, 0, 2)
     use_rest = rest is not None and rest_gain > 0
     if use_rest:
         rest_pull = rest_gain * np.asarray(rest, np.float64)
     nc.transforms(q)
     for it in range(iterations):
-        np.dot(err_map, tf, out=err)
+        err_map.dot(tf, out=err)
         converged = max(map(abs, err.tolist())) < tolerance
         if converged and it >= rest_iterations:      # on target, rest pull served: done
             break
@@ -265,35 +264,35 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
             break
         # J (6, dof): rows [axis x (p_end - p_i); axis] per joint, weighted; axes and levers read off the FK
         # buffer with 2-D products, the cross product as one product with the Levi-Civita map
-        np.dot(axes_map, tf, out=jac_axes)
+        axes_map.dot(tf, out=jac_axes)
         np.subtract(p_end, pos_t, out=lever)
-        np.dot(_EPS_T, (jac[3:, None, :] * lever[None, :, :]).reshape(9, -1), out=jac[:3])
+        _EPS_T.dot((jac[3:, None, :] * lever[None, :, :]).reshape(9, -1), out=jac[:3])
         jac *= w
-        gram = np.dot(jac, jac.T)
+        gram = jac.dot(jac.T)
         gram += damp
         # dq = J+ e + (I - J+ J) pull = pull + J^T (J J^T + lam I)^-1 (e - J pull), J+ the damped pseudo-inverse
         if pulling:
             pull = rest_pull - rest_gain * q
-            u = np.dot(jac, pull)
+            u = jac.dot(pull)
             if converged:
                 np.negative(u, out=u)
             else:
                 np.subtract(err * w_flat, u, out=u)
-            dq = np.dot(_solve(gram, u), jac)
+            dq = _solve(gram, u).dot(jac)
             dq += pull
             # the rest pull is a slow secondary task: once the wrist is on target it needs no more than the
             # first `rest_iterations` steps of a tick (warm-started ticks then stop after 1-3 iterations)
             if converged and max(map(abs, dq.tolist())) < tolerance:
                 break
         else:
-            dq = np.dot(_solve(gram, err * w_flat), jac)
+            dq = _solve(gram, err * w_flat).dot(jac)
         _clip(dq, -max_step, max_step, out=dq)
         dq += q
         q = _clip(dq, lower, upper, out=dq)
         nc.transforms(q)
     d = p_t - p_end[:, 0]
     cos = (float(np.vdot(r_end, rt_t.T)) - 1.0) / 2.0
-    return q, math.sqrt(float(np.dot(d, d))), math.acos(min(1.0, max(-1.0, cos)))
+    return q, math.sqrt(float(d.dot(d))), math.acos(min(1.0, max(-1.0, cos)))
 
 
 _PALM_ROWS = [0, H_KNUCKLE["index"], H_KNUCKLE["middle"], H_KNUCKLE["little"]]
@@ -409,7 +408,7 @@ class FastHand:
         kp = np.asarray(kp25, np.float64)
         if self.model.mirror_input:
             kp = kp * self._mirror
-        return np.dot(np.dot(self._human_map, kp[: self._human_map.shape[1]]), palmar_frame(kp, self.model.side)).ravel()
+        return self._human_map.dot(kp[: self._human_map.shape[1]]).dot(palmar_frame(kp, self.model.side)).ravel()
 
     def _jacobian(self, out: np.ndarray) -> None:
         """d residual / d q (rows, dof) into `out`, at the FK in the chain buffer (the last `transforms`).
@@ -419,11 +418,11 @@ class FastHand:
         product with its block-diagonal form, then the palm-frame map."""
         k, n, dof = len(self._slots), len(self.nc.parents), self.nc.dof
         tf = self._tf_flat
-        axes = np.dot(self._axes_map, tf).reshape(3, 1, 1, n)
-        lever = np.dot(self._pts_map, tf).reshape(3, k, 1) - self._pos_t[:, None, :]           # (3, k, n)
-        cross = np.dot(self._eps_t, (axes * lever).reshape(9, k * n))                         # (3, k n)
-        jp = np.dot(cross, self._coupling_bd)                                                  # (3, k dof)
-        np.dot(self._map_ak, jp.reshape(3 * k, dof), out=out)
+        axes = self._axes_map.dot(tf).reshape(3, 1, 1, n)
+        lever = self._pts_map.dot(tf).reshape(3, k, 1) - self._pos_t[:, None, :]             # (3, k, n)
+        cross = self._eps_t.dot((axes * lever).reshape(9, k * n))                             # (3, k n)
+        jp = cross.dot(self._coupling_bd)                                                      # (3, k dof)
+        self._map_ak.dot(jp.reshape(3 * k, dof), out=out)
 
     def solve(self, kp25: np.ndarray, scale: float, q0: np.ndarray | None = None, iterations: int = 6,
               mu: float = 1e-4, prior: float = 0.0) -> tuple[np.ndarray, float]:
@@ -446,24 +445,24 @@ class FastHand:
         r[rows:] = 0.0                                  # the prior term is 0 at the anchor
         trial[rows:] = 0.0
         nc.transforms(q)
-        np.dot(res_map, tf, out=r[:rows])
+        res_map.dot(tf, out=r[:rows])
         self._jacobian(self._jac_top)
-        cost = float(np.dot(r, r))
+        cost = float(r.dot(r))
         r_tips = r[: self._ntip]
         jac_aug_t = self._jac_aug.T
         for _ in range(iterations):
-            jtj = np.dot(jac_aug_t, self._jac_aug)      # J^T J + prior I
-            g = np.dot(jac_aug_t, r)                     # J^T r + prior (q - q0)
+            jtj = jac_aug_t.dot(self._jac_aug)          # J^T J + prior I
+            g = jac_aug_t.dot(r)                         # J^T r + prior (q - q0)
             damp = self._eye * (jtj.diagonal() + 1e-9)  # diag(diag(jtj) + 1e-9)
             while True:
                 q_new = q - _solve(jtj + mu * damp, g)
                 _clip(q_new, lower, upper, out=q_new)
                 nc.transforms(q_new)
-                np.dot(res_map, tf, out=trial[:rows])
+                res_map.dot(tf, out=trial[:rows])
                 if anchor is not None:
                     np.subtract(q_new, anchor, out=trial[rows:])
                     trial[rows:] *= sqrt_prior
-                c_new = float(np.dot(trial, trial))
+                c_new = float(trial.dot(trial))
                 if c_new < cost or mu > 1e6:
                     break
                 mu *= 10.0
