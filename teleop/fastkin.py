@@ -450,7 +450,7 @@ class FastHand:
         cost = float(r.dot(r))
         r_tips = r[: self._ntip]
         jac_aug_t = self._jac_aug.T
-        for _ in range(iterations):
+        for it in range(iterations):
             jtj = jac_aug_t.dot(self._jac_aug)          # J^T J + prior I
             g = jac_aug_t.dot(r)                         # J^T r + prior (q - q0)
             damp = self._eye * (jtj.diagonal() + 1e-9)  # diag(diag(jtj) + 1e-9)
@@ -473,7 +473,7 @@ class FastHand:
             q, cost = q_new, c_new
             r, trial = trial, r                         # the trial is the accepted residual now
             r_tips = r[: self._ntip]
-            if converged:
+            if converged or it == iterations - 1:      # (no next iteration to read a Jacobian)
                 break
             self._jacobian(self._jac_top)               # the chain buffer holds the FK of the accepted q
         sq = r_tips.reshape(-1, 3) ** 2
