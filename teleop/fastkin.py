@@ -128,6 +128,9 @@ class NumpyChain:
         self._direct = self.m.shape[0] == self.m.shape[1] and np.array_equal(self.m, np.eye(n)) and not self.b.any()
         self._axes_col = self.axes[:, :, None].copy()
         self._ik_views: tuple[np.ndarray, ...] | None = None
+        self.fk_key: bytes | None = None
+        """q.tobytes() of the configuration the buffer holds, where a solver vouches for it (None: unknown);
+        `transforms` clears it. Lets a warm-started solve skip re-evaluating FK(q0) (bit-identical)."""
 
     @property
     def dof(self) -> int:
@@ -141,6 +144,7 @@ class NumpyChain:
 
         The buffer is reused by the next call: copy what must outlive it. Not reentrant: one solver at a time
         per chain (each mapper owns its chains; `fk` is the reentrant form)."""
+        self.fk_key = None
         full = q if self._direct else self.m.dot(q) + self.b
         np.sin(full, out=self._sin)
         np.cos(full, out=self._cos)
@@ -253,7 +257,8 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     use_rest = rest is not None and rest_gain > 0
     if use_rest:
         rest_pull = rest_gain * np.asarray(rest, np.float64)
-    nc.transforms(q)
+    if nc.fk_key is None or nc.fk_key != q.tobytes():    # (warm start: the buffer may hold FK(q0))
+        nc.transforms(q)
     for it in range(iterations):
         err_map.dot(tf, out=err)
         converged = max(map(abs, err.tolist())) < tolerance
@@ -292,6 +297,7 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
         nc.transforms(q)
     d = p_t - p_end[:, 0]
     cos = (float(np.vdot(r_end, rt_t.T)) - 1.0) / 2.0
+    nc.fk_key = q.tobytes()                            # the buffer holds FK(q), the answer
     return q, math.sqrt(float(d.dot(d))), math.acos(min(1.0, max(-1.0, cos)))
 
 
@@ -444,7 +450,8 @@ class FastHand:
         r, trial = self._res_bufs
         r[rows:] = 0.0                                  # the prior term is 0 at the anchor
         trial[rows:] = 0.0
-        nc.transforms(q)
+        if nc.fk_key is None or nc.fk_key != q.tobytes():    # (warm start: the buffer may hold FK(q0))
+            nc.transforms(q)
         res_map.dot(tf, out=r[:rows])
         self._jacobian(self._jac_top)
         cost = float(r.dot(r))
@@ -474,8 +481,11 @@ class FastHand:
             r, trial = trial, r                         # the trial is the accepted residual now
             r_tips = r[: self._ntip]
             if converged or it == iterations - 1:      # (no next iteration to read a Jacobian)
+                nc.fk_key = q.tobytes()                 # the buffer holds FK(q), the answer
                 break
             self._jacobian(self._jac_top)               # the chain buffer holds the FK of the accepted q
+        else:                                           # (iterations <= 0: only FK(q) ran)
+            nc.fk_key = q.tobytes()
         sq = r_tips.reshape(-1, 3) ** 2
         return q, float(np.sqrt(sq.sum(axis=1)).sum()) / len(sq)
 
