@@ -301,7 +301,7 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     return q, math.sqrt(float(d.dot(d))), math.acos(min(1.0, max(-1.0, cos)))
 
 
-_PALM_ROWS = [0, H_KNUCKLE["index"], H_KNUCKLE["middle"], H_KNUCKLE["little"]]
+_PALM_ROWS = np.array([0, H_KNUCKLE["index"], H_KNUCKLE["middle"], H_KNUCKLE["little"]])
 
 
 def palmar_frame(kp25: np.ndarray, side: str) -> np.ndarray:
@@ -309,7 +309,7 @@ def palmar_frame(kp25: np.ndarray, side: str) -> np.ndarray:
 
     (3-vector arithmetic on Python floats: a handful of numpy calls would cost more than the maths.)"""
     sign = 1.0 if side == "left" else -1.0
-    (w0, w1, w2), (i0, i1, i2), (m0, m1, m2), (l0, l1, l2) = kp25[_PALM_ROWS].tolist()
+    (w0, w1, w2), (i0, i1, i2), (m0, m1, m2), (l0, l1, l2) = np.asarray(kp25).take(_PALM_ROWS, 0).tolist()
     x0, x1, x2 = (i0 + m0) / 2 - w0, (i1 + m1) / 2 - w1, (i2 + m2) / 2 - w2
     f = 1.0 / max(math.sqrt(x0 * x0 + x1 * x1 + x2 * x2), 1e-9)
     x0, x1, x2 = x0 * f, x1 * f, x2 * f
@@ -437,8 +437,10 @@ class FastHand:
         `prior` > 0 adds prior * |q - q0|^2 to the loss: the per-frame form of retarget_hand's temporal
         smoothness term (tracking noise on short finger segments otherwise makes joints chatter)."""
         nc = self.nc
-        shift = self._map_offset + scale * self.human_vectors(kp25)     # residual = map @ points - shift
-        np.negative(shift, out=self._res_map[:, self._one_col])
+        # residual = map @ points - shift, shift = map_offset + scale * human vectors: -shift into the map
+        neg_shift = self._res_map[:, self._one_col]
+        np.multiply(self.human_vectors(kp25), -scale, out=neg_shift)
+        neg_shift -= self._map_offset
         lower, upper = nc.lower, nc.upper
         q = _clip((lower + upper) / 2 if q0 is None else q0, lower, upper)
         anchor = q.copy() if (q0 is not None and prior > 0) else None
