@@ -58,20 +58,11 @@ _EPS = np.zeros((9, 3))
 """Levi-Civita tensor as a (9, 3) map: cross(a, b) = (a[:, :, None] * b[:, None, :]).reshape(-1, 9) @ _EPS."""
 for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
     _EPS[3 * _i + _j, _k], _EPS[3 * _j + _i, _k] = 1.0, -1.0
-_SKEW = np.zeros((3, 9))
-"""skew(p).ravel() = p @ _SKEW (the 3x3 cross-product matrix of p)."""
-for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
-    _SKEW[_i, 3 * _k + _j], _SKEW[_i, 3 * _j + _k] = 1.0, -1.0
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """np.cross without its axis bookkeeping (10x faster on tiny arrays)."""
     return a[..., _I1] * b[..., _I2] - a[..., _I2] * b[..., _I1]
-
-
-def _cross_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cross product of two (n, 3) arrays in two numpy calls."""
-    return np.dot((a[:, :, None] * b[:, None, :]).reshape(-1, 9), _EPS)
 
 
 class NumpyChain:
@@ -229,12 +220,11 @@ class NumpyChain:
 
 
 _DLS_CONSTANTS: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
-_HALF_EPS = 0.5 * _EPS
 _EPS_T = _EPS.T.copy()
-_HALF_EPS_IKJ = 0.5 * _EPS.reshape(3, 3, 3).transpose(0, 2, 1).reshape(9, 3)
-"""(9, 3): rows (i, k), columns j: 0.5 eps[i, j, k]."""
 """(3, 9): cross(a, b) = _EPS_T @ vec(a b^T), columnwise for (3, n) a and b (vec over the first two axes)."""
-"""e_rot = 0.5 sum_k r_end[:, k] x r_target[:, k] = (r_end @ r_target^T).ravel() @ _HALF_EPS."""
+_HALF_EPS_IKJ = 0.5 * _EPS.reshape(3, 3, 3).transpose(0, 2, 1).reshape(9, 3)
+"""(9, 3): rows (i, k), columns j: 0.5 eps[i, j, k]; e_rot = 0.5 sum_l r_end[:, l] x r_target[:, l] has
+d e_rot[k] / d r_end[i, l] = (_HALF_EPS_IKJ @ r_target)[(i, k), l]."""
 
 
 def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: int = 30, damping: float = 0.05,
