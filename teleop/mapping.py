@@ -35,6 +35,9 @@ _SITES = ("head", "pelvis", "left_wrist", "right_wrist")
 _NAN_ACTION = np.full(PSI0_ACTION.size, np.nan)
 """The proposed action before any part is mapped (copied each tick: np.full costs ~10x a copy)."""
 
+ESTOP_BUTTON = "estop"
+"""Semantic button name; drivers map their physical e-stop button (and the recorder its key) to it."""
+
 
 def _all_finite(x: np.ndarray) -> bool:
     """np.isfinite(x).all() for a small array (a 4x4 pose): on its floats, ~2.5x faster than the numpy calls."""
@@ -42,8 +45,6 @@ def _all_finite(x: np.ndarray) -> bool:
         return all(map(math.isfinite, x.ravel().tolist()))
     except (AttributeError, TypeError):
         return bool(np.isfinite(x).all())
-ESTOP_BUTTON = "estop"
-"""Semantic button name; drivers map their physical e-stop button (and the recorder its key) to it."""
 
 
 def action_bounds(robot: str | None = None) -> tuple[np.ndarray, np.ndarray]:
