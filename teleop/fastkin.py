@@ -13,14 +13,19 @@ Tests check both against the torch solvers, and against the first (straightforwa
 tests/test_teleop_mapping.py as an oracle.
 
 Speed (the whole mapper must fit a 50 Hz tick with room to spare on 2 cores): at these sizes (7 joints,
-6-30 residuals) every numpy call costs ~1 us of overhead and the arithmetic is free, so the hot path is
-written to make few calls: each joint's local transform is one batched (1x3)(3x16) product of constant
-tables (Rodrigues terms pre-multiplied by the joint origin), the chain is composed with `np.dot(..., out=)`
-into preallocated 4x4 buffers, cross products are one product with a constant tensor, the hand residual
-and Jacobian are constant linear maps of the fingertip/middle points (palm frame, weights and pinch
-differences folded in once per model), the FK of an accepted LM step is reused for its Jacobian, the
-prior term enters the normal equations instead of extra rows, and linear solves skip `np.linalg`'s Python
-wrapper (the matrices are damped, hence positive definite).
+6-30 residuals) every numpy call costs ~0.5-3 us of overhead and the arithmetic is nearly free, so the hot
+path is written to make few and cheap calls. Cheap: a 2-D `ndarray.dot` (~0.5 us; `np.dot` adds ~0.3 us of
+array-function dispatch, a stacked `np.matmul` or a 4-D broadcast costs 3-5x a small dot, a fancy-index
+gather ~2 us). So: all joints' local transforms are ONE 2-D product (block-diagonal [1, sin, cos] rows
+against the stacked Rodrigues tables, pre-multiplied by the joint origins); the chain is composed with
+bound `ndarray.dot(..., out=)` into a preallocated buffer; everything a solver reads from the FK (end
+error, joint axes, points, the hand residual) is a constant 2-D map of that flat buffer (the hand's
+target shift rides the base slot's constant 1, the arm's target enters a per-target error map); cross
+products are one product with the Levi-Civita map; the hand's prior term rides extra residual and
+Jacobian rows, so J^T J, J^T r and the cost are one product each; the FK of an accepted LM step is reused
+for its Jacobian, and a warm-started solve reuses the buffer when it still holds FK(q0) (`fk_key`); linear
+solves skip `np.linalg`'s Python wrapper (the matrices are damped, hence positive definite), clamps use
+the clip ufunc.
 """
 from __future__ import annotations
 
@@ -42,26 +47,22 @@ try:    # the gufuncs behind np.linalg.solve/inv without its ~5 us of Python che
 except (ImportError, AttributeError):       # pragma: no cover - other numpy layouts
     _solve, _inv = np.linalg.solve, np.linalg.inv
 
+try:    # the clip ufunc (min(max(x, lo), hi)) without np.clip's Python wrapper: one call instead of two
+    from numpy._core.umath import clip as _clip
+except ImportError:                         # pragma: no cover - numpy < 2
+    from numpy.core.umath import clip as _clip
+
 
 _I1, _I2 = [1, 2, 0], [2, 0, 1]
 _EPS = np.zeros((9, 3))
 """Levi-Civita tensor as a (9, 3) map: cross(a, b) = (a[:, :, None] * b[:, None, :]).reshape(-1, 9) @ _EPS."""
 for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
     _EPS[3 * _i + _j, _k], _EPS[3 * _j + _i, _k] = 1.0, -1.0
-_SKEW = np.zeros((3, 9))
-"""skew(p).ravel() = p @ _SKEW (the 3x3 cross-product matrix of p)."""
-for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
-    _SKEW[_i, 3 * _k + _j], _SKEW[_i, 3 * _j + _k] = 1.0, -1.0
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """np.cross without its axis bookkeeping (10x faster on tiny arrays)."""
     return a[..., _I1] * b[..., _I2] - a[..., _I2] * b[..., _I1]
-
-
-def _cross_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cross product of two (n, 3) arrays in two numpy calls."""
-    return np.dot((a[:, :, None] * b[:, None, :]).reshape(-1, 9), _EPS)
 
 
 class NumpyChain:
@@ -104,20 +105,28 @@ class NumpyChain:
         table[:, 1, :3, :3] = r0 @ self._k
         table[:, 2, :3, :3] = -(r0 @ self._kk)
         self._table = table.reshape(n, 3, 16)
-        self._coef = np.zeros((n, 1, 3))
-        self._coef[:, 0, 0] = 1.0
-        self._sin, self._cos = self._coef[:, 0, 1], self._coef[:, 0, 2]
+        # local = coef @ table as ONE 2-D product: coef block-diagonal (n, 3n), row i = [1, sin, cos] of joint
+        # i at columns 3i..3i+2, against the stacked (3n, 16) table (a stacked matmul costs ~2x a 2-D dot)
+        self._table2d = self._table.reshape(3 * n, 16).copy()
+        self._coef = np.zeros((n, 3 * n))
+        flat = self._coef.reshape(-1)
+        flat[0::3 * n + 3] = 1.0
+        self._sin, self._cos = flat[1::3 * n + 3], flat[2::3 * n + 3]      # strided views: joint i's sin, cos
         self._local = np.zeros((n, 4, 4))
-        self._local16 = self._local.reshape(n, 1, 16)
+        self._local16 = self._local.reshape(n, 16)
         self._tf = np.zeros((n + 1, 4, 4))           # world (base) transform of each joint's child frame
         self._tf[n] = np.eye(4)                      # slot n: the base itself (parent -1, points on the base)
-        # roots (parent: the base) take their local transform as is, in one copy; the rest compose in order
+        # roots (parent: the base) take their local transform as is; the rest compose in order
         roots = [i for i, p in enumerate(self.parents) if p < 0]
-        self._roots = (self._tf[roots[0]], self._local[roots[0]]) if len(roots) == 1 else np.array(roots)
-        self._steps = [(self._tf[p], self._local[i], self._tf[i]) for i, p in enumerate(self.parents) if p >= 0]
+        self._roots = [(self._tf[i], self._local[i]) for i in roots]        # slice copies beat one fancy copy
+        # (bound ndarray.dot: np.dot's array-function dispatch costs ~0.3 us a call, ~40 % of a 4x4 product)
+        self._steps = [(self._tf[p].dot, self._local[i], self._tf[i]) for i, p in enumerate(self.parents) if p >= 0]
         self._direct = self.m.shape[0] == self.m.shape[1] and np.array_equal(self.m, np.eye(n)) and not self.b.any()
         self._axes_col = self.axes[:, :, None].copy()
         self._ik_views: tuple[np.ndarray, ...] | None = None
+        self.fk_key: bytes | None = None
+        """q.tobytes() of the configuration the buffer holds, where a solver vouches for it (None: unknown);
+        `transforms` clears it. Lets a warm-started solve skip re-evaluating FK(q0) (bit-identical)."""
 
     @property
     def dof(self) -> int:
@@ -131,34 +140,44 @@ class NumpyChain:
 
         The buffer is reused by the next call: copy what must outlive it. Not reentrant: one solver at a time
         per chain (each mapper owns its chains; `fk` is the reentrant form)."""
-        full = q if self._direct else np.dot(self.m, q) + self.b
+        self.fk_key = None
+        full = q if self._direct else self.m.dot(q) + self.b
         np.sin(full, out=self._sin)
         np.cos(full, out=self._cos)
-        np.matmul(self._coef, self._table, out=self._local16)
-        if isinstance(self._roots, tuple):
-            np.copyto(*self._roots)
-        else:
-            self._tf[self._roots] = self._local[self._roots]
-        for parent, local, out in self._steps:
-            np.dot(parent, local, out=out)
+        self._coef.dot(self._table2d, out=self._local16)
+        for world, local in self._roots:
+            world[...] = local
+        for parent_dot, local, out in self._steps:
+            parent_dot(local, out=out)
         return self._tf
 
     def ik_views(self) -> tuple[np.ndarray, ...]:
-        """Views into the `transforms` buffer for `dls_ik`: end rotation, end position, the actuated joints'
-        rotations and positions, and their axes (dof, 3, 1) (valid after each `transforms` call); then its
-        scratch buffers: J^T (dof, 6) and its position and rotation columns as (dof, 3, 1) views, the error
-        6-vector and its halves."""
+        """Views into the `transforms` buffer for `dls_ik` (valid after each `transforms` call): the flat
+        buffer, end rotation, end position as (3, 1), the joints' positions as (3, dof); a constant map of
+        the flat buffer to the joints' axes in the base frame (3 dof, buffer size), rows (axis component,
+        joint); then its scratch buffers: the weighted Jacobian (6, dof) with its flat rotation rows, the
+        lever arms (3, dof), the error 6-vector; the error map (6, buffer size) and its two target-dependent
+        views (target position column, rotation block [k, i, l])."""
         if self._ik_views is None:
             n, act = len(self.parents), self.actuated
-            whole = act == list(range(n))
-            rot = self._tf[:n, :3, :3] if whole else None
-            pos = self._tf[:n, :3, 3] if whole else None
-            if not whole:       # fancy indexing copies: keep a gather-free path for chains whose joints all move
+            if act != list(range(n)):   # gathers would copy: keep the path for chains whose joints all move
                 raise NotImplementedError("dls_ik needs a chain whose joints are all actuated (an arm)")
-            jt = np.empty((n, 6))              # J^T (dof, 6): rows [axis x lever, axis] per joint
-            err = np.empty(6)
-            self._ik_views = (self._tf[n - 1, :3, :3], self._tf[n - 1, :3, 3], rot, pos, self._axes_col,
-                              jt, jt[:, :3, None], jt[:, 3:, None], err, err[:3], err[3:])
+            width = (n + 1) * 16
+            axes_map = np.zeros((3, n, width))
+            for j in range(n):
+                for a in range(3):
+                    axes_map[a, j, j * 16 + a * 4: j * 16 + a * 4 + 3] = self.axes[j]
+            jac = np.empty((6, n))
+            # the wrist error [p_t - p_end; 0.5 sum_l r_end[:, l] x r_t[:, l]] is linear in the FK buffer for a
+            # given target: err = err_map @ vec(tf), p_t through the base slot's constant 1 (tf[n, 3, 3])
+            err_map = np.zeros((6, width))
+            end = (n - 1) * 16
+            for i in range(3):
+                err_map[i, end + 4 * i + 3] = -1.0
+            self._ik_views = (self._tf.reshape(-1), self._tf[n - 1, :3, :3], self._tf[n - 1, :3, 3:4],
+                              self._tf[:n, :3, 3].T, axes_map.reshape(3 * n, width),
+                              jac, jac[3:].reshape(-1), np.empty((3, n)), np.empty(6),
+                              err_map, err_map[:3, n * 16 + 15], err_map[3:, end: end + 12].reshape(3, 3, 4)[:, :, :3])
         return self._ik_views
 
     def fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -201,8 +220,11 @@ class NumpyChain:
 
 
 _DLS_CONSTANTS: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = {}
-_HALF_EPS = 0.5 * _EPS
-"""e_rot = 0.5 sum_k r_end[:, k] x r_target[:, k] = (r_end @ r_target^T).ravel() @ _HALF_EPS."""
+_EPS_T = _EPS.T.copy()
+"""(3, 9): cross(a, b) = _EPS_T @ vec(a b^T), columnwise for (3, n) a and b (vec over the first two axes)."""
+_HALF_EPS_IKJ = 0.5 * _EPS.reshape(3, 3, 3).transpose(0, 2, 1).reshape(9, 3)
+"""(9, 3): rows (i, k), columns j: 0.5 eps[i, j, k]; e_rot = 0.5 sum_l r_end[:, l] x r_target[:, l] has
+d e_rot[k] / d r_end[i, l] = (_HALF_EPS_IKJ @ r_target)[(i, k), l]."""
 
 
 def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: int = 30, damping: float = 0.05,
@@ -215,59 +237,66 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     Stops once the wrist error is under `tolerance` (after `rest_iterations` steps of the rest pull)."""
     key = (rot_weight, damping)
     if key not in _DLS_CONSTANTS:
-        _DLS_CONSTANTS[key] = (np.array([1.0, 1.0, 1.0, rot_weight, rot_weight, rot_weight]), damping ** 2 * np.eye(6))
+        _DLS_CONSTANTS[key] = (np.array([[1.0], [1.0], [1.0], [rot_weight], [rot_weight], [rot_weight]]),
+                               damping ** 2 * np.eye(6))
     w, damp = _DLS_CONSTANTS[key]
+    w_flat = w[:, 0]
     lower, upper = nc.lower, nc.upper
-    q = np.minimum(np.maximum(q0, lower), upper)
-    r_end, p_end, act_rot, act_pos, act_axes, jt, jt_pos_col, jt_rot_col, err, err_pos, err_rot = nc.ik_views()
+    q = _clip(q0, lower, upper)
+    tf, r_end, p_end, pos_t, axes_map, jac, jac_axes, lever, err, err_map, err_map_target, err_map_rot = nc.ik_views()
     p_t = target[:3, 3].copy()
     rt_t = target[:3, :3].T.copy()
+    err_map_target[:] = p_t
+    # d err_rot[k] / d r_end[i, l] = 0.5 sum_j eps[i, j, k] r_t[j, l]
+    err_map_rot[:] = _HALF_EPS_IKJ.dot(target[:3, :3]).reshape(3, 3, 3).transpose(1, 0, 2)
     use_rest = rest is not None and rest_gain > 0
     if use_rest:
         rest_pull = rest_gain * np.asarray(rest, np.float64)
-    nc.transforms(q)
+    if nc.fk_key is None or nc.fk_key != q.tobytes():    # (warm start: the buffer may hold FK(q0))
+        nc.transforms(q)
     for it in range(iterations):
-        np.subtract(p_t, p_end, out=err_pos)
-        np.dot(np.dot(r_end, rt_t).ravel(), _HALF_EPS, out=err_rot)
+        err_map.dot(tf, out=err)
         converged = max(map(abs, err.tolist())) < tolerance
         if converged and it >= rest_iterations:      # on target, rest pull served: done
             break
         pulling = use_rest and it < iterations - 3    # the last iterations serve the primary task only
         if converged and not pulling:
             break
-        np.matmul(act_rot, act_axes, out=jt_rot_col)
-        # axis x (p_end - p_i) = [p_i - p_end]x axis: one product with the levers' cross-product matrices
-        np.matmul(np.dot(act_pos - p_end, _SKEW).reshape(-1, 3, 3), jt_rot_col, out=jt_pos_col)
-        jt *= w
-        gram = np.dot(jt.T, jt)
+        # J (6, dof): rows [axis x (p_end - p_i); axis] per joint, weighted; axes and levers read off the FK
+        # buffer with 2-D products, the cross product as one product with the Levi-Civita map
+        axes_map.dot(tf, out=jac_axes)
+        np.subtract(p_end, pos_t, out=lever)
+        _EPS_T.dot((jac[3:, None, :] * lever[None, :, :]).reshape(9, -1), out=jac[:3])
+        jac *= w
+        gram = jac.dot(jac.T)
         gram += damp
         # dq = J+ e + (I - J+ J) pull = pull + J^T (J J^T + lam I)^-1 (e - J pull), J+ the damped pseudo-inverse
         if pulling:
             pull = rest_pull - rest_gain * q
-            u = np.dot(pull, jt)
+            u = jac.dot(pull)
             if converged:
                 np.negative(u, out=u)
             else:
-                np.subtract(err * w, u, out=u)
-            dq = np.dot(jt, _solve(gram, u))
+                np.subtract(err * w_flat, u, out=u)
+            dq = _solve(gram, u).dot(jac)
             dq += pull
             # the rest pull is a slow secondary task: once the wrist is on target it needs no more than the
             # first `rest_iterations` steps of a tick (warm-started ticks then stop after 1-3 iterations)
             if converged and max(map(abs, dq.tolist())) < tolerance:
                 break
         else:
-            dq = np.dot(jt, _solve(gram, err * w))
-        np.maximum(dq, -max_step, out=dq)
-        np.minimum(dq, max_step, out=dq)
+            dq = _solve(gram, err * w_flat).dot(jac)
+        _clip(dq, -max_step, max_step, out=dq)
         dq += q
-        q = np.minimum(np.maximum(dq, lower, out=dq), upper, out=dq)
+        q = _clip(dq, lower, upper, out=dq)
         nc.transforms(q)
-    d = p_t - p_end
+    d = p_t - p_end[:, 0]
     cos = (float(np.vdot(r_end, rt_t.T)) - 1.0) / 2.0
-    return q, math.sqrt(float(np.dot(d, d))), math.acos(min(1.0, max(-1.0, cos)))
+    nc.fk_key = q.tobytes()                            # the buffer holds FK(q), the answer
+    return q, math.sqrt(float(d.dot(d))), math.acos(min(1.0, max(-1.0, cos)))
 
 
-_PALM_ROWS = [0, H_KNUCKLE["index"], H_KNUCKLE["middle"], H_KNUCKLE["little"]]
+_PALM_ROWS = np.array([0, H_KNUCKLE["index"], H_KNUCKLE["middle"], H_KNUCKLE["little"]])
 
 
 def palmar_frame(kp25: np.ndarray, side: str) -> np.ndarray:
@@ -275,7 +304,7 @@ def palmar_frame(kp25: np.ndarray, side: str) -> np.ndarray:
 
     (3-vector arithmetic on Python floats: a handful of numpy calls would cost more than the maths.)"""
     sign = 1.0 if side == "left" else -1.0
-    (w0, w1, w2), (i0, i1, i2), (m0, m1, m2), (l0, l1, l2) = kp25[_PALM_ROWS].tolist()
+    (w0, w1, w2), (i0, i1, i2), (m0, m1, m2), (l0, l1, l2) = np.asarray(kp25).take(_PALM_ROWS, 0).tolist()
     x0, x1, x2 = (i0 + m0) / 2 - w0, (i1 + m1) / 2 - w1, (i2 + m2) / 2 - w2
     f = 1.0 / max(math.sqrt(x0 * x0 + x1 * x1 + x2 * x2), 1e-9)
     x0, x1, x2 = x0 * f, x1 * f, x2 * f
@@ -317,7 +346,6 @@ class FastHand:
             hmap[2 * nf + r, H_TIP[self.human[0]]] -= self.w_pinch
         self._human_map = hmap
         self._mirror = np.array([-1.0, 1.0, 1.0])
-        self._eye_prior: tuple[float, np.ndarray | None] = (0.0, None)       # (prior, prior * I), per model
         self._prepare_fast()
 
     def _prepare_fast(self) -> None:
@@ -336,40 +364,66 @@ class FastHand:
             sel[2 * nf + r, 0] -= self.w_pinch
         self._map = np.kron(sel, self.frame.T)                  # (3 rows, 3 k): palm frame per 3-vector
         self._map_offset = self._map @ np.tile(self.wrist, k)   # the wrist subtracted from every point
-        self._neg_map = -self._map
-        self._map_h = np.zeros((len(self._map), k, 4))          # the same map reading homogeneous points
-        self._map_h[:, :, :3] = self._map.reshape(len(self._map), k, 3)
-        self._map_h = self._map_h.reshape(len(self._map), 4 * k)
         self._ntip = 3 * nf
         # d point_k / d q_a = sum_n coupling[k, n, a] axis_n x (p_k - pos_n): coupling = ancestor & revolute * m
         mask = np.zeros((k, n))
         mask[idx >= 0] = nc.ancestors[idx[idx >= 0]]
         self._coupling = (mask * nc.revolute[None])[:, :, None] * nc.m[None]   # (k, n, dof)
-        self._wc = np.empty((6, n))                             # rows: axis_n (world), axis_n x pos_n
+        # Everything the solver reads from the FK is linear in the flat (n + 1) * 16 transforms buffer, so it
+        # is one 2-D product with a constant map (a stacked matmul or a gather costs 2-3x a 2-D dot):
+        # the points p_k[a] = sum_c tf[slot_k, a, c] off_h[k, c] (rows ordered (a, k)), the residual (the
+        # palm-frame map of the points), the joint axes in the base frame (rows (a, joint)).
+        dof, rows, width = nc.dof, len(self._map), (n + 1) * 16
+        pts_map = np.zeros((3, k, width))
+        for i, sl in enumerate(self._slots):
+            for a in range(3):
+                pts_map[a, i, sl * 16 + a * 4: sl * 16 + a * 4 + 4] = self._off_h[i, :, 0]
+        self._pts_map = pts_map.reshape(3 * k, width)
+        map_ak = self._map.reshape(rows, k, 3).transpose(0, 2, 1).reshape(rows, 3 * k)   # columns (a, k)
+        self._res_map = map_ak @ self._pts_map
+        axes_map = np.zeros((3, n, width))
+        for jnt in range(n):
+            for a in range(3):
+                axes_map[a, jnt, jnt * 16 + a * 4: jnt * 16 + a * 4 + 3] = nc.axes[jnt]
+        self._axes_map = axes_map.reshape(3 * n, width)
+        self._tf_flat = nc._tf.reshape(-1)                      # views into the chain's FK buffer
+        self._pos_t = nc._tf[:n, :3, 3].T                       # (3, n)
+        self._eps_t = _EPS.T.copy()                             # (3, 9): cross(a, b) = eps_t @ vec(a b^T)
+        self._eye = np.eye(dof)
+        self._map_ak = map_ak
+        bd = np.zeros((k, n, k, dof))                           # coupling as a block-diagonal 2-D map
+        for i in range(k):
+            bd[i, :, i, :] = self._coupling[i]
+        self._coupling_bd = bd.reshape(k * n, k * dof)
+        # the base slot's constant 1 (tf[n, 3, 3]) carries -shift: residual = res_map @ vec(tf) in one product
+        self._one_col = n * 16 + 15
+        # the prior rides as extra rows: residual [r; sqrt(prior) (q - q0)], Jacobian [J; sqrt(prior) I], so
+        # J^T J, J^T r and the cost are one product each (two residual buffers: trial and accepted)
+        self._jac_aug = np.zeros((rows + dof, dof))
+        self._jac_top = self._jac_aug[:rows]
+        self._res_bufs = (np.zeros(rows + dof), np.zeros(rows + dof))
+        self._aug_sqrt_prior = 0.0
 
     def human_vectors(self, kp25: np.ndarray) -> np.ndarray:
         """The operator's target vectors (tips, weighted middles, weighted pinches; palm frame, human scale)."""
         kp = np.asarray(kp25, np.float64)
         if self.model.mirror_input:
             kp = kp * self._mirror
-        return np.dot(np.dot(self._human_map, kp[: self._human_map.shape[1]]), palmar_frame(kp, self.model.side)).ravel()
+        return self._human_map.dot(kp[: self._human_map.shape[1]]).dot(palmar_frame(kp, self.model.side)).ravel()
 
-    def _points(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """FK -> (chain transforms buffer, (k, 4, 1) homogeneous tip and middle points in the base frame)."""
-        tf = self.nc.transforms(q)
-        return tf, np.matmul(tf[self._slots], self._off_h)
+    def _jacobian(self, out: np.ndarray) -> None:
+        """d residual / d q (rows, dof) into `out`, at the FK in the chain buffer (the last `transforms`).
 
-    def _jacobian(self, tf: np.ndarray, pts: np.ndarray) -> np.ndarray:
-        """d residual / d q (rows, dof) from the FK `tf` and points `pts` of the same q."""
-        n = len(self.nc.parents)
-        axes_w = np.matmul(tf[:n, :3, :3], self.nc._axes_col)[:, :, 0]
-        self._wc[:3] = axes_w.T
-        self._wc[3:] = _cross_rows(axes_w, tf[:n, :3, 3]).T
-        gh = np.matmul(self._wc, self._coupling)                 # (k, 6, dof): sum axis, sum axis x pos
-        skew = np.dot(pts[:, :3, 0], _SKEW).reshape(-1, 3, 3)
-        jp = np.matmul(skew, gh[:, :3])
-        jp += gh[:, 3:]                                          # axis x (p - pos) = -(p x axis + axis x pos)
-        return np.dot(self._neg_map, jp.reshape(-1, jp.shape[-1]))
+        d p_k / d q_a = sum_n coupling[k, n, a] axis_n x (p_k - pos_n): axes, points and joint positions read
+        off the FK buffer, every cross product in one product with the Levi-Civita map, the coupling sum one
+        product with its block-diagonal form, then the palm-frame map."""
+        k, n, dof = len(self._slots), len(self.nc.parents), self.nc.dof
+        tf = self._tf_flat
+        axes = self._axes_map.dot(tf).reshape(3, 1, 1, n)
+        lever = self._pts_map.dot(tf).reshape(3, k, 1) - self._pos_t[:, None, :]             # (3, k, n)
+        cross = self._eps_t.dot((axes * lever).reshape(9, k * n))                             # (3, k n)
+        jp = cross.dot(self._coupling_bd)                                                      # (3, k dof)
+        self._map_ak.dot(jp.reshape(3 * k, dof), out=out)
 
     def solve(self, kp25: np.ndarray, scale: float, q0: np.ndarray | None = None, iterations: int = 6,
               mu: float = 1e-4, prior: float = 0.0) -> tuple[np.ndarray, float]:
@@ -378,36 +432,41 @@ class FastHand:
         `prior` > 0 adds prior * |q - q0|^2 to the loss: the per-frame form of retarget_hand's temporal
         smoothness term (tracking noise on short finger segments otherwise makes joints chatter)."""
         nc = self.nc
-        shift = self._map_offset + scale * self.human_vectors(kp25)     # residual = map @ points - shift
+        # residual = map @ points - shift, shift = map_offset + scale * human vectors: -shift into the map
+        neg_shift = self._res_map[:, self._one_col]
+        np.multiply(self.human_vectors(kp25), -scale, out=neg_shift)
+        neg_shift -= self._map_offset
         lower, upper = nc.lower, nc.upper
-        q = np.minimum(np.maximum((lower + upper) / 2 if q0 is None else np.asarray(q0, np.float64), lower), upper)
+        q = _clip((lower + upper) / 2 if q0 is None else q0, lower, upper)
         anchor = q.copy() if (q0 is not None and prior > 0) else None
-        dof = len(q)
-        if anchor is not None and self._eye_prior[0] != prior:
-            self._eye_prior = (prior, prior * np.eye(dof))
-        eye_prior = self._eye_prior[1]
-
-        tf, pts = self._points(q)
-        r = np.dot(self._map_h, pts.ravel()) - shift
-        j = self._jacobian(tf, pts)
-        cost = float(np.dot(r, r))                      # the prior term is 0 at the anchor
+        sqrt_prior = math.sqrt(prior) if anchor is not None else 0.0
+        if sqrt_prior != self._aug_sqrt_prior:
+            self._aug_sqrt_prior = sqrt_prior
+            self._jac_aug[len(self._jac_top):] = sqrt_prior * self._eye
+        rows, res_map, tf = len(self._jac_top), self._res_map, self._tf_flat
+        r, trial = self._res_bufs
+        r[rows:] = 0.0                                  # the prior term is 0 at the anchor
+        trial[rows:] = 0.0
+        if nc.fk_key is None or nc.fk_key != q.tobytes():    # (warm start: the buffer may hold FK(q0))
+            nc.transforms(q)
+        res_map.dot(tf, out=r[:rows])
+        self._jacobian(self._jac_top)
+        cost = float(r.dot(r))
         r_tips = r[: self._ntip]
-        for _ in range(iterations):
-            jtj = np.dot(j.T, j)
-            g = np.dot(j.T, r)
-            if anchor is not None:
-                jtj += eye_prior
-                g += prior * (q - anchor)
-            damp = np.diag(jtj.diagonal() + 1e-9)
+        jac_aug_t = self._jac_aug.T
+        for it in range(iterations):
+            jtj = jac_aug_t.dot(self._jac_aug)          # J^T J + prior I
+            g = jac_aug_t.dot(r)                         # J^T r + prior (q - q0)
+            damp = self._eye * (jtj.diagonal() + 1e-9)  # diag(diag(jtj) + 1e-9)
             while True:
                 q_new = q - _solve(jtj + mu * damp, g)
-                q_new = np.minimum(np.maximum(q_new, lower), upper)
-                tf, pts = self._points(q_new)
-                r_new = np.dot(self._map_h, pts.ravel()) - shift
-                c_new = float(np.dot(r_new, r_new))
+                _clip(q_new, lower, upper, out=q_new)
+                nc.transforms(q_new)
+                res_map.dot(tf, out=trial[:rows])
                 if anchor is not None:
-                    d = q_new - anchor
-                    c_new += prior * float(np.dot(d, d))
+                    np.subtract(q_new, anchor, out=trial[rows:])
+                    trial[rows:] *= sqrt_prior
+                c_new = float(trial.dot(trial))
                 if c_new < cost or mu > 1e6:
                     break
                 mu *= 10.0
@@ -415,11 +474,15 @@ class FastHand:
                 break
             mu = max(mu / 10.0, 1e-7)
             converged = cost - c_new < max(1e-12, 1e-3 * cost)   # <0.1 % better: done
-            q, cost, r_tips = q_new, c_new, r_new[: self._ntip]
-            if converged:
+            q, cost = q_new, c_new
+            r, trial = trial, r                         # the trial is the accepted residual now
+            r_tips = r[: self._ntip]
+            if converged or it == iterations - 1:      # (no next iteration to read a Jacobian)
+                nc.fk_key = q.tobytes()                 # the buffer holds FK(q), the answer
                 break
-            r = r_new
-            j = self._jacobian(tf, pts)                     # tf, pts: the FK of the accepted q
+            self._jacobian(self._jac_top)               # the chain buffer holds the FK of the accepted q
+        else:                                           # (iterations <= 0: only FK(q) ran)
+            nc.fk_key = q.tobytes()
         sq = r_tips.reshape(-1, 3) ** 2
         return q, float(np.sqrt(sq.sum(axis=1)).sum()) / len(sq)
 

@@ -50,6 +50,13 @@ def deadzone(x: np.ndarray | float, dz: float) -> np.ndarray:
     return np.sign(x) * np.clip((np.abs(x) - dz) / (1.0 - dz), 0.0, 1.0)
 
 
+def _deadzone_float(x: float, dz: float) -> float:
+    """`deadzone` for one Python float (same operations: the per-tick path)."""
+    x = min(max(x, -1.0), 1.0)
+    sign = 1.0 if x > 0 else -1.0 if x < 0 else x * 0.0         # np.sign (0 -> 0, nan -> nan)
+    return sign * min(max((abs(x) - dz) / (1.0 - dz), 0.0), 1.0)
+
+
 class LocomotionMapper:
     def __init__(self, calibration: Calibration, config: LocomotionConfig = LocomotionConfig()):
         self.cal = calibration
@@ -68,8 +75,9 @@ class LocomotionMapper:
         return np.array([a[1] * self.cfg.vx_max, -a[0] * self.cfg.vy_max, -a[2] * self.cfg.yaw_rate_max])
 
     def height_target(self, pelvis_z: float) -> float:
-        drop = pelvis_z - self.cal.floor_height - self.cal.standing_pelvis_height
-        drop = np.sign(drop) * max(0.0, abs(drop) - self.cfg.height_deadband)
+        drop = float(pelvis_z) - self.cal.floor_height - self.cal.standing_pelvis_height
+        sign = 1.0 if drop > 0 else -1.0 if drop < 0 else drop * 0.0          # np.sign
+        drop = sign * max(0.0, abs(drop) - self.cfg.height_deadband)
         return float(NOMINAL_TORSO_HEIGHT + self.height_gain * drop)
 
     def step(self, t: float, axes: np.ndarray | None, pelvis_z: float | None, torso: np.ndarray | None,
@@ -98,7 +106,9 @@ class LocomotionMapper:
             for i in _VEL_IDX:
                 cmd[i] = 0.0
         else:
-            vel = self.velocity_targets(np.zeros(4) if axes is None else axes).tolist()
+            a = [0.0] * 3 if axes is None else [_deadzone_float(v, self.cfg.deadzone)
+                                                 for v in np.asarray(axes, np.float64).tolist()[:3]]
+            vel = [a[1] * self.cfg.vx_max, -a[0] * self.cfg.vy_max, -a[2] * self.cfg.yaw_rate_max]   # velocity_targets
             for k, i in enumerate(_VEL_IDX):
                 target = min(max(vel[k], _LOW_F[i]), _HIGH_F[i])
                 step = self.cfg.accel[k] * dt

@@ -14,6 +14,7 @@ project has no H1 arm kinematics): good for the hand pipeline and the recorder, 
 """
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,8 +32,19 @@ from teleop.streams import HAND_SIDES, OperatorInput, RobotCommand
 from teleop.upper_body import UpperBodyConfig, UpperBodyMapper
 
 _SITES = ("head", "pelvis", "left_wrist", "right_wrist")
+_NAN_ACTION = np.full(PSI0_ACTION.size, np.nan)
+"""The proposed action before any part is mapped (copied each tick: np.full costs ~10x a copy)."""
+
 ESTOP_BUTTON = "estop"
 """Semantic button name; drivers map their physical e-stop button (and the recorder its key) to it."""
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """np.isfinite(x).all() for a small array (a 4x4 pose): on its floats, ~2.5x faster than the numpy calls."""
+    try:
+        return all(map(math.isfinite, x.ravel().tolist()))
+    except (AttributeError, TypeError):
+        return bool(np.isfinite(x).all())
 
 
 def action_bounds(robot: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +117,7 @@ class WholeBodyMapper:
         flags: set[str] = set()
         if inp.buttons & self.config.estop_buttons:
             self.safety.trigger_estop()
-        valid = {s: bool(inp.pose_valid.get(s, False)) and s in inp.poses and bool(np.isfinite(inp.poses[s]).all())
+        valid = {s: bool(inp.pose_valid.get(s, False)) and s in inp.poses and _all_finite(inp.poses[s])
                  for s in _SITES}
         flags.update(f"{s}_lost" for s, ok in valid.items() if not ok)
         poses = self.calibration.apply({s: inp.poses[s] for s in _SITES if valid[s]})
@@ -114,7 +126,7 @@ class WholeBodyMapper:
                 poses[s] = self._filtered(s, inp.t, poses[s], self.pose_filters[s])
             else:
                 self._was_valid[s] = False
-        action = np.full(PSI0_ACTION.size, np.nan)
+        action = _NAN_ACTION.copy()
         ok = {part: True for part in PARTS}
         stopped = self.safety.estopped
 

@@ -50,6 +50,11 @@ class Safety:
         self._rate = np.zeros(PSI0_ACTION.size)
         self._rate[PSI0_ACTION.slice("arms")] = config.max_arm_speed
         self._rate[PSI0_ACTION.slice("hands")] = config.max_hand_speed
+        # the rate-limited slots as a slice when contiguous (basic indexing: views, no gather copies)
+        idx = np.flatnonzero(self._rate > 0)
+        contiguous = idx.size > 0 and np.array_equal(idx, np.arange(idx[0], idx[-1] + 1))
+        self._joints: slice | np.ndarray = slice(int(idx[0]), int(idx[-1]) + 1) if contiguous else idx
+        self._joint_rate = self._rate[self._joints].copy()
         self.reset()
 
     def reset(self) -> None:
@@ -66,7 +71,7 @@ class Safety:
     def apply(self, t: float, proposed: np.ndarray, ok: dict[str, bool]) -> tuple[np.ndarray, set[str]]:
         """Proposed PSI0_ACTION row + per-part validity -> safe action and flags."""
         flags: set[str] = set()
-        dt = 0.0 if self._t is None else float(np.clip(t - self._t, 0.0, self.cfg.max_dt))
+        dt = 0.0 if self._t is None else min(max(float(t) - self._t, 0.0), self.cfg.max_dt)
         first = self._t is None
         self._t = float(t)
         out = np.asarray(proposed, np.float64).copy()
@@ -76,22 +81,28 @@ class Safety:
             out[PARTS["locomotion"].stop - 1] = self.last[PARTS["locomotion"].stop - 1]
             flags.add("estop")
         else:
-            for part, sl in PARTS.items():
-                finite = bool(np.isfinite(out[sl]).all())
-                if not ok.get(part, True) or not finite:
-                    if not finite and ok.get(part, True):
-                        flags.add("nonfinite")
-                    out[sl] = self.last[sl]
-                    flags.add("hold")
+            # (per tick cost: the common case, every part valid and finite, is two numpy calls; np.clip's
+            # Python wrapper is avoided below, minimum(maximum()) computes the same)
+            if not (np.isfinite(out).all() and all(ok.get(part, True) for part in PARTS)):
+                for part, sl in PARTS.items():
+                    finite = bool(np.isfinite(out[sl]).all())
+                    if not ok.get(part, True) or not finite:
+                        if not finite and ok.get(part, True):
+                            flags.add("nonfinite")
+                        out[sl] = self.last[sl]
+                        flags.add("hold")
             if not first:
-                step = self._rate * dt
-                limited = self.last + np.clip(out - self.last, -step, step)
-                joints = self._rate > 0
-                if np.any(np.abs(limited[joints] - out[joints]) > 1e-9):
+                joints = self._joints
+                step = self._joint_rate * dt
+                want = out[joints]
+                last = self.last[joints]
+                limited = np.minimum(np.maximum(want - last, -step), step)
+                limited += last
+                if (np.abs(limited - want) > 1e-9).any():
                     flags.add("rate_limited")
-                out[joints] = limited[joints]
-        clipped = np.clip(out, self.low, self.high)
-        if np.any(np.abs(clipped - out) > 1e-6):
+                out[joints] = limited
+        clipped = np.minimum(np.maximum(out, self.low), self.high)
+        if (np.abs(clipped - out) > 1e-6).any():
             flags.add("clamped")
         self.last = clipped
         return clipped.copy(), flags

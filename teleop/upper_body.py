@@ -18,6 +18,7 @@ iterations.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,6 @@ from schemas.embodiments import Embodiment
 from teleop.body import robot_shoulder_center
 from teleop.calibration import Calibration
 from teleop.fastkin import NumpyChain, dls_ik
-from teleop.geometry import heading, rot_z, rpy, wrap_angle
 from teleop.streams import HAND_SIDES
 
 TELEOP_IK = IKConfig(iterations=4, seeds=(), sweeps=0, tolerance=2e-5)
@@ -67,31 +67,63 @@ class UpperBodyResult:
     rotation_error: dict[str, float] = field(default_factory=dict)
 
 
+# The three functions below run every tick on 3-vectors and 3x3 matrices: Python float arithmetic (one
+# `tolist` in, one array out) instead of ~40 numpy calls on tiny arrays and scalars; same formulas.
+
 def torso_rpy(pelvis: np.ndarray, head: np.ndarray, cal: Calibration, cfg: UpperBodyConfig = UpperBodyConfig()) -> np.ndarray:
     """Torso roll, pitch, yaw (rad) from calibrated pelvis and head poses."""
-    yaw_p = heading(pelvis[:3, :3])
-    v = rot_z(yaw_p).T @ (head[:3, 3] - pelvis[:3, 3])
-    v0 = np.asarray(cal.head_offset)
-    pitch = np.arctan2(v[0], v[2]) - np.arctan2(v0[0], v0[2])
-    roll = -(np.arctan2(v[1], v[2]) - np.arctan2(v0[1], v0[2]))
-    head_yaw = float(wrap_angle(heading(head[:3, :3]) - yaw_p))
-    excess = np.sign(head_yaw) * max(0.0, abs(head_yaw) - cfg.torso_yaw_deadzone)
+    (p00, _, _, px), (p10, _, _, py), (_, _, _, pz) = pelvis[:3].tolist()
+    (h00, _, _, hx), (h10, _, _, hy), (_, _, _, hz) = head[:3].tolist()
+    yaw_p = math.atan2(p10, p00)                                # heading(pelvis)
+    c, s = math.cos(yaw_p), math.sin(yaw_p)
+    d0, d1, v2 = hx - px, hy - py, hz - pz
+    v0, v1 = c * d0 + s * d1, -s * d0 + c * d1                   # rot_z(yaw_p).T @ (head - pelvis)
+    o0, o1, o2 = (float(x) for x in cal.head_offset)
+    pitch = math.atan2(v0, v2) - math.atan2(o0, o2)
+    roll = -(math.atan2(v1, v2) - math.atan2(o1, o2))
+    head_yaw = (math.atan2(h10, h00) - yaw_p + math.pi) % (2 * math.pi) - math.pi     # wrap_angle
+    sign = 1.0 if head_yaw > 0 else -1.0 if head_yaw < 0 else head_yaw * 0.0    # np.sign (0 -> 0, nan -> nan)
+    excess = sign * max(0.0, abs(head_yaw) - cfg.torso_yaw_deadzone)
     return np.array([roll, pitch, cfg.torso_yaw_gain * excess])
 
 
 def operator_torso(pelvis: np.ndarray, rpy_cmd: np.ndarray, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
-    """(shoulder centre in world, torso rotation in world) of the operator for a commanded torso rpy."""
-    r_t = rot_z(heading(pelvis[:3, :3])) @ rpy(*rpy_cmd)
-    return pelvis[:3, 3] + r_t @ np.asarray(cal.shoulder_offset), r_t
+    """(shoulder centre in world, torso rotation in world) of the operator for a commanded torso rpy.
+
+    The torso rotation is rot_z(heading(pelvis)) @ rpy(*rpy_cmd) (rpy: Rz(yaw) Ry(pitch) Rx(roll))."""
+    (p00, _, _, px), (p10, _, _, py), (_, _, _, pz) = pelvis[:3].tolist()
+    roll, pitch, yaw = (float(v) for v in rpy_cmd[:3])
+    yaw_p = math.atan2(p10, p00)
+    c, s = math.cos(yaw_p), math.sin(yaw_p)
+    cr, sr, cp, sp, cy, sy = math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch), math.cos(yaw), math.sin(yaw)
+    m0 = (cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr)
+    m1 = (sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr)
+    m2 = (-sp, cp * sr, cp * cr)
+    r0 = [c * a - s * b for a, b in zip(m0, m1)]
+    r1 = [s * a + c * b for a, b in zip(m0, m1)]
+    o0, o1, o2 = (float(x) for x in cal.shoulder_offset)
+    shoulder = np.array((px + r0[0] * o0 + r0[1] * o1 + r0[2] * o2, py + r1[0] * o0 + r1[1] * o1 + r1[2] * o2,
+                         pz + m2[0] * o0 + m2[1] * o1 + m2[2] * o2))
+    return shoulder, np.array((r0, r1, m2))
 
 
 def wrist_target(wrist: np.ndarray, shoulder: np.ndarray, r_torso: np.ndarray, scale: float,
                  embodiment: str | None = None) -> np.ndarray:
     """Operator wrist pose (world) -> the robot's wrist-link target in the torso frame."""
-    out = np.eye(4)
-    out[:3, :3] = r_torso.T @ wrist[:3, :3]
-    out[:3, 3] = np.asarray(robot_shoulder_center(embodiment)) + scale * (r_torso.T @ (wrist[:3, 3] - shoulder))
-    return out
+    (a00, a01, a02, ax), (a10, a11, a12, ay), (a20, a21, a22, az) = wrist[:3].tolist()
+    (t00, t01, t02), (t10, t11, t12), (t20, t21, t22) = r_torso.tolist()
+    s0, s1, s2 = shoulder.tolist()
+    c0, c1, c2 = robot_shoulder_center(embodiment)
+    d0, d1, d2 = ax - s0, ay - s1, az - s2
+    scale = float(scale)
+    return np.array((
+        (t00 * a00 + t10 * a10 + t20 * a20, t00 * a01 + t10 * a11 + t20 * a21, t00 * a02 + t10 * a12 + t20 * a22,
+         c0 + scale * (t00 * d0 + t10 * d1 + t20 * d2)),
+        (t01 * a00 + t11 * a10 + t21 * a20, t01 * a01 + t11 * a11 + t21 * a21, t01 * a02 + t11 * a12 + t21 * a22,
+         c1 + scale * (t01 * d0 + t11 * d1 + t21 * d2)),
+        (t02 * a00 + t12 * a10 + t22 * a20, t02 * a01 + t12 * a11 + t22 * a21, t02 * a02 + t12 * a12 + t22 * a22,
+         c2 + scale * (t02 * d0 + t12 * d1 + t22 * d2)),
+        (0.0, 0.0, 0.0, 1.0)))
 
 
 class UpperBodyMapper:

@@ -92,13 +92,23 @@ def inspire_model(side: str) -> HandModel:
     return hand_model(INSPIRE, side)
 
 
+_H25_SOURCE = np.zeros(25, np.intp)                                          # human25 row <- MediaPipe landmark
+_H25_SOURCE[list(MEDIAPIPE_FROM_HUMAN25)] = np.arange(len(MEDIAPIPE_FROM_HUMAN25))
+_H25_META = np.array([5, 10, 15, 20])                                        # metacarpals (no MediaPipe landmark)
+_H25_META_KNUCKLE = np.array([MEDIAPIPE_FROM_HUMAN25.index(k) for k in (6, 11, 16, 21)])   # their knuckles
+
+
 def human25_from_mediapipe(kp21: np.ndarray) -> np.ndarray:
-    """(..., 21, 3) MediaPipe landmarks -> (..., 25, 3) EgoDex layout (metacarpals = wrist/knuckle midpoints)."""
+    """(..., 21, 3) MediaPipe landmarks -> (..., 25, 3) EgoDex layout (metacarpals = wrist/knuckle midpoints).
+
+    (Two gathers and one midpoint expression: the teleop loop calls this for each hand every tick.)"""
     kp21 = np.asarray(kp21, dtype=np.float64)
-    out = np.zeros(kp21.shape[:-2] + (25, 3))
-    out[..., list(MEDIAPIPE_FROM_HUMAN25), :] = kp21
-    for meta, knuckle in ((5, 6), (10, 11), (15, 16), (20, 21)):
-        out[..., meta, :] = (out[..., 0, :] + out[..., knuckle, :]) / 2
+    if kp21.ndim == 2:                                           # one hand (basic indexing on axis 0 is faster)
+        out = kp21[_H25_SOURCE]                                  # metacarpal rows hold the wrist until set
+        out[_H25_META] = (kp21[0] + kp21[_H25_META_KNUCKLE]) / 2
+        return out
+    out = kp21[..., _H25_SOURCE, :]
+    out[..., _H25_META, :] = (kp21[..., :1, :] + kp21[..., _H25_META_KNUCKLE, :]) / 2
     return out
 
 
