@@ -13,7 +13,7 @@ operator's scripted wrist, p95) and the speed ratio.
 The machine's load average (start, end) is recorded next to the figures: on a shared box the same code
 measures 1.5-2x slower under load, so a figure means little without it.
 
-Run: python benchmarks/teleop_mapping.py [--seconds 20] [--robot g1-dex3|h1-inspire] [--no-baseline].
+Run: python benchmarks/teleop_mapping.py [--seconds 20] [--robot g1-dex3|h1-inspire] [--no-baseline] [--paced].
 Last line: one JSON object.
 """
 from __future__ import annotations
@@ -35,12 +35,26 @@ import numpy as np  # noqa: E402
 RATE = 50.0
 
 
-def run(mapper, inputs, op) -> dict:
+def paced(mapper, inputs) -> list:
+    """One step per 1/RATE s, the rest of the period slept, as the control loop runs it. Why: on this VM the
+    same step costs ~1.8x the CPU when it runs once every 20 ms than back to back (measured with the loop's own
+    inputs, alone on the box, sleeping or spinning between steps alike), so back-to-back figures understate
+    what a tick costs in the loop."""
+    import time
+    cmds, next_t = [], time.perf_counter()
+    for x in inputs:
+        cmds.append(mapper.step(x))
+        next_t += 1.0 / RATE
+        time.sleep(max(0.0, next_t - time.perf_counter()))
+    return cmds
+
+
+def run(mapper, inputs, op, pace: bool = False) -> dict:
     from converters.retarget.arm_ik import arm_fk
     from schemas.actions import PSI0_ACTION
     import time
     cpu0 = time.process_time()
-    cmds = [mapper.step(x) for x in inputs]
+    cmds = paced(mapper, inputs) if pace else [mapper.step(x) for x in inputs]
     cpu_ms = (time.process_time() - cpu0) / len(inputs) * 1e3
     stats = mapper.latency_stats()
     acts = np.array([c.action for c in cmds], np.float64)
@@ -62,6 +76,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--robot", default="g1-dex3", choices=["g1-dex3", "h1-inspire"])
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--paced", action="store_true",
+                    help="also time the shipped mapper at the loop's cadence (one step per 20 ms, sleeping between; "
+                         "takes --seconds of wall time): what a tick costs inside `teleop record`")
     ap.add_argument("--no-baseline", action="store_true",
                     help="skip (b), the torch solvers per tick (~1.5 min of CPU for 20 s): time the shipped mapper only")
     args = ap.parse_args()
@@ -79,9 +96,10 @@ def main() -> int:
     torch_cfg = replace(base_cfg, upper=replace(base_cfg.upper, backend="torch"),
                         hands=replace(base_cfg.hands, backend="torch"))
     results = {}
-    configs = [("psi0_numpy", base_cfg)] + ([] if args.no_baseline else [("baseline_torch", torch_cfg)])
-    for name, cfg in configs:
-        results[name] = run(WholeBodyMapper(args.robot, cal, cfg), inputs, op)
+    configs = [("psi0_numpy", base_cfg, False)] + ([("psi0_numpy_paced", base_cfg, True)] if args.paced else []) \
+        + ([] if args.no_baseline else [("baseline_torch", torch_cfg, False)])
+    for name, cfg, pace in configs:
+        results[name] = run(WholeBodyMapper(args.robot, cal, cfg), inputs, op, pace)
         print(f"{name:15s} p50 {results[name]['p50_ms']:7.2f} ms  p99 {results[name]['p99_ms']:7.2f} ms  "
               f"cpu {results[name]['cpu_ms_per_tick']:7.2f} ms/tick  wrist p95 {results[name]['wrist_error_p95_mm']:.1f} mm",
               flush=True)
