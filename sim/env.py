@@ -9,6 +9,9 @@ executed lower-body command, which hand holds what, and whether the grasp assist
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +59,31 @@ def neutral_action() -> np.ndarray:
         a[PSI0_ACTION.slice(f"{side}_arm")] = READY_ARM[side]
     a[_LOWER.start + LOWER_IDX["torso_height"]] = NOMINAL_TORSO_HEIGHT
     return a
+
+
+_LIVE_RENDERERS: "weakref.WeakSet[mujoco.Renderer]" = weakref.WeakSet()
+_exit_hook_registered = False
+
+
+def _close_live_renderers() -> None:
+    """Close every renderer still open at interpreter exit.
+
+    Why: MuJoCo's EGL backend registers `eglTerminate` with atexit when it makes its first context; a renderer
+    still alive after that (an env never closed, a script that just ends) was freed during shutdown against a
+    terminated display and printed two EGLError tracebacks. This hook is registered after MuJoCo's (see
+    `_track`), so it runs before it, while the display is still up."""
+    for renderer in list(_LIVE_RENDERERS):
+        with contextlib.suppress(Exception):
+            renderer.close()
+
+
+def _track(renderer: mujoco.Renderer) -> mujoco.Renderer:
+    global _exit_hook_registered
+    _LIVE_RENDERERS.add(renderer)
+    if not _exit_hook_registered:        # after the first Renderer: MuJoCo's own atexit hook exists by now
+        atexit.register(_close_live_renderers)
+        _exit_hook_registered = True
+    return renderer
 
 
 class SimEnv:
@@ -218,7 +246,7 @@ class SimEnv:
         w, h = width or self.cfg.width, height or self.cfg.height
         r = self._renderers.get((w, h))
         if r is None:
-            r = self._renderers[(w, h)] = mujoco.Renderer(self.model, height=h, width=w)
+            r = self._renderers[(w, h)] = _track(mujoco.Renderer(self.model, height=h, width=w))
         r.update_scene(self.data, camera=camera)
         return r.render()               # a new array every call: frames handed out earlier never change
 

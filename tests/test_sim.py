@@ -161,3 +161,17 @@ def _robot_bodies(env: SimEnv) -> set[int]:
     pelvis = env.idx.pelvis
     return {b for b in range(env.model.nbody) if env.model.body_rootid[b] == env.model.body_rootid[pelvis]
             and b != 0}
+
+
+def test_a_renderer_left_open_exits_without_an_egl_traceback():
+    """A script that renders and just ends (no `env.close()`): MuJoCo's EGL backend terminates its display at
+    exit, and a renderer freed after that printed two EGLError tracebacks. `sim.env` closes live renderers
+    first."""
+    code = ("import sim; from sim.env import SimEnv, EnvConfig; from sim.tasks import TEMPLATES; "
+            "env = SimEnv(EnvConfig(width=64, height=64)); env.reset(sorted(TEMPLATES)[0], 0); "
+            "print(env.render().shape)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "(64, 64, 3)"
+    assert "EGLError" not in out.stderr and "Exception ignored" not in out.stderr, out.stderr[-2000:]
