@@ -43,11 +43,6 @@ class HandMapper:
         self.models: dict[str, HandModel] = {s: hand_model(self.hand, s) for s in HAND_SIDES}
         self.solvers = {s: FastHand(m, config.mid_weight, config.pinch_weight) for s, m in self.models.items()}
         self.scale = {s: self.models[s].length / max(calibration.palm_length[s], 1e-3) for s in HAND_SIDES}
-        # `hand.to_slots` for one q as at most one gather (per tick; identical values, pads 0)
-        slots = self.hand.slots
-        self._slot_dst = np.array([i for i, n in enumerate(slots) if n is not None], np.intp)
-        self._slot_src = np.array([n for n in slots if n is not None], np.intp)
-        self._slots_identity = list(slots) == list(range(self.dof))
         self.reset()
 
     def reset(self) -> None:
@@ -75,12 +70,7 @@ class HandMapper:
 
     def _out(self, side: str, q: np.ndarray) -> np.ndarray:
         self._q[side] = q
-        q = np.asarray(q, np.float64)
-        if self._slots_identity:
-            return q.copy()
-        out = np.zeros(len(self.hand.slots))
-        out[self._slot_dst] = q[self._slot_src]
-        return out
+        return self.hand.to_slots(q)
 
 
 __all__ = ["HandMapper", "HandMapperConfig"]

@@ -12,6 +12,7 @@ Humanoid Everyday reader, the retargeting stage and the teleop mapper all write 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
 import numpy as np
@@ -174,22 +175,31 @@ class HandSpec:
         """Width of a stored two-hand vector (e.g. Humanoid Everyday `hand_state`)."""
         return self.dof * len(self.stored_sides)
 
+    @cached_property
+    def _slot_map(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(filled slots, their native joints, slots == native order): one gather per conversion instead of a
+        loop over slots (the teleop mapper converts each hand every tick)."""
+        filled = np.array([i for i, n in enumerate(self.slots) if n is not None], np.intp)
+        native = np.array([n for n in self.slots if n is not None], np.intp)
+        return filled, native, list(self.slots) == list(range(self.dof))
+
     def to_slots(self, q: np.ndarray) -> np.ndarray:
         """(..., dof) native joint values -> (..., len(slots)) Ψ₀ hand-block values (pads are 0)."""
         q = np.asarray(q)
-        out = np.zeros(q.shape[:-1] + (len(self.slots),), dtype=np.result_type(q.dtype, np.float64))
-        for slot, native in enumerate(self.slots):
-            if native is not None:
-                out[..., slot] = q[..., native]
+        dtype = np.result_type(q.dtype, np.float64)
+        filled, native, identity = self._slot_map
+        if identity:
+            return q.astype(dtype, copy=True)
+        out = np.zeros(q.shape[:-1] + (len(self.slots),), dtype=dtype)
+        out[..., filled] = q[..., native]
         return out
 
     def from_slots(self, block: np.ndarray) -> np.ndarray:
         """Inverse of `to_slots`: (..., len(slots)) -> (..., dof)."""
         block = np.asarray(block)
+        filled, native, _ = self._slot_map
         out = np.zeros(block.shape[:-1] + (self.dof,), dtype=np.result_type(block.dtype, np.float64))
-        for slot, native in enumerate(self.slots):
-            if native is not None:
-                out[..., native] = block[..., slot]
+        out[..., native] = block[..., filled]
         return out
 
     def slot_bounds(self, side: str) -> tuple[np.ndarray, np.ndarray]:
