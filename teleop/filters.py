@@ -124,10 +124,14 @@ class PoseFilter:
 
     def reset(self) -> None:
         self.pos.reset()
-        self.r: np.ndarray | None = None
         self.t: float | None = None
-        self._r: list[float] = []            # self.r row-major, and self.w, as floats
+        self._r: list[float] = []            # the filtered rotation row-major, and its angular velocity, as floats
         self._w: list[float] = [0.0, 0.0, 0.0]
+
+    @property
+    def r(self) -> np.ndarray | None:
+        """Filtered rotation (3x3), None before the first pose."""
+        return np.array(self._r).reshape(3, 3) if self._r else None
 
     @property
     def w(self) -> np.ndarray:
@@ -137,7 +141,7 @@ class PoseFilter:
     def __call__(self, t: float, pose: np.ndarray) -> np.ndarray:
         (a00, a01, a02, px), (a10, a11, a12, py), (a20, a21, a22, pz) = pose.tolist()[:3]
         px, py, pz = self.pos.step_floats(t, [px, py, pz])
-        if self.r is None or self.t is None or t <= self.t:
+        if not self._r or self.t is None or t <= self.t:
             self._r, self._w, self.t = [a00, a01, a02, a10, a11, a12, a20, a21, a22], [0.0, 0.0, 0.0], float(t)
         else:
             dt = float(t) - self.t
@@ -173,9 +177,7 @@ class PoseFilter:
                        r20 * e00 + r21 * e10 + r22 * e20, r20 * e01 + r21 * e11 + r22 * e21, r20 * e02 + r21 * e12 + r22 * e22]
             self.t = float(t)
         r00, r01, r02, r10, r11, r12, r20, r21, r22 = self._r
-        out = np.array(((r00, r01, r02, px), (r10, r11, r12, py), (r20, r21, r22, pz), (0.0, 0.0, 0.0, 1.0)))
-        self.r = out[:3, :3].copy()
-        return out
+        return np.array(((r00, r01, r02, px), (r10, r11, r12, py), (r20, r21, r22, pz), (0.0, 0.0, 0.0, 1.0)))
 
 
 __all__ = ["OneEuro", "OneEuroConfig", "PoseFilter", "log_so3"]
