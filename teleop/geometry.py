@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from converters.retarget.kinematics import rpy_matrix
+from schemas.embodiments.spec import rpy_matrix
 
 
 def pose(rot: np.ndarray | None = None, pos=(0.0, 0.0, 0.0)) -> np.ndarray:
@@ -38,6 +38,11 @@ def matrix_rpy(r: np.ndarray) -> np.ndarray:
 def heading(r: np.ndarray) -> float:
     """Yaw of a frame's x axis projected on the ground plane (robust to roll/pitch)."""
     return float(np.arctan2(r[1, 0], r[0, 0]))
+
+
+def sign(x: float) -> float:
+    """np.sign for one Python float (0 -> 0, nan -> nan): the per-tick mapping maths runs on floats."""
+    return 1.0 if x > 0 else -1.0 if x < 0 else x * 0.0
 
 
 def wrap_angle(a):

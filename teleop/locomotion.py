@@ -21,6 +21,7 @@ import numpy as np
 
 from schemas.actions import LOWER_BODY_COMMAND, NOMINAL_TORSO_HEIGHT
 from teleop.calibration import Calibration
+from teleop.geometry import sign
 
 _LOW, _HIGH = (b.astype(np.float64) for b in LOWER_BODY_COMMAND.bounds())
 _VEL = LOWER_BODY_COMMAND.slice("velocity")                  # vx, vy, yaw rate
@@ -44,17 +45,11 @@ class LocomotionConfig:
     max_dt: float = 0.1                                      # longer gaps integrate as this (a stalled loop)
 
 
-def deadzone(x: np.ndarray | float, dz: float) -> np.ndarray:
-    """Zero inside |x| < dz, then linear to +-1 at full travel (no jump at the edge)."""
-    x = np.clip(np.asarray(x, np.float64), -1.0, 1.0)
-    return np.sign(x) * np.clip((np.abs(x) - dz) / (1.0 - dz), 0.0, 1.0)
-
-
-def _deadzone_float(x: float, dz: float) -> float:
-    """`deadzone` for one Python float (same operations: the per-tick path)."""
+def deadzone(x: float, dz: float) -> float:
+    """Zero inside |x| < dz, then linear to +-1 at full travel (no jump at the edge). On one Python float:
+    the per-tick path maps three stick axes."""
     x = min(max(x, -1.0), 1.0)
-    sign = 1.0 if x > 0 else -1.0 if x < 0 else x * 0.0         # np.sign (0 -> 0, nan -> nan)
-    return sign * min(max((abs(x) - dz) / (1.0 - dz), 0.0), 1.0)
+    return sign(x) * min(max((abs(x) - dz) / (1.0 - dz), 0.0), 1.0)
 
 
 class LocomotionMapper:
@@ -70,14 +65,18 @@ class LocomotionMapper:
         self._t: float | None = None
         self.clamped = False          # this tick's operator input asked for more than the limits allow
 
-    def velocity_targets(self, axes: np.ndarray) -> np.ndarray:
-        a = deadzone(axes, self.cfg.deadzone)
-        return np.array([a[1] * self.cfg.vx_max, -a[0] * self.cfg.vy_max, -a[2] * self.cfg.yaw_rate_max])
+    def velocity_targets(self, axes: np.ndarray | None) -> np.ndarray:
+        """(vx, vy, yaw rate) the stick asks for (deadzoned; zeros without a stick)."""
+        return np.array(self._velocity_floats(axes))
+
+    def _velocity_floats(self, axes: np.ndarray | None) -> list[float]:
+        """`velocity_targets` as Python floats (the per-tick path)."""
+        a = [0.0] * 3 if axes is None else [deadzone(v, self.cfg.deadzone) for v in np.asarray(axes, np.float64).tolist()[:3]]
+        return [a[1] * self.cfg.vx_max, -a[0] * self.cfg.vy_max, -a[2] * self.cfg.yaw_rate_max]
 
     def height_target(self, pelvis_z: float) -> float:
         drop = float(pelvis_z) - self.cal.floor_height - self.cal.standing_pelvis_height
-        sign = 1.0 if drop > 0 else -1.0 if drop < 0 else drop * 0.0          # np.sign
-        drop = sign * max(0.0, abs(drop) - self.cfg.height_deadband)
+        drop = sign(drop) * max(0.0, abs(drop) - self.cfg.height_deadband)
         return float(NOMINAL_TORSO_HEIGHT + self.height_gain * drop)
 
     def step(self, t: float, axes: np.ndarray | None, pelvis_z: float | None, torso: np.ndarray | None,
@@ -106,9 +105,7 @@ class LocomotionMapper:
             for i in _VEL_IDX:
                 cmd[i] = 0.0
         else:
-            a = [0.0] * 3 if axes is None else [_deadzone_float(v, self.cfg.deadzone)
-                                                 for v in np.asarray(axes, np.float64).tolist()[:3]]
-            vel = [a[1] * self.cfg.vx_max, -a[0] * self.cfg.vy_max, -a[2] * self.cfg.yaw_rate_max]   # velocity_targets
+            vel = self._velocity_floats(axes)
             for k, i in enumerate(_VEL_IDX):
                 target = min(max(vel[k], _LOW_F[i]), _HIGH_F[i])
                 step = self.cfg.accel[k] * dt

@@ -29,6 +29,7 @@ from schemas.embodiments import Embodiment
 from teleop.body import robot_shoulder_center
 from teleop.calibration import Calibration
 from teleop.fastkin import NumpyChain, dls_ik
+from teleop.geometry import sign
 from teleop.streams import HAND_SIDES
 
 TELEOP_IK = IKConfig(iterations=4, seeds=(), sweeps=0, tolerance=2e-5)
@@ -82,8 +83,7 @@ def torso_rpy(pelvis: np.ndarray, head: np.ndarray, cal: Calibration, cfg: Upper
     pitch = math.atan2(v0, v2) - math.atan2(o0, o2)
     roll = -(math.atan2(v1, v2) - math.atan2(o1, o2))
     head_yaw = (math.atan2(h10, h00) - yaw_p + math.pi) % (2 * math.pi) - math.pi     # wrap_angle
-    sign = 1.0 if head_yaw > 0 else -1.0 if head_yaw < 0 else head_yaw * 0.0    # np.sign (0 -> 0, nan -> nan)
-    excess = sign * max(0.0, abs(head_yaw) - cfg.torso_yaw_deadzone)
+    excess = sign(head_yaw) * max(0.0, abs(head_yaw) - cfg.torso_yaw_deadzone)
     return np.array([roll, pitch, cfg.torso_yaw_gain * excess])
 
 
