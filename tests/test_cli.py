@@ -40,8 +40,8 @@ for args in json.loads(sys.argv[1]):
 
 
 def test_help_teaches():
-    """Every entry point's --help exits 0 with a usage text. One interpreter runs them all (each `--help` of
-    an ingest entry imports torch through the converters: ~5 s a process, ~25 s of the suite as 11)."""
+    """Every entry point's --help exits 0 with a usage text. One interpreter runs them all: 11 fresh processes
+    paid their imports 11 times (~25 s of the suite when the ingest entries still imported torch)."""
     import json
 
     out = subprocess.run([sys.executable, "-c", _HELP_RUNNER, json.dumps(HELP_COMMANDS)], cwd=REPO,
