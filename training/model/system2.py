@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.model.qwen3vl_grids import MRopePositions, install_grid_cache
+
 # Same output as Qwen3-VL-Instruct's template for user turns made of images and text.
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -232,6 +234,8 @@ class System2(nn.Module):
         ids = tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>", "<|endoftext|>"])
         self.im_start_id, self.im_end_id, self.pad_id = ids
         self._prompt_cache: OrderedDict[tuple, list[int]] = OrderedDict()
+        install_grid_cache(model)
+        self._mrope = MRopePositions(model)
         self._ensure_action_rows(seed)
 
     # ---------------------------------------------------------------- construction / persistence
@@ -439,9 +443,10 @@ class System2(nn.Module):
             if depth < n:
                 lm.layers = nn.ModuleList(list(full_stack)[:depth])
             self.model.model.rope_deltas = None
+            positions = self._mrope(inputs["input_ids"], inputs["attention_mask"], inputs["image_grid_thw"])
             out = self.model.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                                    pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"],
-                                   use_cache=False)
+                                   position_ids=positions, use_cache=False)
         finally:
             lm.layers = full_stack
             for hk in hooks:
