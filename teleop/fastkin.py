@@ -35,6 +35,7 @@ import numpy as np
 
 from converters.retarget.hands import H_KNUCKLE, H_MID, H_TIP, HandModel
 from converters.retarget.kinematics import Chain
+from teleop import fastkin_jit
 
 try:    # the gufuncs behind np.linalg.solve/inv without its ~5 us of Python checks per call
     from numpy.linalg import _umath_linalg as _ul
@@ -124,6 +125,7 @@ class NumpyChain:
         self._direct = self.m.shape[0] == self.m.shape[1] and np.array_equal(self.m, np.eye(n)) and not self.b.any()
         self._axes_col = self.axes[:, :, None].copy()
         self._ik_views: tuple[np.ndarray, ...] | None = None
+        self._jit_args: tuple | None = None
         self.fk_key: bytes | None = None
         """q.tobytes() of the configuration the buffer holds, where a solver vouches for it (None: unknown);
         `transforms` clears it. Lets a warm-started solve skip re-evaluating FK(q0) (bit-identical)."""
@@ -131,6 +133,18 @@ class NumpyChain:
     @property
     def dof(self) -> int:
         return len(self.actuated)
+
+    def jit_args(self) -> tuple:
+        """The chain for `teleop.fastkin_jit`'s kernels: limits, Rodrigues tables, parents, mimic map, and
+        its own (n + 1, 4, 4) FK work buffer (base slot: identity)."""
+        if self._jit_args is None:
+            n = len(self.parents)
+            tf = np.zeros((n + 1, 4, 4))
+            tf[n] = np.eye(4)
+            self._jit_args = (self.lower, self.upper, np.ascontiguousarray(self._table), np.array(self.parents, np.int64),
+                              np.ascontiguousarray(self.m, np.float64), np.ascontiguousarray(self.b, np.float64),
+                              bool(self._direct), np.ascontiguousarray(self.axes, np.float64), tf)
+        return self._jit_args
 
     def clamp(self, q: np.ndarray) -> np.ndarray:
         return np.minimum(np.maximum(q, self.lower), self.upper)
@@ -229,12 +243,27 @@ d e_rot[k] / d r_end[i, l] = (_HALF_EPS_IKJ @ r_target)[(i, k), l]."""
 
 def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: int = 30, damping: float = 0.05,
            rot_weight: float = 0.3, max_step: float = 0.4, tolerance: float = 1e-5, rest: np.ndarray | None = None,
-           rest_gain: float = 0.0, rest_iterations: int = 2) -> tuple[np.ndarray, float, float]:
+           rest_gain: float = 0.0, rest_iterations: int = 2, compiled: bool | None = None
+           ) -> tuple[np.ndarray, float, float]:
     """One wrist target (4, 4) -> (q, position error m, rotation error rad). Same step as arm_ik._iterate.
 
     `rest`/`rest_gain`: a secondary task in the null space of the (7-DoF, redundant) arm pulling towards a
     rest posture, so the unobserved elbow angle does not drift with the history of the motion.
-    Stops once the wrist error is under `tolerance` (after `rest_iterations` steps of the rest pull)."""
+    Stops once the wrist error is under `tolerance` (after `rest_iterations` steps of the rest pull).
+    `compiled`: one call of the numba kernel (`teleop.fastkin_jit.arm_dls`; default where numba is installed)."""
+    if compiled is None:
+        compiled = fastkin_jit.available()
+    if compiled:
+        if nc.actuated != list(range(len(nc.parents))):
+            raise NotImplementedError("dls_ik needs a chain whose joints are all actuated (an arm)")
+        use_rest = rest is not None and rest_gain > 0
+        rest_pull = rest_gain * np.asarray(rest, np.float64) if use_rest else nc.lower
+        q, pe, re = fastkin_jit.arm_dls(_clip(q0, nc.lower, nc.upper), np.ascontiguousarray(target[:3, 3], np.float64),
+                                        np.ascontiguousarray(target[:3, :3], np.float64), rest_pull, float(rest_gain),
+                                        use_rest, float(rot_weight), float(damping) ** 2, int(iterations),
+                                        float(max_step), float(tolerance), int(rest_iterations), *nc.jit_args())
+        nc.fk_key = None                        # the numpy buffer was not touched
+        return q, float(pe), float(re)
     key = (rot_weight, damping)
     if key not in _DLS_CONSTANTS:
         _DLS_CONSTANTS[key] = (np.array([[1.0], [1.0], [1.0], [rot_weight], [rot_weight], [rot_weight]]),
@@ -321,7 +350,9 @@ def palmar_frame(kp25: np.ndarray, side: str) -> np.ndarray:
 class FastHand:
     """Per-frame vector retargeting for one `HandModel` (see module doc)."""
 
-    def __init__(self, model: HandModel, mid_weight: float = 0.5, pinch_weight: float = 1.0):
+    def __init__(self, model: HandModel, mid_weight: float = 0.5, pinch_weight: float = 1.0, compiled: bool | None = None):
+        """`compiled`: solve with the numba kernel (`teleop.fastkin_jit`; default: where numba is installed)
+        or with the numpy calls below (False)."""
         self.model = model
         self.nc = NumpyChain(model.chain)
         self.frame = model.frame.numpy()
@@ -347,6 +378,13 @@ class FastHand:
         self._human_map = hmap
         self._mirror = np.array([-1.0, 1.0, 1.0])
         self._prepare_fast()
+        self.compiled = fastkin_jit.available() if compiled is None else bool(compiled)
+        if self.compiled and not fastkin_jit.available():
+            raise RuntimeError("compiled=True needs numba (pip install numba)")
+        self._jit_hand = (self._slots.astype(np.int64), np.ascontiguousarray(self._off_h[:, :, 0]),
+                          np.ascontiguousarray(self._map), np.ascontiguousarray(self._coupling))
+        if self.compiled:      # compile (first run) or load the kernel now, not in a control loop's first tick
+            self._solve_compiled(np.zeros((25, 3)), 1.0, None, 1, 1e-4, 0.0)
 
     def _prepare_fast(self) -> None:
         """The residual as a constant linear map of the robot points (tips then middles, base frame)."""
@@ -431,6 +469,8 @@ class FastHand:
 
         `prior` > 0 adds prior * |q - q0|^2 to the loss: the per-frame form of retarget_hand's temporal
         smoothness term (tracking noise on short finger segments otherwise makes joints chatter)."""
+        if self.compiled:
+            return self._solve_compiled(kp25, scale, q0, iterations, mu, prior)
         nc = self.nc
         # residual = map @ points - shift, shift = map_offset + scale * human vectors: -shift into the map
         neg_shift = self._res_map[:, self._one_col]
@@ -485,6 +525,19 @@ class FastHand:
             nc.fk_key = q.tobytes()
         sq = r_tips.reshape(-1, 3) ** 2
         return q, float(np.sqrt(sq.sum(axis=1)).sum()) / len(sq)
+
+    def _solve_compiled(self, kp25: np.ndarray, scale: float, q0: np.ndarray | None, iterations: int, mu: float,
+                        prior: float) -> tuple[np.ndarray, float]:
+        """`solve` as one call of the numba kernel (same steps; see teleop.fastkin_jit)."""
+        lower, upper = self.nc.lower, self.nc.upper
+        neg_shift = self.human_vectors(kp25) * -scale
+        neg_shift -= self._map_offset
+        q = _clip((lower + upper) / 2 if q0 is None else q0, lower, upper)
+        sqrt_prior = math.sqrt(prior) if (q0 is not None and prior > 0) else 0.0
+        q, err = fastkin_jit.hand_lm(q, q.copy(), sqrt_prior, neg_shift, *self._jit_hand, int(iterations), float(mu),
+                                     self._ntip, *self.nc.jit_args())
+        self.nc.fk_key = None                   # the numpy buffer was not touched
+        return q, float(err)
 
 
 __all__ = ["NumpyChain", "dls_ik", "FastHand", "palmar_frame"]

@@ -19,6 +19,7 @@ import numpy as np
 from converters.retarget.hands import HandModel, HandRetargetConfig, hand_model, human25_from_mediapipe, retarget_hand
 from schemas import embodiments
 from schemas.embodiments import Embodiment
+from teleop import fastkin_jit
 from teleop.calibration import Calibration
 from teleop.fastkin import FastHand
 from teleop.streams import HAND_SIDES
@@ -28,7 +29,9 @@ from teleop.streams import HAND_SIDES
 class HandMapperConfig:
     iterations: int = 4              # Levenberg-Marquardt iterations per tick (warm-started)
     first_iterations: int = 40       # first tick / after a reset
-    backend: str = "numpy"           # "numpy" (teleop.fastkin.FastHand) | "torch" (converters' retarget_hand per tick)
+    # "compiled" (FastHand's numba kernel; its numpy calls where numba is missing) | "numpy" (teleop.fastkin.FastHand)
+    # | "torch" (converters' retarget_hand per tick)
+    backend: str = "compiled"
     prior: float = 5e-3              # weight of |q - q_prev|^2 (m^2 per rad^2): damps chatter from keypoint noise
     mid_weight: float = 0.5
     pinch_weight: float = 1.0
@@ -41,7 +44,9 @@ class HandMapper:
         self.hand = self.embodiment.hand
         self.cfg = config
         self.models: dict[str, HandModel] = {s: hand_model(self.hand, s) for s in HAND_SIDES}
-        self.solvers = {s: FastHand(m, config.mid_weight, config.pinch_weight) for s, m in self.models.items()}
+        compiled = config.backend == "compiled" and fastkin_jit.available()
+        self.solvers = {s: FastHand(m, config.mid_weight, config.pinch_weight, compiled=compiled)
+                        for s, m in self.models.items()}
         self.scale = {s: self.models[s].length / max(calibration.palm_length[s], 1e-3) for s in HAND_SIDES}
         self.reset()
 

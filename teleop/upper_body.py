@@ -27,6 +27,7 @@ from converters.retarget.arm_ik import IKConfig, arm_chain, solve_ik
 from schemas import embodiments
 from schemas.embodiments import Embodiment
 from teleop.body import robot_shoulder_center
+from teleop import fastkin_jit
 from teleop.calibration import Calibration
 from teleop.fastkin import NumpyChain, dls_ik
 from teleop.geometry import sign
@@ -56,7 +57,9 @@ class UpperBodyConfig:
     torso_yaw_deadzone: float = 0.15        # rad of head yaw ignored
     unreachable_error: float = 0.03         # m of IK position residual flagged as unreachable
     rest_gain: float = 0.25                 # null-space pull towards the reference pose per iteration
-    backend: str = "numpy"                  # "numpy" (teleop.fastkin) | "torch" (converters' solve_ik per tick)
+    # "compiled" (teleop.fastkin_jit's kernel; numpy's where numba is missing) | "numpy" (teleop.fastkin)
+    # | "torch" (converters' solve_ik per tick)
+    backend: str = "compiled"
 
 
 @dataclass
@@ -139,6 +142,11 @@ class UpperBodyMapper:
         # own numpy chains: `dls_ik` works in a chain's preallocated buffers, so a solver must not share them
         # with another mapper or thread (the process-wide `numpy_arm` ones serve reentrant `fk` callers)
         self._chains = {s: NumpyChain(arm_chain(s, self.embodiment.name)) for s in HAND_SIDES}
+        self._compiled = config.backend == "compiled" and fastkin_jit.available()
+        if self._compiled:
+            # compile (first run) or load the compiled solver now, not in a control loop's first tick
+            chain = self._chains["left"]
+            self._dls(chain, np.eye(4), (chain.lower + chain.upper) / 2, self._rest["left"])
         self.reset()
 
     def reset(self) -> None:
@@ -155,12 +163,16 @@ class UpperBodyMapper:
             res = solve_ik(arm_chain(side, name), target[None], self.cfg.ik, q_init=prev[None])
             q, pe, re = res.q[0], float(res.position_error[0]), float(res.rotation_error[0])
         else:
-            c = self.cfg.ik
-            q, pe, re = dls_ik(self._chains[side], target, prev, iterations=c.iterations, damping=c.damping,
-                               rot_weight=c.rot_weight, max_step=c.max_step, tolerance=c.tolerance,
-                               rest=self._rest[side], rest_gain=self.cfg.rest_gain)
+            q, pe, re = self._dls(self._chains[side], target, prev, self._rest[side])
         self._q[side] = q
         return q, pe, re
+
+    def _dls(self, chain: NumpyChain, target: np.ndarray, q0: np.ndarray, rest: np.ndarray
+             ) -> tuple[np.ndarray, float, float]:
+        c = self.cfg.ik
+        return dls_ik(chain, target, q0, iterations=c.iterations, damping=c.damping, rot_weight=c.rot_weight,
+                      max_step=c.max_step, tolerance=c.tolerance, rest=rest, rest_gain=self.cfg.rest_gain,
+                      compiled=self._compiled)
 
     def measure_torso(self, poses: dict[str, np.ndarray], valid: dict[str, bool]) -> np.ndarray | None:
         """Torso rpy the operator shows this tick (None when head or pelvis is lost)."""

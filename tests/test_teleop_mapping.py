@@ -145,7 +145,7 @@ def _ref_fk(nc: NumpyChain, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ref_dls_ik(nc, target, q0, *, iterations=30, damping=0.05, rot_weight=0.3, max_step=0.4, tolerance=1e-5,
-                rest=None, rest_gain=0.0, rest_iterations=2):
+                rest=None, rest_gain=0.0, rest_iterations=2, compiled=None):    # (compiled: dls_ik's; one way here)
     w = np.array([1.0, 1.0, 1.0, rot_weight, rot_weight, rot_weight])
     q = nc.clamp(np.asarray(q0, np.float64).copy())
     act, rt = nc.actuated, target[:3, :3]
