@@ -33,9 +33,22 @@ import math
 
 import numpy as np
 
+import functools
+import importlib.util
+
 from converters.retarget.hands import H_KNUCKLE, H_MID, H_TIP, HandModel
 from converters.retarget.kinematics import Chain
-from teleop import fastkin_jit
+
+
+@functools.cache
+def compiled_available() -> bool:
+    """Whether the numba kernels (`teleop.fastkin_jit`) can run here; asked without importing numba (~0.6 s)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def _kernels():
+    from teleop import fastkin_jit  # noqa: PLC0415 - numba loads only where a compiled solver runs
+    return fastkin_jit
 
 try:    # the gufuncs behind np.linalg.solve/inv without its ~5 us of Python checks per call
     from numpy.linalg import _umath_linalg as _ul
@@ -252,13 +265,13 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     Stops once the wrist error is under `tolerance` (after `rest_iterations` steps of the rest pull).
     `compiled`: one call of the numba kernel (`teleop.fastkin_jit.arm_dls`; default where numba is installed)."""
     if compiled is None:
-        compiled = fastkin_jit.available()
+        compiled = compiled_available()
     if compiled:
         if nc.actuated != list(range(len(nc.parents))):
             raise NotImplementedError("dls_ik needs a chain whose joints are all actuated (an arm)")
         use_rest = rest is not None and rest_gain > 0
         rest_pull = rest_gain * np.asarray(rest, np.float64) if use_rest else nc.lower
-        q, pe, re = fastkin_jit.arm_dls(_clip(q0, nc.lower, nc.upper), np.ascontiguousarray(target[:3, 3], np.float64),
+        q, pe, re = _kernels().arm_dls(_clip(q0, nc.lower, nc.upper), np.ascontiguousarray(target[:3, 3], np.float64),
                                         np.ascontiguousarray(target[:3, :3], np.float64), rest_pull, float(rest_gain),
                                         use_rest, float(rot_weight), float(damping) ** 2, int(iterations),
                                         float(max_step), float(tolerance), int(rest_iterations), *nc.jit_args())
@@ -378,8 +391,8 @@ class FastHand:
         self._human_map = hmap
         self._mirror = np.array([-1.0, 1.0, 1.0])
         self._prepare_fast()
-        self.compiled = fastkin_jit.available() if compiled is None else bool(compiled)
-        if self.compiled and not fastkin_jit.available():
+        self.compiled = compiled_available() if compiled is None else bool(compiled)
+        if self.compiled and not compiled_available():
             raise RuntimeError("compiled=True needs numba (pip install numba)")
         self._jit_hand = (self._slots.astype(np.int64), np.ascontiguousarray(self._off_h[:, :, 0]),
                           np.ascontiguousarray(self._map), np.ascontiguousarray(self._coupling))
@@ -534,7 +547,7 @@ class FastHand:
         neg_shift -= self._map_offset
         q = _clip((lower + upper) / 2 if q0 is None else q0, lower, upper)
         sqrt_prior = math.sqrt(prior) if (q0 is not None and prior > 0) else 0.0
-        q, err = fastkin_jit.hand_lm(q, q.copy(), sqrt_prior, neg_shift, *self._jit_hand, int(iterations), float(mu),
+        q, err = _kernels().hand_lm(q, q.copy(), sqrt_prior, neg_shift, *self._jit_hand, int(iterations), float(mu),
                                      self._ntip, *self.nc.jit_args())
         self.nc.fk_key = None                   # the numpy buffer was not touched
         return q, float(err)

@@ -19,9 +19,8 @@ import numpy as np
 from converters.retarget.hands import HandModel, HandRetargetConfig, hand_model, human25_from_mediapipe, retarget_hand
 from schemas import embodiments
 from schemas.embodiments import Embodiment
-from teleop import fastkin_jit
 from teleop.calibration import Calibration
-from teleop.fastkin import FastHand
+from teleop.fastkin import FastHand, compiled_available
 from teleop.streams import HAND_SIDES
 
 
@@ -44,7 +43,7 @@ class HandMapper:
         self.hand = self.embodiment.hand
         self.cfg = config
         self.models: dict[str, HandModel] = {s: hand_model(self.hand, s) for s in HAND_SIDES}
-        compiled = config.backend == "compiled" and fastkin_jit.available()
+        compiled = config.backend == "compiled" and compiled_available()
         self.solvers = {s: FastHand(m, config.mid_weight, config.pinch_weight, compiled=compiled)
                         for s, m in self.models.items()}
         self.scale = {s: self.models[s].length / max(calibration.palm_length[s], 1e-3) for s in HAND_SIDES}

@@ -27,9 +27,8 @@ from converters.retarget.arm_ik import IKConfig, arm_chain, solve_ik
 from schemas import embodiments
 from schemas.embodiments import Embodiment
 from teleop.body import robot_shoulder_center
-from teleop import fastkin_jit
 from teleop.calibration import Calibration
-from teleop.fastkin import NumpyChain, dls_ik
+from teleop.fastkin import NumpyChain, compiled_available, dls_ik
 from teleop.geometry import sign
 from teleop.streams import HAND_SIDES
 
@@ -142,7 +141,7 @@ class UpperBodyMapper:
         # own numpy chains: `dls_ik` works in a chain's preallocated buffers, so a solver must not share them
         # with another mapper or thread (the process-wide `numpy_arm` ones serve reentrant `fk` callers)
         self._chains = {s: NumpyChain(arm_chain(s, self.embodiment.name)) for s in HAND_SIDES}
-        self._compiled = config.backend == "compiled" and fastkin_jit.available()
+        self._compiled = config.backend == "compiled" and compiled_available()
         if self._compiled:
             # compile (first run) or load the compiled solver now, not in a control loop's first tick
             chain = self._chains["left"]
