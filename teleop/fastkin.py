@@ -26,15 +26,18 @@ Jacobian rows, so J^T J, J^T r and the cost are one product each; the FK of an a
 for its Jacobian, and a warm-started solve reuses the buffer when it still holds FK(q0) (`fk_key`); linear
 solves skip `np.linalg`'s Python wrapper (the matrices are damped, hence positive definite), clamps use
 the clip ufunc.
+
+Where numba is installed both solvers run as one compiled call instead (`teleop.fastkin_jit`, the same steps;
+`compiled=` on `FastHand` / `dls_ik`): at the loop's 50 Hz cadence each numpy call costs ~2x what it costs back
+to back, so even these few calls were most of a tick. The numpy path stays as the fallback and the kernels' oracle.
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 
 import numpy as np
-
-import functools
-import importlib.util
 
 from converters.retarget.hands import H_KNUCKLE, H_MID, H_TIP, HandModel
 from converters.retarget.kinematics import Chain
@@ -267,6 +270,8 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     if compiled is None:
         compiled = compiled_available()
     if compiled:
+        if not compiled_available():
+            raise RuntimeError("compiled=True needs numba (pip install numba)")
         if nc.actuated != list(range(len(nc.parents))):
             raise NotImplementedError("dls_ik needs a chain whose joints are all actuated (an arm)")
         use_rest = rest is not None and rest_gain > 0
@@ -553,4 +558,4 @@ class FastHand:
         return q, float(err)
 
 
-__all__ = ["NumpyChain", "dls_ik", "FastHand", "palmar_frame"]
+__all__ = ["NumpyChain", "dls_ik", "FastHand", "palmar_frame", "compiled_available"]
