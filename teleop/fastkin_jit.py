@@ -20,20 +20,10 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
-try:
-    import numba
-except ImportError:                                   # pragma: no cover - numba is a declared dependency
-    numba = None
-
-
-def available() -> bool:
-    return numba is not None
-
-
-def _jit(fn):
-    return numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")(fn) if numba is not None else fn
+_jit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 
 @_jit
