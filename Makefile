@@ -16,7 +16,7 @@ demo: setup
 # module fixtures are built once; longest files first: tests/conftest.py LONGEST_FIRST), then the wall-clock
 # tests (`timing` marker, tests/conftest.py) alone.
 # Bytecode caching is on for the test run even where the shell sets PYTHONDONTWRITEBYTECODE (this VM's image
-# does): otherwise each of the suite's ~150 Python processes compiles psi0's modules again, and every xdist
+# does): otherwise each of the suite's ~90 Python processes (and Ray's workers) compiles psi0's modules again, and every xdist
 # worker re-runs pytest's assertion rewrite of every test file (collection: 11.9 CPU s without the cache, 6.0
 # with it). The venv's own .pyc files come from the install (tools/setup_env.sh); __pycache__/ is git-ignored.
 test: export PYTHONDONTWRITEBYTECODE :=
