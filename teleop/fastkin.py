@@ -49,6 +49,16 @@ def compiled_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+def _use_compiled(compiled: bool | None) -> bool:
+    """A solver's `compiled=` argument resolved: None means "where numba is installed"; True without numba is
+    refused rather than silently run as numpy."""
+    if compiled is None:
+        return compiled_available()
+    if compiled and not compiled_available():
+        raise RuntimeError("compiled=True needs numba (pip install numba)")
+    return bool(compiled)
+
+
 def _kernels():
     from teleop import fastkin_jit  # noqa: PLC0415 - numba loads only where a compiled solver runs
     return fastkin_jit
@@ -267,11 +277,7 @@ def dls_ik(nc: NumpyChain, target: np.ndarray, q0: np.ndarray, *, iterations: in
     rest posture, so the unobserved elbow angle does not drift with the history of the motion.
     Stops once the wrist error is under `tolerance` (after `rest_iterations` steps of the rest pull).
     `compiled`: one call of the numba kernel (`teleop.fastkin_jit.arm_dls`; default where numba is installed)."""
-    if compiled is None:
-        compiled = compiled_available()
-    if compiled:
-        if not compiled_available():
-            raise RuntimeError("compiled=True needs numba (pip install numba)")
+    if _use_compiled(compiled):
         if nc.actuated != list(range(len(nc.parents))):
             raise NotImplementedError("dls_ik needs a chain whose joints are all actuated (an arm)")
         use_rest = rest is not None and rest_gain > 0
@@ -396,9 +402,7 @@ class FastHand:
         self._human_map = hmap
         self._mirror = np.array([-1.0, 1.0, 1.0])
         self._prepare_fast()
-        self.compiled = compiled_available() if compiled is None else bool(compiled)
-        if self.compiled and not compiled_available():
-            raise RuntimeError("compiled=True needs numba (pip install numba)")
+        self.compiled = _use_compiled(compiled)
         self._jit_hand = (self._slots.astype(np.int64), np.ascontiguousarray(self._off_h[:, :, 0]),
                           np.ascontiguousarray(self._map), np.ascontiguousarray(self._coupling))
         if self.compiled:      # compile (first run) or load the kernel now, not in a control loop's first tick
