@@ -4,6 +4,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= out/demo
 export VENV
+# Bytecode caching is on for every target even where the shell sets PYTHONDONTWRITEBYTECODE (this VM's image
+# does): otherwise each of the suite's ~90 Python processes (and Ray's workers) compiles psi0's modules again, and
+# every xdist worker re-runs pytest's assertion rewrite of every test file (collection: 11.9 CPU s without the
+# cache, 6.0 with it). The dependencies' .pyc files are written at set-up (tools/warm_bytecode.py);
+# __pycache__/ is git-ignored.
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: setup demo test test-fast bench clean
 setup:
@@ -15,11 +21,6 @@ demo: setup
 # Two passes: everything that does not time itself on both cores (pytest-xdist, one file per worker so
 # module fixtures are built once; longest files first: tests/conftest.py LONGEST_FIRST), then the wall-clock
 # tests (`timing` marker, tests/conftest.py) alone.
-# Bytecode caching is on for the test run even where the shell sets PYTHONDONTWRITEBYTECODE (this VM's image
-# does): otherwise each of the suite's ~90 Python processes (and Ray's workers) compiles psi0's modules again, and every xdist
-# worker re-runs pytest's assertion rewrite of every test file (collection: 11.9 CPU s without the cache, 6.0
-# with it). The venv's own .pyc files come from the install (tools/setup_env.sh); __pycache__/ is git-ignored.
-test: export PYTHONDONTWRITEBYTECODE :=
 test: setup
 	@$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --no-loadscope-reorder -m "not timing" --durations=25; a=$$?; \
 	 $(PY) -m pytest -q -p no:cacheprovider -m timing; b=$$?; \

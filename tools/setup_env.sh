@@ -48,11 +48,10 @@ if [ ! -f "$stamp" ]; then
   # uv installs the ~9 GB set in ~1 min where pip takes 4-5 (parallel downloads and unpacking; measured
   # here). Its cache sits inside the venv (same filesystem: the venv's files are hard links to it, no second
   # copy) and is removed after. pip is the fallback wherever uv cannot be installed or fails.
-  # --compile-bytecode: pip writes every .pyc at install time, uv by default does not, and without them the
-  # suite's many fresh processes (Ray workers, train/torchrun children) compiled their imports again and again:
-  # a Ray test took 85 s instead of 45 s, the parallel test pass 25.5 min instead of ~17 (measured here).
+  # No --compile-bytecode: compiling all ~30 000 modules took ~70 s of a ~2 min set-up, most of them never
+  # imported; tools/warm_bytecode.py (below) compiles what psi0 imports in ~12 s.
   if "$VENV/bin/python" -m pip install -q uv >/dev/null 2>&1 &&
-     UV_CACHE_DIR="$VENV/.uv-cache" "$VENV/bin/uv" pip install -q --no-deps --compile-bytecode --python "$VENV/bin/python" \
+     UV_CACHE_DIR="$VENV/.uv-cache" "$VENV/bin/uv" pip install -q --no-deps --python "$VENV/bin/python" \
        -r requirements.lock; then
     rm -rf "$VENV/.uv-cache"
   else
@@ -78,5 +77,17 @@ fi
 
 # ---- 3. MediaPipe hand model, assembled offline -----------------------------------------------
 "$VENV/bin/python" tools/build_hand_model.py --quiet
+
+# ---- 4. .pyc files for what psi0 imports ------------------------------------------------------
+# Without them every fresh process (the suite starts ~90, plus Ray's workers and train's children) compiles
+# torch's and transformers' modules again where PYTHONDONTWRITEBYTECODE is set (this VM's image sets it): a Ray
+# test took 85 s instead of 45 s (measured here). Later processes read these even with the variable set.
+pyc_stamp="$VENV/.psi0-pyc-$lock_hash"
+if [ ! -f "$pyc_stamp" ]; then
+  log "compiling what psi0 imports (~15 s)"
+  PYTHONDONTWRITEBYTECODE= "$VENV/bin/python" tools/warm_bytecode.py
+  rm -f "$VENV"/.psi0-pyc-*
+  touch "$pyc_stamp"
+fi
 
 log "ready: $VENV ($("$VENV/bin/python" --version))"
