@@ -21,12 +21,12 @@ import posixpath
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 
 from converters.retarget.frames import palm_frame
-from converters.source import JobDefaults, features_summary, input_columns
+from converters.source import Hand48Tokens, JobDefaults, features_summary, input_columns
 from converters.tokenize import hand48
 from converters.transforms import HandQA
 from schemas import HUMAN_ACTION_48, HUMAN_ACTION_48_DELTA, Episode, EpisodeError, EpisodeMeta, FeatureSpec, \
@@ -550,7 +550,7 @@ def delta_token_chunks(episode: Episode, horizon: int, rate: float = TOKEN_RATE)
 
 
 @dataclass(frozen=True)
-class EgoDex:
+class EgoDex(Hand48Tokens):
     """Apple's EgoDex: egocentric 1080p video + ARKit hand/body joint poses of people doing tasks."""
 
     name: str = SOURCE
@@ -587,9 +587,6 @@ class EgoDex:
 
     def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
         return delta_token_chunks(episode, horizon)
-
-    def chunks_from_columns(self, columns: Mapping[str, np.ndarray], fps: float, horizon: int) -> np.ndarray:
-        return hand48.chunks(columns, fps, horizon, TOKEN_RATE)
 
     def hand_qa(self) -> HandQA:
         return HandQA()

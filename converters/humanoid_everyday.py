@@ -47,7 +47,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +55,7 @@ from converters.lower_body import LowerBody, describe_mask
 from converters.lower_body import derive as derive_command
 from converters.retarget.frames import Calibration
 from converters.retarget.robot_hand48 import hand48_from_action
-from converters.source import JobDefaults, features_summary, input_columns, task_key, task_sentence
+from converters.source import Hand48Tokens, JobDefaults, features_summary, task_key, task_sentence
 from converters.tokenize import hand48
 from schemas import HUMAN_ACTION_48, LOWER_BODY_COMMAND, NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, \
     EpisodeError, EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef, embodiments
@@ -780,7 +780,7 @@ TOKEN_INPUTS = {"hand48": "action.hand48", "camera_pose": "observation.head_came
 
 
 @dataclass(frozen=True)
-class HumanoidEveryday:
+class HumanoidEveryday(Hand48Tokens):
     """Humanoid Everyday: Unitree G1 / H1 teleoperation episodes (states, arm commands, camera, depth, lidar)."""
 
     name: str = SOURCE
@@ -816,15 +816,6 @@ class HumanoidEveryday:
             "hand_qa": None,
             "defaults": asdict(self.defaults),
         }
-
-    def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
-        return self.chunks_from_columns(input_columns(self, episode), episode.meta.fps, horizon)
-
-    def chunks_from_columns(self, columns: Mapping[str, np.ndarray], fps: float, horizon: int) -> np.ndarray:
-        return hand48.chunks(columns, fps, horizon, hand48.RATE)
-
-    def hand_qa(self) -> None:
-        return None
 
 
 HUMANOID_EVERYDAY = HumanoidEveryday()

@@ -35,13 +35,13 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from converters.retarget.robot_hand48 import hand48_from_action
-from converters.source import JobDefaults, features_summary, input_columns, task_key, task_sentence
+from converters.source import Hand48Tokens, JobDefaults, features_summary, task_key, task_sentence
 from converters.tokenize import hand48
 from schemas import HUMAN_ACTION_48, NOMINAL_TORSO_HEIGHT, PSI0_ACTION, PSI0_STATE, Episode, EpisodeError, \
     EpisodeMeta, FeatureSpec, RejectReason, SourceRef, VideoRef
@@ -407,7 +407,7 @@ def _frames(episode: Path, camera: pa.Table, tv: np.ndarray, grid: np.ndarray) -
 
 # ------------------------------------------------------------------------------------------ the Source
 @dataclass(frozen=True)
-class Teleop:
+class Teleop(Hand48Tokens):
     """psi0's own teleop recordings (`teleop record`): commands, full robot state and camera at the control rate."""
 
     name: str = SOURCE
@@ -442,15 +442,6 @@ class Teleop:
             "hand_qa": None,
             "defaults": asdict(self.defaults),
         }
-
-    def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
-        return self.chunks_from_columns(input_columns(self, episode), episode.meta.fps, horizon)
-
-    def chunks_from_columns(self, columns: Mapping[str, np.ndarray], fps: float, horizon: int) -> np.ndarray:
-        return hand48.chunks(columns, fps, horizon, hand48.RATE)
-
-    def hand_qa(self) -> None:
-        return None
 
 
 TELEOP = Teleop()
