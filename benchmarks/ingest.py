@@ -162,10 +162,6 @@ def summarize(frames: int, times: dict[str, list[float]]) -> dict[str, object]:
     return out
 
 
-def _svt_may_go_realtime() -> bool:
-    return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
 def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
@@ -205,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(videos)} episodes, {frames} frames of {width}x{height} H.264 -> {SIZE}x{SIZE} AV1 "
               f"(crf {CRF}, g {GOP}, preset {PRESET}, lp={LP}); {os.cpu_count()} cores; load {_load()}", flush=True)
 
-        from shards.scheduling import ordinary_scheduling
+        from shards.scheduling import may_go_realtime, ordinary_scheduling
 
         def once(name: str, tag: str) -> float:
             out = work / f"{name}-{tag}"
@@ -217,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 # (the floor's and LeRobot's encoders do; psi0's puts it back), which the next path would inherit
                 ordinary_scheduling()
 
-        print(f"SVT-AV1 can make its caller real-time here: {_svt_may_go_realtime()} (root / CAP_SYS_NICE; "
+        print(f"SVT-AV1 can make its caller real-time here: {may_go_realtime()} (CAP_SYS_NICE / RLIMIT_RTPRIO; "
               "each path starts from ordinary scheduling, psi0 keeps it: shards/scheduling.py)", flush=True)
 
         if not args.no_warmup:

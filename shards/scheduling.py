@@ -11,6 +11,7 @@ caller's own policy."""
 from __future__ import annotations
 
 import os
+import resource
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -28,6 +29,27 @@ def _policy(tid: int) -> tuple[int, int] | None:
         return os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority
     except OSError:          # the thread ended
         return None
+
+
+CAP_SYS_NICE = 23
+"""Bit of the capability that lets a thread raise its scheduling priority (linux/capability.h)."""
+
+
+def may_go_realtime(priority: int = 99) -> bool:
+    """Whether this process may switch a thread to SCHED_FIFO at `priority` (SVT-AV1 asks for 99): with
+    CAP_SYS_NICE in its effective set (root normally has it; a container may drop it), or an RLIMIT_RTPRIO
+    soft limit of at least `priority`. False off Linux."""
+    if not hasattr(os, "sched_setscheduler"):
+        return False
+    try:
+        with open("/proc/self/status") as status:
+            effective = next((line.split()[1] for line in status if line.startswith("CapEff:")), "0")
+        if int(effective, 16) >> CAP_SYS_NICE & 1:
+            return True
+    except (OSError, ValueError):
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_RTPRIO)
+    return soft == resource.RLIM_INFINITY or soft >= priority
 
 
 @contextmanager

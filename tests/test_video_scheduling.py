@@ -3,6 +3,9 @@ permits (root / CAP_SYS_NICE): psi0's encoder must leave the process's schedulin
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from shards.scheduling import scheduling_kept  # noqa: E402
+from shards.scheduling import may_go_realtime, scheduling_kept  # noqa: E402
 from shards.video import EpisodeEncoder, VideoConfig  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux scheduling API")
@@ -75,7 +78,41 @@ def test_scheduling_kept_restores_the_caller_and_new_threads_only():
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="SVT-AV1 can raise priorities only with root / CAP_SYS_NICE")
+def test_may_go_realtime_says_whether_fifo_99_is_permitted():
+    """The check the benchmark prints and the test below skips on agrees with the OS itself."""
+    permitted = True
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(99))
+    except PermissionError:
+        permitted = False
+    finally:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    assert may_go_realtime() == permitted
+
+
+_PROBE = """
+import os, sys
+sys.path.insert(0, os.getcwd())
+from shards.scheduling import may_go_realtime
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(99))
+    permitted = True
+except PermissionError:
+    permitted = False
+print(may_go_realtime(), permitted)
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0,
+                    reason="dropping CAP_SYS_NICE takes root and util-linux's setpriv")
+def test_may_go_realtime_is_false_once_cap_sys_nice_is_dropped():
+    """Root without CAP_SYS_NICE (a container that drops it) may not go real-time, and the check says so."""
+    out = subprocess.run(["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice", sys.executable, "-c",
+                          _PROBE], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+    assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.skipif(not may_go_realtime(), reason="SVT-AV1 can raise priorities only with CAP_SYS_NICE / RLIMIT_RTPRIO")
 def test_svt_av1_really_does_turn_its_caller_real_time(tmp_path: Path):
     """The hazard the guard exists for (so the first test is not vacuous where it runs as root)."""
     container = av.open(str(tmp_path / "raw.mp4"), "w")
