@@ -64,7 +64,11 @@ class OneEuroConfig:
 
 
 class OneEuro:
-    """Vector One-Euro filter (elementwise speed)."""
+    """Vector One-Euro filter (elementwise speed).
+
+    Short vectors (a tracker position) run on Python floats, others on numpy arrays; the filter holds the
+    state of one signal at a time, so a call with another shape than the last restarts it (the first sample
+    of a signal passes unfiltered) instead of blending with the other signal's state."""
 
     def __init__(self, config: OneEuroConfig = OneEuroConfig()):
         self.cfg = config
@@ -76,9 +80,13 @@ class OneEuro:
         self.t: float | None = None
         self._xl: list[float] | None = None      # state of the float path (`step_floats`)
         self._dxl: list[float] = []
+        self._shape: tuple[int, ...] | None = None
 
     def __call__(self, t: float, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)
+        if x.shape != self._shape:
+            self.reset()
+            self._shape = x.shape
         if x.ndim == 1 and x.size <= 4:           # a tracker position: float maths, no numpy call overhead
             return np.array(self.step_floats(t, x.tolist()))
         if self.x is None or self.t is None or t <= self.t:
@@ -98,6 +106,9 @@ class OneEuro:
 
     def step_floats(self, t: float, x: list[float]) -> list[float]:
         """`__call__` for a short vector given and returned as Python floats (same formulas)."""
+        if self._shape != (len(x),):
+            self.reset()
+            self._shape = (len(x),)
         if self._xl is None or self.t is None or t <= self.t:
             self._xl, self._dxl, self.t = list(x), [0.0] * len(x), float(t)
             return list(x)

@@ -482,6 +482,29 @@ def test_one_euro_filters_jitter_but_follows_motion():
         np.testing.assert_allclose(p[:3, :3] @ p[:3, :3].T, np.eye(3), atol=1e-9)
 
 
+def test_one_euro_restarts_when_the_signal_changes_shape():
+    """One filter, one signal: the float path (short vectors) and the array path never blend states."""
+    f = OneEuro()
+    for i in range(20):
+        f(i / RATE, np.array([1.0, 1.0, 1.0]))
+    ten = np.arange(10.0)
+    np.testing.assert_array_equal(f(20 / RATE, ten), ten)            # a new signal passes unfiltered first
+    moved = np.array([5.0, 5.0, 5.0])
+    np.testing.assert_array_equal(f(21 / RATE, moved), moved)        # not pulled toward the stale [1, 1, 1]
+    assert f.step_floats(22 / RATE, [0.0, 0.0]) == [0.0, 0.0]
+    assert abs(f(23 / RATE, np.array([1.0, 1.0]))[0] - 1.0) > 1e-3    # same shape again: filtered
+
+
+def test_one_euro_float_and_array_paths_give_the_same_values():
+    rng = np.random.default_rng(3)
+    xs = np.cumsum(rng.normal(scale=0.01, size=(50, 3)), axis=0)
+    floats, arrays = OneEuro(), OneEuro()
+    for i, x in enumerate(xs):
+        a = floats(i / RATE, x)                                         # 3 values: the float path
+        b = arrays(i / RATE, x[None])[0]                                # shape (1, 3): the array path
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
 # ------------------------------------------------------------------------------------------ end to end
 def test_sim_operator_end_to_end_tracks_task_and_reports_latency():
     op = SimOperator(seed=1)
