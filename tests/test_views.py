@@ -305,6 +305,28 @@ def _invert_video(path: Path) -> None:
     tmp.replace(path)
 
 
+def test_dedup_fingerprint_resample_equals_numpy_interp_bit_for_bit():
+    """The one-pass resample of every column gives np.interp's values per column exactly (dedup decisions and
+    their recorded distances must not move), with infinities and NaNs in the columns too."""
+    from shards.views_dedup import resample
+
+    rng = np.random.default_rng(0)
+    for length in [*range(1, 40), 95, 96, 97, 900, 901, 3001]:
+        for points in (2, 3, 32, 33, 100):
+            v = rng.normal(size=(length, 5)) * 10.0 ** rng.integers(-3, 4, size=5)
+            v[:, 2] = np.where(rng.random(length) < 0.1, np.inf, v[:, 2])
+            v[:, 3] = np.where(rng.random(length) < 0.1, -np.inf, v[:, 3])
+            v[:, 4] = np.where(rng.random(length) < 0.1, np.nan, v[:, 4])
+            if length == 1:
+                expected = np.repeat(v, points, axis=0)
+            else:
+                src, dst = np.linspace(0, 1, length), np.linspace(0, 1, points)
+                expected = np.stack([np.interp(dst, src, v[:, d]) for d in range(5)], axis=1)
+            got = resample(v, points)
+            assert np.array_equal(got, expected, equal_nan=True), (length, points)
+            assert np.array_equal(np.signbit(got), np.signbit(expected)), (length, points)
+
+
 def test_dedup_exact_and_near(roots, tmp_path):
     he = roots["he"]
     twin = copy_root(he, tmp_path / "twin")
