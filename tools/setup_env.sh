@@ -85,9 +85,13 @@ fi
 pyc_stamp="$VENV/.psi0-pyc-$lock_hash"
 if [ ! -f "$pyc_stamp" ]; then
   log "compiling what psi0 imports (~15 s)"
-  PYTHONDONTWRITEBYTECODE= "$VENV/bin/python" tools/warm_bytecode.py
-  rm -f "$VENV"/.psi0-pyc-*
-  touch "$pyc_stamp"
+  # only speed depends on it: a crash here (say, a native import) is reported and the set-up goes on
+  if PYTHONDONTWRITEBYTECODE= "$VENV/bin/python" tools/warm_bytecode.py; then
+    rm -f "$VENV"/.psi0-pyc-*
+    touch "$pyc_stamp"
+  else
+    log "WARNING: tools/warm_bytecode.py failed (exit $?): modules will be compiled on first import instead"
+  fi
 fi
 
 log "ready: $VENV ($("$VENV/bin/python" --version))"
