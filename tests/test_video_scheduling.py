@@ -108,7 +108,10 @@ print(may_go_realtime(), permitted)
 def test_may_go_realtime_is_false_once_cap_sys_nice_is_dropped():
     """Root without CAP_SYS_NICE (a container that drops it) may not go real-time, and the check says so."""
     out = subprocess.run(["setpriv", "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice", sys.executable, "-c",
-                          _PROBE], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+                          _PROBE], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    if out.returncode != 0 and "not permitted" in out.stderr:
+        pytest.skip(f"this container may not change the capability bounding set: {out.stderr.strip()[:200]}")
+    assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False", "False"]
 
 
