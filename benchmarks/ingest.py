@@ -21,7 +21,8 @@ encoder (psi0 and the floor resize straight to yuv420p); the floor and ffmpeg wr
 
 Protocol: the sources are written once; one warm-up run of every path is discarded; then `--repeat`
 rounds, each running every path once, the order rotating each round so no path always goes first or
-in the same slot. Per path: median, min and max seconds; ratios are of medians. Machine load
+in the same slot. Per path: median, min and max seconds, median CPU seconds (every thread and child process)
+and cores kept busy; ratios are of medians. Machine load
 (1-min load average) is printed before and after. Last line: one JSON object with `vs_floor`,
 `vs_lerobot_streaming`, `vs_lerobot_default`, `vs_ffmpeg` (psi0 frames/s ÷ the other's).
 
@@ -40,6 +41,7 @@ sys.path.insert(0, str(_HERE.parent))
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -147,19 +149,31 @@ def rotated(paths: list[str], round_index: int) -> list[str]:
     return paths[k:] + paths[:k]
 
 
-def summarize(frames: int, times: dict[str, list[float]]) -> dict[str, object]:
-    """Median, min and max seconds per path; frames/s and ratios from medians."""
+def summarize(frames: int, times: dict[str, list[float]],
+              cpu: dict[str, list[float]] | None = None) -> dict[str, object]:
+    """Median, min and max seconds per path; frames/s and ratios from medians. With `cpu` (CPU seconds of
+    each run, all threads and child processes): the median CPU seconds and cores kept busy (CPU / wall) per
+    path, which say whether a path is faster by doing less work or by overlapping it better."""
     med = {k: statistics.median(v) for k, v in times.items()}
     out: dict[str, object] = {"frames": frames, "rounds": min(len(v) for v in times.values())}
     for k, v in times.items():
         out[f"{k}_fps"] = round(frames / med[k], 1)
         out[f"{k}_fps_range"] = [round(frames / max(v), 1), round(frames / min(v), 1)]
+        if cpu and cpu.get(k):
+            out[f"{k}_cpu_s"] = round(statistics.median(cpu[k]), 2)
+            out[f"{k}_cores_busy"] = round(statistics.median(c / w for c, w in zip(cpu[k], v)), 2)
     if "psi0" in med:
         for key, other in (("vs_floor", "floor"), ("vs_lerobot_streaming", "lerobot_streaming"),
                            ("vs_lerobot_default", "lerobot_default"), ("vs_ffmpeg", "ffmpeg")):
             if other in med:
                 out[key] = round(med[other] / med["psi0"], 2)
     return out
+
+
+def _cpu_s() -> float:
+    """CPU seconds so far of this process (every thread: the codecs' too) and of its finished children (ffmpeg)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _load() -> float:
@@ -203,10 +217,12 @@ def main(argv: list[str] | None = None) -> int:
 
         from shards.scheduling import may_go_realtime, ordinary_scheduling
 
-        def once(name: str, tag: str) -> float:
+        def once(name: str, tag: str) -> tuple[float, float]:
+            """(wall seconds as the path times itself, CPU seconds of the whole call)."""
             out = work / f"{name}-{tag}"
+            start = _cpu_s()
             try:
-                return BENCHES[name](src, videos, out)
+                return BENCHES[name](src, videos, out), _cpu_s() - start
             finally:
                 shutil.rmtree(out, ignore_errors=True)
                 # every path starts as the first did: as root, opening libsvtav1 leaves the caller SCHED_FIFO 99
@@ -220,15 +236,19 @@ def main(argv: list[str] | None = None) -> int:
             for name in paths:
                 once(name, "warmup")
         times: dict[str, list[float]] = {name: [] for name in paths}
+        cpu: dict[str, list[float]] = {name: [] for name in paths}
         for r in range(args.repeat):
             for name in rotated(paths, r):
-                times[name].append(once(name, str(r)))
+                wall, used = once(name, str(r))
+                times[name].append(wall)
+                cpu[name].append(used)
             print(f"round {r}: " + ", ".join(f"{k} {frames / v[-1]:.0f}/s" for k, v in times.items()), flush=True)
-        summary = summarize(frames, times)
+        summary = summarize(frames, times, cpu)
         summary["load_1min_after"] = _load()
         for name in paths:
             lo, hi = summary[f"{name}_fps_range"]
-            print(f"{name:18s} median {summary[f'{name}_fps']:7.1f} frames/s  (range {lo}-{hi})")
+            print(f"{name:18s} median {summary[f'{name}_fps']:7.1f} frames/s  (range {lo}-{hi}), "
+                  f"{summary[f'{name}_cpu_s']:.2f} CPU s, {summary[f'{name}_cores_busy']:.2f} cores busy")
         print(json.dumps(summary, sort_keys=True))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -154,10 +154,14 @@ def test_benchmark_protocol_rotates_order_and_reports_every_ratio():
         assert sorted(o.index(name) for o in orders) == list(range(len(paths)))
     times = {name: [2.0, 1.0, 3.0] for name in paths}
     times["psi0"] = [1.0, 1.5, 0.5]
-    out = ingest.summarize(600, times)
+    cpu = {name: [3.0, 1.0, 6.0] for name in paths}
+    cpu["psi0"] = [1.8, 2.7, 1.0]
+    out = ingest.summarize(600, times, cpu)
     assert out["psi0_fps"] == 600.0 and out["psi0_fps_range"] == [400.0, 1200.0]
     for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg"):
         assert out[key] == 2.0
+    assert out["psi0_cpu_s"] == 1.8 and out["psi0_cores_busy"] == 1.8        # medians of 1.8/1, 2.7/1.5, 1/0.5
+    assert out["floor_cpu_s"] == 3.0 and out["floor_cores_busy"] == 1.5
 
 
 @pytest.mark.slow
@@ -169,6 +173,8 @@ def test_ingest_benchmark_quick_prints_the_ratios():
     for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg"):
         assert result[key] > 0
     assert result["frames"] > 0 and result["rounds"] == 1
+    for path in ("floor", "psi0", "lerobot_streaming", "lerobot_default", "ffmpeg"):   # ffmpeg's in its children
+        assert result[f"{path}_cpu_s"] > 0 and result[f"{path}_cores_busy"] > 0
 
 
 def test_scale_reports_each_childs_own_peak_rss(tmp_path):
