@@ -44,29 +44,42 @@ def quantile_grid(ordered: np.ndarray, grid_points: int = GRID_POINTS) -> np.nda
     return grid + 0.0
 
 
-def grid_interp(q: float, grid: np.ndarray) -> np.ndarray:
-    """`np.interp(q, linspace(0, 1, G), grid[:, d])` for every column d at once, bit for bit.
+def interp_columns(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    """`np.interp(x, xp, fp[:, d])` for every column d at once, bit for bit: (N,) x, increasing (G,) xp,
+    (G, D) fp -> (N, D).
 
-    Why: one `np.interp` (and one `linspace`) per dimension was ~10 ms per 100 dims, run at the end of
-    every shard for LeRobot's stats.json. Same arithmetic as numpy's interp: the bracketing points
-    xp[j] <= q < xp[j + 1], slope * (q - xp[j]) + fp[j], the right end point exactly, numpy's NaN repair."""
-    grid = np.asarray(grid, np.float64)
-    xp = np.linspace(0, 1, len(grid))
-    if q >= xp[-1]:
-        return grid[-1].copy()
-    if q <= xp[0]:
-        return grid[0].copy()
-    j = int(np.searchsorted(xp, q, side="right")) - 1
-    lo, hi = grid[j], grid[j + 1]
-    with np.errstate(invalid="ignore"):        # inf - inf in a column of infinities: repaired below, as numpy does
-        slope = (hi - lo) / (xp[j + 1] - xp[j])
-        out = slope * (q - xp[j]) + lo
+    Why: one `np.interp` per column is a Python loop over the dimensions (LeRobot's stats.json quantiles
+    at the end of every shard, dedup's fingerprint of every episode). The arithmetic is numpy's: the
+    bracket xp[j] <= x < xp[j + 1], `slope * (x - xp[j]) + fp[j]`, fp[j] itself where x is a sample point
+    (no 0 * inf), the end values outside and at the ends, and numpy's repair of a NaN result."""
+    x = np.asarray(x, np.float64)
+    xp = np.asarray(xp, np.float64)
+    fp = np.asarray(fp, np.float64)
+    if len(xp) == 1:
+        return np.repeat(fp[:1], len(x), axis=0)
+    j = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, len(xp) - 2)
+    lo, hi = fp[j], fp[j + 1]
+    at = x[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in a column of infinities: repaired below
+        slope = (hi - lo) / (xp[j + 1] - xp[j])[:, None]
+        out = slope * (at - xp[j][:, None]) + lo
         bad = np.isnan(out)
         if bad.any():
-            repaired = slope * (q - xp[j + 1]) + hi
+            repaired = slope * (at - xp[j + 1][:, None]) + hi
             repaired = np.where(np.isnan(repaired) & (lo == hi), lo, repaired)
             out = np.where(bad, repaired, out)
+    on_point = x == xp[j]
+    out[on_point] = lo[on_point]
+    out[x <= xp[0]] = fp[0]
+    out[x >= xp[-1]] = fp[-1]
     return out
+
+
+def grid_interp(q: float, grid: np.ndarray) -> np.ndarray:
+    """`np.interp(q, linspace(0, 1, G), grid[:, d])` for every column d at once, bit for bit
+    (`interp_columns` at one point)."""
+    grid = np.asarray(grid, np.float64)
+    return interp_columns(np.array([q], np.float64), np.linspace(0, 1, len(grid)), grid)[0]
 
 
 @dataclass

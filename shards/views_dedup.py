@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from schemas.names import ACTION, STATE
+from schemas.stats import interp_columns
 from shards import formats
 from shards.views_ops import Step, Working
 from shards.views_reader import renamed
@@ -48,32 +49,12 @@ class DedupSpec:
 
 
 def resample(values: np.ndarray, points: int = FINGERPRINT_POINTS) -> np.ndarray:
-    """(T, D) -> (points, D), linear in normalized time (episode length does not matter).
-
-    Equal bit for bit to `np.interp(dst, src, values[:, d])` per column, in one pass over all columns (the
-    per-column loop was most of a fingerprint's cost): numpy's bracket xp[j] <= x < xp[j + 1], its
-    `slope * (x - xp[j]) + fp[j]`, fp[j] where x hits a sample point, and its NaN repair."""
+    """(T, D) -> (points, D), linear in normalized time (episode length does not matter): per column
+    `np.interp`'s values, bit for bit, in one pass over all columns (`schemas.stats.interp_columns`)."""
     values = np.asarray(values, np.float64).reshape(len(values), -1)
     if len(values) == 1:
         return np.repeat(values, points, axis=0)
-    src = np.linspace(0.0, 1.0, len(values))
-    dst = np.linspace(0.0, 1.0, points)
-    j = np.clip(np.searchsorted(src, dst, side="right") - 1, 0, len(src) - 2)
-    lo, hi = values[j], values[j + 1]
-    x = dst[:, None]
-    with np.errstate(invalid="ignore", over="ignore"):
-        slope = (hi - lo) / (src[j + 1] - src[j])[:, None]
-        out = slope * (x - src[j][:, None]) + lo
-        bad = np.isnan(out)
-        if bad.any():
-            repaired = slope * (x - src[j + 1][:, None]) + hi
-            repaired = np.where(np.isnan(repaired) & (lo == hi), lo, repaired)
-            out = np.where(bad, repaired, out)
-    on_point = dst == src[j]
-    out[on_point] = lo[on_point]
-    at_end = dst >= src[-1]
-    out[at_end] = values[-1]
-    return out
+    return interp_columns(np.linspace(0.0, 1.0, points), np.linspace(0.0, 1.0, len(values)), values)
 
 
 def average_hash(frame: np.ndarray) -> int:

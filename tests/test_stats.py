@@ -89,6 +89,16 @@ def test_grid_interp_is_numpys_interp_per_column_bit_for_bit(name, points):
         assert grid_interp(q, grid).tobytes() == expected.tobytes(), (name, points, q)
 
 
+def test_grid_interp_on_a_grid_point_next_to_an_infinity_is_numpys_value():
+    """numpy returns fp[j] where q is a sample point; 0 * inf in the slope formula would give NaN there."""
+    grid = np.array([[0.0, -1.0], [1.0, 2.0], [np.inf, -np.inf], [5.0, 3.0], [6.0, 4.0]])
+    xp = np.linspace(0, 1, len(grid))
+    for q in (0.25, 0.5, 0.75, 0.3):
+        expected = np.array([np.interp(q, xp, grid[:, d]) for d in range(grid.shape[1])])
+        assert grid_interp(q, grid).tobytes() == expected.tobytes(), q
+    assert grid_interp(0.25, grid).tolist() == [1.0, 2.0]
+
+
 def test_grids_are_stored_as_float32_bytes_and_old_list_grids_still_read():
     """shard.json keeps each grid as base64 float32 bytes (~5x smaller than 17-digit JSON numbers, printed in
     milliseconds); the values read back are the float32 values the list form held, and shards written
