@@ -84,11 +84,11 @@ class OneEuro:
 
     def __call__(self, t: float, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)
-        if x.shape != self._shape:
-            self.reset()
-            self._shape = x.shape
         if x.ndim == 1 and x.size <= 4:           # a tracker position: float maths, no numpy call overhead
             return np.array(self.step_floats(t, x.tolist()))
+        if x.shape != self._shape:                # step_floats makes the same check for its signals
+            self.reset()
+            self._shape = x.shape
         if self.x is None or self.t is None or t <= self.t:
             self.x, self.dx, self.t = x.copy(), np.zeros_like(x), float(t)
             return x.copy()
