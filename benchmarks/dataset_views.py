@@ -228,7 +228,7 @@ def part2(work: Path, shards: int, seconds: float, repeat: int) -> dict:
         # shard headers goes, so every round hashes the source shards again (the on-disk episode-table cache,
         # which a user's next process also finds, stays)
         integrity.forget()
-        views_ops._HEADERS.clear()
+        views_ops.forget_headers()
         export(view, "lerobot", dest)
 
     paths = {"psi0_export_lerobot": psi0_export,

@@ -174,6 +174,12 @@ def _union(tables: list[EpisodeTable]) -> tuple[EpisodeTable, list[dict[int, int
 _HEADERS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
+def forget_headers() -> None:
+    """Drop this process's cached shard headers (a benchmark timing a fresh process; a long-lived process
+    that wants them re-read). Headers are keyed by root content hash, so a changed root is re-read anyway."""
+    _HEADERS.clear()
+
+
 def shard_header(work: Working, srow: int) -> dict[str, Any]:
     """fps, features and cameras of a shard (read once per shard, cached with the root's episode table),
     renamed."""
