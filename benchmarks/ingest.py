@@ -14,6 +14,9 @@ preset 12, lp=2) on every path, so the ratios compare work against work:
                      synchronously, then ffmpeg-style encode of the PNGs in `save_episode`).
   ffmpeg             ffmpeg CLI, one process per episode, same scaler (bilinear), same decoder threading
                      (slice threads) and the same encoder options (lp=2).
+  floor_parallel     the floor's loop in one thread per core, each taking every n-th episode: the codec
+                     work alone with no hand-offs. Not a job (it writes nothing but MP4s); it bounds what any
+                     scheduling of the same work reaches here (`floor_parallel_vs_lerobot_streaming`).
 
 What differs, besides the scheduling each path chooses: LeRobot computes per-channel image stats on
 every frame (psi0 computes stats of vector columns only) and converts frames RGB → yuv420p in its
@@ -24,7 +27,8 @@ rounds, each running every path once, the order rotating each round so no path a
 in the same slot. Per path: median, min and max seconds, median CPU seconds (every thread and child process)
 and cores kept busy; ratios are of medians. Machine load
 (1-min load average) is printed before and after. Last line: one JSON object with `vs_floor`,
-`vs_lerobot_streaming`, `vs_lerobot_default`, `vs_ffmpeg` (psi0 frames/s ÷ the other's).
+`vs_lerobot_streaming`, `vs_lerobot_default`, `vs_ffmpeg`, `vs_floor_parallel` (psi0 frames/s ÷ the other's)
+and `floor_parallel_vs_lerobot_streaming`.
 
     python benchmarks/ingest.py                   # 6 episodes x 3.3 s (≈ 618 frames), 3 rounds: ~5 min on 2 cores
     python benchmarks/ingest.py --quick           # smoke test: 240p, 3 short episodes, 1 round, no warm-up
@@ -53,7 +57,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SIZE = 224
 CRF, GOP, PRESET, LP = 30, 2, 12, 2
 OPTS = {"crf": str(CRF), "g": str(GOP), "preset": str(PRESET), "svtav1-params": f"lp={LP}"}
-PATHS = ("floor", "psi0", "lerobot_streaming", "lerobot_default", "ffmpeg")
+PATHS = ("floor", "psi0", "lerobot_streaming", "lerobot_default", "ffmpeg", "floor_parallel")
 
 
 def bench_psi0(src: Path, videos: list[Path], out: Path) -> float:
@@ -108,21 +112,40 @@ def bench_lerobot_default(src: Path, videos: list[Path], out: Path) -> float:
     return _lerobot(src, videos, out)
 
 
-def bench_floor(src: Path, videos: list[Path], out: Path) -> float:
+def _floor_episode(video: Path, dst_path: Path) -> None:
     import av
 
+    with av.open(str(video)) as source, av.open(str(dst_path), "w") as dst:
+        stream = dst.add_stream("libsvtav1", rate=30, options=OPTS)
+        stream.width = stream.height = SIZE
+        stream.pix_fmt = "yuv420p"
+        decoder = source.streams.video[0]
+        decoder.thread_type = "SLICE"
+        for frame in source.decode(decoder):
+            dst.mux(stream.encode(frame.reformat(SIZE, SIZE, "yuv420p")))
+        dst.mux(stream.encode(None))
+
+
+def bench_floor(src: Path, videos: list[Path], out: Path) -> float:
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     for k, video in enumerate(videos):
-        with av.open(str(video)) as source, av.open(str(out / f"{k}.mp4"), "w") as dst:
-            stream = dst.add_stream("libsvtav1", rate=30, options=OPTS)
-            stream.width = stream.height = SIZE
-            stream.pix_fmt = "yuv420p"
-            decoder = source.streams.video[0]
-            decoder.thread_type = "SLICE"
-            for frame in source.decode(decoder):
-                dst.mux(stream.encode(frame.reformat(SIZE, SIZE, "yuv420p")))
-            dst.mux(stream.encode(None))
+        _floor_episode(video, out / f"{k}.mp4")
+    return time.perf_counter() - t
+
+
+def bench_floor_parallel(src: Path, videos: list[Path], out: Path) -> float:
+    """The floor's loop in one thread per core, each on every n-th episode: the codecs' work alone, scheduled
+    with no hand-offs at all. Not a path a job could take as is (nothing is written but the MP4s); it says how
+    far any scheduling of the same codec work can go on this host."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out.mkdir(parents=True, exist_ok=True)
+    workers = max(1, min(os.cpu_count() or 1, len(videos)))
+    t = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        for done in [pool.submit(_floor_episode, video, out / f"{k}.mp4") for k, video in enumerate(videos)]:
+            done.result()
     return time.perf_counter() - t
 
 
@@ -139,7 +162,7 @@ def bench_ffmpeg(src: Path, videos: list[Path], out: Path) -> float:
 
 BENCHES: dict[str, Callable[[Path, list[Path], Path], float]] = {
     "floor": bench_floor, "psi0": bench_psi0, "lerobot_streaming": bench_lerobot_streaming,
-    "lerobot_default": bench_lerobot_default, "ffmpeg": bench_ffmpeg}
+    "lerobot_default": bench_lerobot_default, "ffmpeg": bench_ffmpeg, "floor_parallel": bench_floor_parallel}
 
 
 def rotated(paths: list[str], round_index: int) -> list[str]:
@@ -164,9 +187,12 @@ def summarize(frames: int, times: dict[str, list[float]],
             out[f"{k}_cores_busy"] = round(statistics.median(c / w for c, w in zip(cpu[k], v)), 2)
     if "psi0" in med:
         for key, other in (("vs_floor", "floor"), ("vs_lerobot_streaming", "lerobot_streaming"),
-                           ("vs_lerobot_default", "lerobot_default"), ("vs_ffmpeg", "ffmpeg")):
+                           ("vs_lerobot_default", "lerobot_default"), ("vs_ffmpeg", "ffmpeg"),
+                           ("vs_floor_parallel", "floor_parallel")):
             if other in med:
                 out[key] = round(med[other] / med["psi0"], 2)
+    if "floor_parallel" in med and "lerobot_streaming" in med:     # the most any scheduling of the codec work gets
+        out["floor_parallel_vs_lerobot_streaming"] = round(med["lerobot_streaming"] / med["floor_parallel"], 2)
     return out
 
 

@@ -158,8 +158,10 @@ def test_benchmark_protocol_rotates_order_and_reports_every_ratio():
     cpu["psi0"] = [1.8, 2.7, 1.0]
     out = ingest.summarize(600, times, cpu)
     assert out["psi0_fps"] == 600.0 and out["psi0_fps_range"] == [400.0, 1200.0]
-    for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg"):
+    for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg", "vs_floor_parallel"):
         assert out[key] == 2.0
+    times["floor_parallel"] = [1.0, 0.5, 2.0]                                 # median 1.0 vs streaming's 2.0
+    assert ingest.summarize(600, times, cpu)["floor_parallel_vs_lerobot_streaming"] == 2.0
     assert out["psi0_cpu_s"] == 1.8 and out["psi0_cores_busy"] == 1.8        # medians of 1.8/1, 2.7/1.5, 1/0.5
     assert out["floor_cpu_s"] == 3.0 and out["floor_cores_busy"] == 1.5
 
@@ -170,11 +172,27 @@ def test_ingest_benchmark_quick_prints_the_ratios():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg"):
+    for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg", "vs_floor_parallel",
+                "floor_parallel_vs_lerobot_streaming"):
         assert result[key] > 0
     assert result["frames"] > 0 and result["rounds"] == 1
-    for path in ("floor", "psi0", "lerobot_streaming", "lerobot_default", "ffmpeg"):   # ffmpeg's in its children
+    for path in ingest_paths():                                                        # ffmpeg's in its children
         assert result[f"{path}_cpu_s"] > 0 and result[f"{path}_cores_busy"] > 0
+
+
+def ingest_paths() -> tuple[str, ...]:
+    return _benchmark("ingest").PATHS
+
+
+def test_floor_parallel_does_the_floors_work(egodex_src, tmp_path):
+    """The parallel floor bounds what scheduling alone can gain, so it must do exactly the floor's work:
+    the same MP4 bytes for every episode, only in another order of time."""
+    ingest = _benchmark("ingest")
+    videos = sorted(egodex_src.rglob("*.mp4"))
+    ingest.bench_floor(egodex_src, videos, tmp_path / "serial")
+    ingest.bench_floor_parallel(egodex_src, videos, tmp_path / "parallel")
+    serial, parallel = _files(tmp_path / "serial"), _files(tmp_path / "parallel")
+    assert len(serial) == len(videos) >= 2 and serial == parallel
 
 
 def test_scale_reports_each_childs_own_peak_rss(tmp_path):
