@@ -20,7 +20,10 @@ preset 12, lp=2) on every path, so the ratios compare work against work:
 
 What differs, besides the scheduling each path chooses: LeRobot computes per-channel image stats on
 every frame (psi0 computes stats of vector columns only) and converts frames RGB → yuv420p in its
-encoder (psi0 and the floor resize straight to yuv420p); the floor and ffmpeg write no metadata.
+encoder (psi0 and the floor resize straight to yuv420p); the floor and ffmpeg write no metadata. The
+ffmpeg CLI links the system's SVT-AV1 (Debian 12: 1.4.1), which encodes preset 12 as asked; every PyAV path
+(psi0, both floors, LeRobot) runs PyAV's bundled SVT-AV1 3.0, which maps presets 11-13 to 10 in its
+random-access mode ("Preset M12 is mapped to M10" in the log): those paths do more encoder work per frame.
 
 Protocol: the sources are written once; one warm-up run of every path is discarded; then `--repeat`
 rounds, each running every path once, the order rotating each round so no path always goes first or

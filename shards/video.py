@@ -33,7 +33,8 @@ if TYPE_CHECKING:          # PyAV is imported where video is decoded or encoded,
 
 @dataclass(frozen=True)
 class VideoConfig:
-    """Output video settings. Defaults are LeRobot's: AV1 (SVT), crf 30, GOP 2, preset 12."""
+    """Output video settings. Defaults are LeRobot's: AV1 (SVT), crf 30, GOP 2, preset 12. SVT-AV1 3.0 (the
+    one PyAV's wheels bundle) runs presets 11-13 as 10 in random-access mode, for LeRobot's writer too."""
 
     width: int = 224
     height: int = 224
