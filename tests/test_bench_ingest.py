@@ -176,12 +176,8 @@ def test_ingest_benchmark_quick_prints_the_ratios():
                 "floor_parallel_vs_lerobot_streaming"):
         assert result[key] > 0
     assert result["frames"] > 0 and result["rounds"] == 1
-    for path in ingest_paths():                                                        # ffmpeg's in its children
+    for path in _benchmark("ingest").PATHS:                                            # ffmpeg's in its children
         assert result[f"{path}_cpu_s"] > 0 and result[f"{path}_cores_busy"] > 0
-
-
-def ingest_paths() -> tuple[str, ...]:
-    return _benchmark("ingest").PATHS
 
 
 def test_floor_parallel_does_the_floors_work(egodex_src, tmp_path):
