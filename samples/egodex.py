@@ -16,6 +16,7 @@ import numpy as np
 
 from samples.motion import hand_pose, min_jerk_path, random_knots, rot_x, rot_y, rot_z, transform
 from schemas.embodiments import EGODEX_JOINTS, MEDIAPIPE_FROM_HUMAN25, SIDES, human_hand_joints
+from schemas.video_codecs import x264_options
 
 FPS = 30
 DEFAULT_RESOLUTION = (480, 270)
@@ -195,7 +196,9 @@ def write_mp4(path: Path, ep: EgodexEpisode, n_frames: int | None = None, seed: 
     options = {"fflags": "+bitexact"} | ({"movflags": "+faststart"} if faststart else {})
     with av.open(str(path), "w", format="mp4", options=options) as out:
         # A fixed thread count: x264 is deterministic for a given count, whatever the machine's cores.
-        stream = out.add_stream("libx264", rate=FPS, options={"crf": "20", "preset": "veryfast", "threads": "4"})
+        # x264 capped where its AVX-512 code wrote different bytes for the same frames (schemas.video_codecs).
+        stream = out.add_stream("libx264", rate=FPS, options={"crf": "20", "preset": "veryfast", "threads": "4"}
+                                | x264_options())
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(n):
             j = min(i, ep.length - 1)

@@ -24,6 +24,7 @@ import numpy as np
 
 from schemas.episode import EpisodeError, RejectReason, VideoRef
 from schemas import remote
+from schemas.video_codecs import x264_options
 from shards import objectstore
 from shards.scheduling import scheduling_kept
 
@@ -60,6 +61,7 @@ class VideoConfig:
         elif self.codec == "libx264":
             opts["preset"] = "veryfast"
             opts["threads"] = str(self.threads or 2)
+            opts |= x264_options()                  # same frames, same bytes (schemas.video_codecs)
         return opts
 
 

@@ -6,6 +6,8 @@ from typing import Iterable
 
 import numpy as np
 
+from schemas.video_codecs import x264_options
+
 
 def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float = 30.0) -> int:
     """RGB uint8 frames -> an H.264 MP4 (yuv420p, even sizes). Returns the number of frames written."""
@@ -21,7 +23,7 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], fps: float = 30.0)
                 stream = box.add_stream("libx264", rate=int(round(fps)))
                 stream.width, stream.height = w - w % 2, h - h % 2
                 stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": "23", "preset": "veryfast"}
+                stream.options = {"crf": "23", "preset": "veryfast"} | x264_options()   # same frames, same bytes
             img = np.ascontiguousarray(frame[: stream.height, : stream.width])
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 box.mux(packet)
