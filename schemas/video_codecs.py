@@ -26,5 +26,5 @@ def _cpu_has_avx512() -> bool:
 
 
 def x264_options() -> dict[str, str]:
-    """Options to add to a libx264 stream's so that the same frames always encode to the same bytes."""
+    """Options to merge into a libx264 stream's, so that the same frames always encode to the same bytes."""
     return {"x264-params": "asm=avx2"} if _cpu_has_avx512() else {}
