@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -84,16 +84,14 @@ def input_columns(source: "Source", episode: Episode) -> dict[str, np.ndarray]:
 
 class Hand48Tokens:
     """`Source`'s token methods for a source whose stage-1 chunks are `hand48` deltas of its `token_inputs`
-    columns at `token_rate` Hz (every built-in source), and no hand QA unless it overrides `hand_qa`.
+    columns at `hand48.RATE` (every built-in source), and no hand QA unless it overrides `hand_qa`.
     A mixin, so the three sources state only what differs."""
-
-    token_rate: ClassVar[float] = hand48.RATE
 
     def token_chunks(self, episode: Episode, horizon: int) -> np.ndarray:
         return self.chunks_from_columns(input_columns(self, episode), episode.meta.fps, horizon)
 
     def chunks_from_columns(self, columns: Mapping[str, np.ndarray], fps: float, horizon: int) -> np.ndarray:
-        return hand48.chunks(columns, fps, horizon, self.token_rate)
+        return hand48.chunks(columns, fps, horizon, hand48.RATE)
 
     def hand_qa(self) -> Any | None:
         return None
