@@ -113,7 +113,7 @@ def test_features_and_gradients_equal_the_uncached_backbone(tiny):
     batch = {"images": _images(3, 2, 5), "task": ["fold the towel", "wave hello with the right hand", "fold the towel"]}
     plain = tiny_system2(seed=3)
     visual = plain.model.model.visual
-    del visual.fast_pos_embed_interpolate, visual.rot_pos_emb   # back to the class's methods
+    del visual.fast_pos_embed_interpolate, visual.rot_pos_emb, visual.forward   # back to the class's methods
     for block in visual.blocks:
         del block.attn.forward
     plain._mrope = lambda *_a: None
@@ -128,3 +128,33 @@ def test_features_and_gradients_equal_the_uncached_backbone(tiny):
     assert g0.keys() == g1.keys() and any("visual" in n for n in g0)
     for n in g0:
         assert torch.equal(g0[n], g1[n]), n
+
+
+def test_vision_tower_reads_its_index_tensors_back_once_per_forward(tiny, monkeypatch):
+    """Every `.tolist()` is a device-to-host sync on a GPU. A warm tower forward reads the grids once and the
+    patch counts once, however many blocks it has (transformers' reads them in two builders and every block);
+    a block called on its own still works, and a tensor changed in place between forwards is read again."""
+    visual = tiny.model.model.visual
+    assert len(visual.blocks) >= 2
+    inputs = tiny.build_inputs(_images(2, 2, 7), ["fold the towel"] * 2)
+    pixels, grid = inputs["pixel_values"], inputs["image_grid_thw"]
+    reads = []
+    real = torch.Tensor.tolist
+
+    def counted(t):
+        reads.append(tuple(t.shape))
+        return real(t)
+
+    visual(pixels, grid_thw=grid)                       # warm: fills the grid tables
+    monkeypatch.setattr(torch.Tensor, "tolist", counted)
+    want = visual(pixels, grid_thw=grid)[0]
+    assert reads == [tuple(grid.shape), (grid.shape[0],)], reads
+    reads.clear()
+    assert torch.equal(visual(pixels, grid_thw=grid)[0], want) and len(reads) == 2
+    monkeypatch.undo()
+    wide = tiny.build_inputs(torch.randint(0, 256, (1, 1, 3, 32, 64), dtype=torch.uint8), ["wave"])
+    pixels, grid = wide["pixel_values"], wide["image_grid_thw"].clone()
+    assert grid[0, 1] != grid[0, 2]
+    visual(pixels, grid_thw=grid)
+    grid[0, 1], grid[0, 2] = int(grid[0, 2]), int(grid[0, 1])    # in place: the same patches, transposed
+    assert torch.equal(visual(pixels, grid_thw=grid)[0], visual(pixels, grid_thw=grid.clone())[0])

@@ -10,14 +10,17 @@ calls stall the stream.
 
 Here the index work is cached per batch of grids (and per row layout for M-RoPE); what depends on
 weights (the learned embedding lookup, the rotary frequencies) is still computed every call, so
-gradients reach `pos_embed` as before. Every output is equal, bit for bit, to transformers' own
+gradients reach `pos_embed` as before. The image grids and the per-image patch counts (`cu_seqlens`) are read
+back to the host once per vision-tower forward, not by each table builder and each of the 24 blocks. Every output is equal, bit for bit, to transformers' own
 (`tests/test_qwen3vl_grids.py` checks them against the originals).
 """
 from __future__ import annotations
 
+import threading
 import types
 from collections import OrderedDict
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -39,8 +42,46 @@ class _Lru(OrderedDict):
         return hit
 
 
-def _grid_key(grid_thw: torch.Tensor) -> tuple[tuple[int, int, int], ...]:
+class _ForwardScope:
+    """Host copies of small index tensors, read back once per vision-tower forward instead of once per use:
+    the tower hands the same `grid_thw` to two table builders and the same `cu_seqlens` to every block, and
+    on a GPU every read is a stream sync (Qwen3-VL-2B has 24 vision blocks). Values live only while the
+    forward runs (per thread), so a tensor changed in place between forwards is read again."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @contextmanager
+    def open(self) -> Iterator[None]:
+        outer = getattr(self._local, "memo", None)
+        self._local.memo = {}
+        try:
+            yield
+        finally:
+            self._local.memo = outer
+
+    def get_or(self, tag: str, tensor: torch.Tensor, make: Callable[[torch.Tensor], Any]) -> Any:
+        memo = getattr(self._local, "memo", None)
+        if memo is None:                        # called outside a tower forward (a block on its own)
+            return make(tensor)
+        hit = memo.get(tag)
+        if hit is not None and hit[0] is tensor:
+            return hit[1]
+        value = make(tensor)
+        memo[tag] = (tensor, value)
+        return value
+
+
+def _grid_rows(grid_thw: torch.Tensor) -> tuple[tuple[int, int, int], ...]:
     return tuple(tuple(int(v) for v in row) for row in grid_thw.tolist())
+
+
+def _grid_key(visual: Any, grid_thw: torch.Tensor) -> tuple[tuple[int, int, int], ...]:
+    return visual._psi0_scope.get_or("grid", grid_thw, _grid_rows)
+
+
+def _seq_lengths(cu_seqlens: torch.Tensor) -> list[int]:
+    return (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
 
 
 # ------------------------------------------------------------------------------ vision tower positions
@@ -69,7 +110,7 @@ def _fast_pos_embed_interpolate(self: Any, grid_thw: torch.Tensor) -> torch.Tens
     weights and row order of a batch of grids are built once (the lookup runs over the same rows in the
     same order as transformers', so even the embedding's gradient sums in the same order)."""
     weight = self.pos_embed.weight
-    key = (_grid_key(grid_thw), weight.device, weight.dtype)
+    key = (_grid_key(self, grid_thw), weight.device, weight.dtype)
 
     def plan() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx: list[list[int]] = [[] for _ in range(4)]
@@ -94,7 +135,7 @@ def _fast_pos_embed_interpolate(self: Any, grid_thw: torch.Tensor) -> torch.Tens
 def _rot_pos_emb(self: Any, grid_thw: torch.Tensor) -> torch.Tensor:
     """`Qwen3VLVisionModel.rot_pos_emb`, same values: the (row, col) of every patch is cached per batch
     of grids; the frequency table is rebuilt each call as transformers does."""
-    grids = _grid_key(grid_thw)
+    grids = _grid_key(self, grid_thw)
     max_hw = max(max(h, w) for _, h, w in grids)
     freq_table = self.rotary_pos_emb(max_hw)
     device = freq_table.device
@@ -125,7 +166,8 @@ def _vision_attention_forward(self: Any, hidden_states: torch.Tensor, cu_seqlens
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS  # noqa: PLC0415
     from transformers.models.qwen3_vl.modeling_qwen3_vl import apply_rotary_pos_emb_vision  # noqa: PLC0415
 
-    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
+    scope = getattr(self, "_psi0_scope", None)
+    lengths = scope.get_or("lengths", cu_seqlens, _seq_lengths) if scope is not None else _seq_lengths(cu_seqlens)
     if self.config._attn_implementation != "sdpa" or len(set(lengths)) != 1 or position_embeddings is None:
         return type(self).forward(self, hidden_states, cu_seqlens, rotary_pos_emb=rotary_pos_emb,
                                   position_embeddings=position_embeddings, **kwargs)
@@ -140,6 +182,12 @@ def _vision_attention_forward(self: Any, hidden_states: torch.Tensor, cu_seqlens
     return self.proj(out.reshape(seq_length, -1).contiguous())
 
 
+def _scoped_tower_forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """`Qwen3VLVisionModel.forward` inside one `_ForwardScope`."""
+    with self._psi0_scope.open():
+        return type(self).forward(self, *args, **kwargs)
+
+
 def install_grid_cache(model: Any) -> None:
     """Give `model` (a `Qwen3VLForConditionalGeneration` or `Qwen3VLModel`) cached vision-tower position
     tables and batched per-image attention, on this instance only. Idempotent."""
@@ -147,9 +195,12 @@ def install_grid_cache(model: Any) -> None:
     visual = inner.visual
     if getattr(visual, "_psi0_grid_cache", None) is None:
         visual._psi0_grid_cache = _Lru()
+        visual._psi0_scope = _ForwardScope()
+        visual.forward = types.MethodType(_scoped_tower_forward, visual)
         visual.fast_pos_embed_interpolate = types.MethodType(_fast_pos_embed_interpolate, visual)
         visual.rot_pos_emb = types.MethodType(_rot_pos_emb, visual)
         for block in visual.blocks:
+            block.attn._psi0_scope = visual._psi0_scope
             block.attn.forward = types.MethodType(_vision_attention_forward, block.attn)
 
 
