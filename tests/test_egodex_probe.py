@@ -2,13 +2,15 @@
 header cannot say (fragmented MP4: no frame count in `moov`)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import av
+import av.logging
 import numpy as np
 import pytest
 
-from converters.egodex import _stream_header
+from converters.egodex import _HEADER_ONLY, _NO_DECODE, _stream_header
 
 
 def write_mp4(path: Path, frames: int, fragmented: bool) -> Path:
@@ -40,3 +42,47 @@ def test_fragmented_mp4_defers_to_the_decoding_probe(tmp_path: Path) -> None:
     path = str(write_mp4(tmp_path / "v.mp4", 12, fragmented=True))
     assert _stream_header(path, path, skip_decoding=True) is None
     assert _stream_header(path, path, skip_decoding=False) is not None
+
+
+class _CountingFile(io.FileIO):
+    """A file whose reads are counted (PyAV reads a file object through `read`)."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+def test_no_decode_probe_reads_the_header_not_seconds_of_packets(tmp_path: Path) -> None:
+    """FFmpeg's probe reads up to 5 s of packets looking for what a skipped frame never reveals; told to
+    stop at the header, it reads the index and at most a packet (10 s of noise: <10 % of the file)."""
+    path = str(write_mp4(tmp_path / "v.mp4", 300, fragmented=False))
+    size = Path(path).stat().st_size
+    with _CountingFile(path) as source:
+        header = _stream_header(source, path, skip_decoding=True)
+    assert header == _stream_header(path, path, skip_decoding=False)
+    assert source.bytes_read < 0.1 * size, (source.bytes_read, size)
+
+
+def test_header_probe_is_quiet_where_ffmpeg_prints(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """FFmpeg warns that the header-only open found no codec parameters; the probe mutes that (two lines per
+    episode otherwise, where FFmpeg's printer is on) and puts FFmpeg's threshold back after."""
+    path = str(write_mp4(tmp_path / "v.mp4", 30, fragmented=False))
+    av.logging.restore_default_callback()             # what LeRobot's video code leaves behind
+    try:
+        capfd.readouterr()
+        with av.open(path, options=_HEADER_ONLY, stream_options=_NO_DECODE * 8):
+            pass
+        assert "Could not find codec parameters" in capfd.readouterr().err   # the warning the probe mutes
+        assert _stream_header(path, path, skip_decoding=True) is not None
+        assert "Could not find codec parameters" not in capfd.readouterr().err
+        with av.open(str(write_mp4(tmp_path / "w.mp4", 2, fragmented=False)), options=_HEADER_ONLY,
+                     stream_options=_NO_DECODE * 8):
+            pass
+        assert "Could not find codec parameters" in capfd.readouterr().err   # put back after the block
+    finally:
+        av.logging.set_level(None)                    # PyAV's default: FFmpeg's messages dropped
