@@ -12,6 +12,7 @@ a consumer (the Zarr writer) asks for them.
 from __future__ import annotations
 
 import io
+import os
 import queue
 import threading
 import zipfile
@@ -259,6 +260,10 @@ class EpisodeEncoder:
 
     def __init__(self, path: Path, fps: float, config: VideoConfig):
         import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
+        if config.codec == "libsvtav1":
+            # SVT-AV1 prints a 20-line banner to stderr per encoder opened (per episode) unless told not to;
+            # errors only, unless the user set SVT_LOG themselves (read at SVT's first open in the process).
+            os.environ.setdefault("SVT_LOG", "1")
         self.path = path
         self.config = config
         self.container = av.open(str(path), "w", format="mp4")
