@@ -16,7 +16,8 @@ from shards.video import EpisodeEncoder, VideoConfig
 import av
 enc = EpisodeEncoder(Path(sys.argv[1]), 30, VideoConfig(width=64, height=64))
 for i in range(4):
-    enc.add(av.VideoFrame.from_ndarray(np.full((64, 64, 3), 40 * i, np.uint8), format="rgb24").reformat(format="yuv420p"))
+    rgb = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 40 * i, np.uint8), format="rgb24")
+    enc.add(rgb.reformat(format="yuv420p"))
 enc.close()
 """
 

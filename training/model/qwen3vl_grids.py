@@ -10,9 +10,10 @@ calls stall the stream.
 
 Here the index work is cached per batch of grids (and per row layout for M-RoPE); what depends on
 weights (the learned embedding lookup, the rotary frequencies) is still computed every call, so
-gradients reach `pos_embed` as before. The image grids and the per-image patch counts (`cu_seqlens`) are read
-back to the host once per vision-tower forward, not by each table builder and each of the 24 blocks. Every output is equal, bit for bit, to transformers' own
-(`tests/test_qwen3vl_grids.py` checks them against the originals).
+gradients reach `pos_embed` as before. The image grids and the per-image patch counts (`cu_seqlens`) are
+read back to the host once per vision-tower forward, not by each table builder and each of the 24 blocks.
+Every output is equal, bit for bit, to transformers' own (`tests/test_qwen3vl_grids.py` checks them against
+the originals).
 """
 from __future__ import annotations
 
