@@ -16,47 +16,46 @@ import importlib
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Iterator
+from typing import Any, Iterator
 
 AV_LOG_ERROR = 16
 
 _LOCK = threading.Lock()
-_state = {"users": 0, "saved": None}
+_state: dict[str, Any] = {"users": 0, "saved": ()}
 
 
 @lru_cache(maxsize=1)
-def _libavutil() -> ctypes.CDLL | None:
-    """The libavutil PyAV loaded (its wheels bundle their own), found in this process's memory map."""
-    importlib.import_module("av")                      # loads the libavutil to find
-
+def _libavutils() -> tuple[ctypes.CDLL, ...]:
+    """Every libavutil loaded in this process, PyAV's among them (its wheels bundle their own; torchcodec, if
+    loaded first, brings the system's, and each copy keeps its own threshold), found in the memory map."""
+    importlib.import_module("av")                      # loads PyAV's libavutil, the one its probes log through
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "libavutil" in line and "/" in line}
+            paths = sorted({line.split()[-1] for line in maps if "libavutil" in line and "/" in line})
     except OSError:           # not Linux: leave FFmpeg's logging as it is
-        return None
-    for path in sorted(paths):
+        return ()
+    libs = []
+    for path in paths:
         try:
             lib = ctypes.CDLL(path)
             lib.av_log_get_level.restype = ctypes.c_int
             lib.av_log_set_level.argtypes = [ctypes.c_int]
-            return lib
         except (OSError, AttributeError):
             continue
-    return None
+        libs.append(lib)
+    return tuple(libs)
 
 
 @contextmanager
 def ffmpeg_warnings_muted() -> Iterator[None]:
     """FFmpeg logs only errors inside the block (process-wide: a warning another thread's codec emits in
     that window is dropped too; the probes this wraps last ~1-3 ms)."""
-    lib = _libavutil()
-    if lib is None:
-        yield
-        return
+    libs = _libavutils()
     with _LOCK:
         if _state["users"] == 0:
-            _state["saved"] = lib.av_log_get_level()
-            lib.av_log_set_level(min(AV_LOG_ERROR, _state["saved"]))
+            _state["saved"] = tuple(lib.av_log_get_level() for lib in libs)
+            for lib, level in zip(libs, _state["saved"]):
+                lib.av_log_set_level(min(AV_LOG_ERROR, level))
         _state["users"] += 1
     try:
         yield
@@ -64,4 +63,5 @@ def ffmpeg_warnings_muted() -> Iterator[None]:
         with _LOCK:
             _state["users"] -= 1
             if _state["users"] == 0:
-                lib.av_log_set_level(_state["saved"])
+                for lib, level in zip(libs, _state["saved"]):
+                    lib.av_log_set_level(level)

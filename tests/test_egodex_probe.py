@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from converters.egodex import _HEADER_ONLY, _NO_DECODE, _stream_header
+from schemas.ffmpeg_log import _libavutils
 
 
 def write_mp4(path: Path, frames: int, fragmented: bool) -> Path:
@@ -70,7 +71,13 @@ def test_no_decode_probe_reads_the_header_not_seconds_of_packets(tmp_path: Path)
 
 def test_header_probe_is_quiet_where_ffmpeg_prints(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     """FFmpeg warns that the header-only open found no codec parameters; the probe mutes that (two lines per
-    episode otherwise, where FFmpeg's printer is on) and puts FFmpeg's threshold back after."""
+    episode otherwise, where FFmpeg's printer is on) and puts FFmpeg's threshold back after. torchcodec,
+    loaded first, brings a second libavutil (the system's) into the process: PyAV's must still be the one muted."""
+    try:
+        import torchcodec.decoders  # noqa: F401 - loads the system's libavutil beside PyAV's
+    except ImportError:
+        pass
+    _libavutils.cache_clear()
     path = str(write_mp4(tmp_path / "v.mp4", 30, fragmented=False))
     av.logging.restore_default_callback()             # what LeRobot's video code leaves behind
     try:
