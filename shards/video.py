@@ -169,7 +169,6 @@ class FrameFeed:
         self._resize_on_take = resize_on_take and ref.kind == "video"
         self._frames: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
         self._stop = threading.Event()
-        self._scaler: av.video.reformatter.VideoReformatter | None = None
 
     def fill(self) -> None:
         """Producer: decode every frame into the queue (blocks while it is full), then the end marker."""
@@ -191,6 +190,8 @@ class FrameFeed:
         return False
 
     def __iter__(self) -> Iterator[av.VideoFrame]:
+        import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
+        scaler = av.video.reformatter.VideoReformatter() if self._resize_on_take else None
         while True:
             item = self._frames.get()
             if item is _END:
@@ -199,14 +200,8 @@ class FrameFeed:
                 raise item
             if self._resize_on_take:
                 width, height = self._size
-                item = self._take_scaler().reformat(item, width=width, height=height, format=self._pix_fmt)
+                item = scaler.reformat(item, width=width, height=height, format=self._pix_fmt)
             yield item
-
-    def _take_scaler(self) -> av.video.reformatter.VideoReformatter:
-        if self._scaler is None:
-            import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
-            self._scaler = av.video.reformatter.VideoReformatter()
-        return self._scaler
 
     def cancel(self) -> None:
         """Stop the producer and drop what it queued (idempotent)."""

@@ -167,8 +167,7 @@ def _vision_attention_forward(self: Any, hidden_states: torch.Tensor, cu_seqlens
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS  # noqa: PLC0415
     from transformers.models.qwen3_vl.modeling_qwen3_vl import apply_rotary_pos_emb_vision  # noqa: PLC0415
 
-    scope = getattr(self, "_psi0_scope", None)
-    lengths = scope.get_or("lengths", cu_seqlens, _seq_lengths) if scope is not None else _seq_lengths(cu_seqlens)
+    lengths = self._psi0_scope.get_or("lengths", cu_seqlens, _seq_lengths)     # set with this forward
     if self.config._attn_implementation != "sdpa" or len(set(lengths)) != 1 or position_embeddings is None:
         return type(self).forward(self, hidden_states, cu_seqlens, rotary_pos_emb=rotary_pos_emb,
                                   position_embeddings=position_embeddings, **kwargs)
