@@ -1,21 +1,30 @@
-"""Overlap the next episode's reading and video decoding with the current episode's encoding.
+"""Overlap the next episodes' reading and video decoding with the current episode's encoding.
 
 On a 2-core host the serial codec loop (decode → resize → encode, one episode after another) leaves a
-core idle whenever one side waits for the other: the 1080p H.264 decoder is single-threaded (one
-slice), container opening costs a decoder start-up per file, and the HDF5 read, validation and
-container probe of the next episode sit between two episodes' codec work. Here one background thread
-runs, for each episode in order, `load` (read + transforms) and then decodes its cameras into bounded
-`shards.video.FrameFeed`s, while the caller's thread (the shard writer) resizes and encodes. The writer
-finds the frames through `shards.video.iter_frames` exactly as if it had decoded them itself, so the
-output bytes do not depend on this module: only when the work happens does.
+core idle whenever one side waits for the other: one video's H.264 decode is largely one thread's serial
+work (FFmpeg's slice threads help only as far as the stream has slices); each file costs a container open
+and a decoder start-up; SVT-AV1 drains its last frames at each episode's end before the next encoder fills; and the
+HDF5 read, validation and container probe of the next episode sit between two episodes' codec work.
 
-Why the resize runs on the writer's side: the decoder is the critical path (1080p H.264: ~5 ms a frame,
-against ~3 ms of encoding spread over the encoder's threads), and libswscale's 1080p → 224 resize
-(~1.9 ms a frame) done in the decoding thread made that path ~35 % longer while the writer's thread
-sat waiting for frames.
+Here a loader thread runs `load` (read + transforms) for each episode in order and hands it to the
+caller's thread (the shard writer), while `DECODERS` decoder threads decode and resize the loaded
+episodes' cameras, each into its own bounded `shards.video.FrameFeed`, taking the feeds in episode order.
+So while the writer encodes episode n (decoded by one thread), the next thread is already decoding
+episode n+1: two decoders run side by side, as two independent serial loops would, and every boundary
+(encoder drain, container open, HDF5 read) has other work beside it. The writer finds the frames
+through `shards.video.iter_frames` exactly as if it had decoded them itself, so the output bytes do not
+depend on this module: only when the work happens does.
 
-Memory: at most `EPISODES_AHEAD` loaded episodes plus `FRAMES_AHEAD` decoded, not yet resized frames
-per camera (1080p yuv420p: 3.1 MB a frame, so ~100 MB) wait for the writer.
+Why the resize runs in the decoder threads: with one decoder thread, decode was the critical path and
+the resize (libswscale 1080p → 224, ~1 ms a frame) ran on the writer's side to keep it short; with two,
+neither decoder is the pace, and a resized frame is ~40x smaller to keep queued (224² yuv420p: 75 kB).
+Why each decoder runs on its own thread only (FFmpeg's slice threads off): two decoders already keep the
+cores busy, and slice threads cost ~4 % more CPU in hand-offs (same frames).
+
+Memory: the writer's episode, `EPISODES_AHEAD` loaded episodes waiting for it and the one the loader
+holds, each with at most `EPISODE_BYTES` of resized frames queued (split between its cameras, at least
+`MIN_FRAMES_AHEAD` a camera): ~100 MB whatever the episodes' length (one decoder with 32 source-sized
+1080p frames queued held about as much).
 """
 from __future__ import annotations
 
@@ -26,23 +35,33 @@ from typing import Callable, Iterator, Sequence
 from schemas.episode import Episode, Rejected, SourceRef
 from shards.video import FrameFeed, VideoConfig, offer, withdraw
 
-EPISODES_AHEAD = 1      # loaded episodes waiting for the writer (beyond the one it is writing)
-FRAMES_AHEAD = 32       # decoded, not yet resized frames per camera waiting for the encoder
+EPISODES_AHEAD = 1       # loaded episodes waiting for the writer (beyond the one it is writing)
+DECODERS = 2             # episodes decoded at once: the writer's and the next one
+EPISODE_BYTES = 32 << 20  # resized frames queued per episode (224² yuv420p, one camera: 445 frames, ~15 s)
+MIN_FRAMES_AHEAD = 8
 
 _END = object()
 
 
+def frames_ahead_for(video: VideoConfig, cameras: int = 1) -> int:
+    """Frames each of an episode's camera feeds may queue: `EPISODE_BYTES` of frames at the output size
+    (yuv420p: 1.5 bytes a pixel) shared by its cameras."""
+    frame_bytes = max(1, video.width * video.height * 3 // 2) * max(1, cameras)
+    return max(MIN_FRAMES_AHEAD, EPISODE_BYTES // frame_bytes)
+
+
 def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode | Rejected], video: VideoConfig,
-                  frames_ahead: int = FRAMES_AHEAD) -> Iterator[Episode | Rejected]:
+                  frames_ahead: int | None = None, decoders: int = DECODERS) -> Iterator[Episode | Rejected]:
     """`load(ref)` for each ref, in order, with each loaded episode's frames already decoding.
 
     A loaded episode is yielded as soon as it is read, and its decode continues while the writer works
-    on it; the next one is read and decoded as soon as the producer has finished this one's frames. An
-    episode's frames that the writer never asked for (it rejected the episode before the video, or gave up
-    in the middle) are dropped when the writer asks for the next episode."""
+    on it. An episode's frames that the writer never asked for (it rejected the episode before the video,
+    or gave up in the middle) are dropped when the writer asks for the next episode. `frames_ahead`: the
+    frames each camera feed may queue (default: `frames_ahead_for` the episode's cameras)."""
     if not refs:
         return
     items: queue.Queue = queue.Queue(maxsize=EPISODES_AHEAD)
+    to_decode: queue.Queue = queue.Queue()       # feeds in episode and camera order; None ends a decoder
     stop = threading.Event()
 
     def put(item: object) -> bool:
@@ -54,29 +73,40 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
                 continue
         return False
 
-    def produce() -> None:
+    def load_all() -> None:
         try:
             for ref in refs:
+                if stop.is_set():
+                    return
                 item = load(ref)
-                feeds = _feeds_for(item, video, frames_ahead)
+                feeds = _feeds_for(item, video, frames_ahead, decoder_threads=1 if decoders > 1 else 0)
+                for feed in feeds:
+                    to_decode.put(feed)
                 if not put((item, feeds)):
                     for feed in feeds:     # stopped: nobody will take them
                         withdraw(feed)
                     return
-                for feed in feeds:         # the writer reads cameras in this order too
-                    if stop.is_set():
-                        return
-                    feed.fill()
             put(_END)
         except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread
             put(exc)
+        finally:
+            for _ in range(decoders):
+                to_decode.put(None)
 
-    thread = threading.Thread(target=produce, name="load-decode", daemon=True)
-    thread.start()
+    def decode_all() -> None:
+        while (feed := to_decode.get()) is not None:
+            if not stop.is_set():
+                feed.fill()              # errors travel in the feed, to the writer at that frame
+
+    threads = [threading.Thread(target=load_all, name="prefetch-load", daemon=True)]
+    threads += [threading.Thread(target=decode_all, name=f"prefetch-decode-{i}", daemon=True)
+                for i in range(max(1, decoders))]
+    for thread in threads:
+        thread.start()
     previous: list[FrameFeed] = []
     try:
         while True:
-            for feed in previous:       # the writer is done with that episode: free the producer
+            for feed in previous:       # the writer is done with that episode: free its decoder
                 withdraw(feed)
             previous = []
             got = items.get()
@@ -90,18 +120,25 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
         stop.set()
         for feed in previous:
             withdraw(feed)
-        _drain(items)               # unblocks a producer waiting to hand over the next episode
-        thread.join(timeout=10)
+        _drain(items)               # unblocks a loader waiting to hand over the next episode
+        threads[0].join(timeout=10)
         _drain(items)
+        _cancel_queued(to_decode)   # feeds loaded but never handed over: their decoders stop at once
+        for thread in threads[1:]:
+            thread.join(timeout=10)
 
 
-def _feeds_for(item: Episode | Rejected, video: VideoConfig, frames_ahead: int) -> list[FrameFeed]:
+def _feeds_for(item: Episode | Rejected, video: VideoConfig, frames_ahead: int | None,
+               decoder_threads: int) -> list[FrameFeed]:
     """One offered feed per camera of a loaded episode, in the writer's camera order (sorted keys)."""
     if isinstance(item, Rejected):
         return []
+    if frames_ahead is None:
+        frames_ahead = frames_ahead_for(video, len(item.videos))
     feeds = []
     for _, ref in sorted(item.videos.items()):
-        feed = FrameFeed(ref, video.width, video.height, video.pix_fmt, maxsize=frames_ahead, resize_on_take=True)
+        feed = FrameFeed(ref, video.width, video.height, video.pix_fmt, maxsize=frames_ahead,
+                         decoder_threads=decoder_threads)
         offer(feed)
         feeds.append(feed)
     return feeds
@@ -116,3 +153,19 @@ def _drain(items: queue.Queue) -> None:
         if isinstance(got, tuple):
             for feed in got[1]:
                 withdraw(feed)
+
+
+def _cancel_queued(to_decode: queue.Queue) -> None:
+    """Withdraw the feeds still waiting for a decoder, keeping the decoders' end markers in the queue."""
+    kept = 0
+    while True:
+        try:
+            feed = to_decode.get_nowait()
+        except queue.Empty:
+            break
+        if feed is None:
+            kept += 1
+        else:
+            withdraw(feed)
+    for _ in range(kept):
+        to_decode.put(None)

@@ -3,7 +3,7 @@
 Decoder and encoder each run their own codec threads (PyAV releases the GIL inside
 libavcodec/libswscale/SVT-AV1), so decode, resize and encode overlap across cores; an extra Python
 decode thread is optional (`VideoConfig.decode_thread`) for hosts with cores to spare. An ingest job
-decodes the *next* episode ahead instead (`pipelines/prefetch.py` fills a `FrameFeed` that `iter_frames`
+decodes the next episodes ahead instead (`pipelines/prefetch.py` fills `FrameFeed`s that `iter_frames`
 takes over). Frames stay `av.VideoFrame`s end to end
 (resized by libswscale straight to the encoder's pixel format, one scaler per video: `frame.reformat`
 builds a new one for every frame, ~5 % of the resize's CPU at 1080p → 224²); numpy copies are made only when
@@ -70,7 +70,7 @@ class VideoConfig:
 _END = object()
 
 
-def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str, resize: bool = True) -> Iterator[av.VideoFrame]:
+def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str, threads: int = 0) -> Iterator[av.VideoFrame]:
     import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
     # Object-store videos stream through a file object (sequential range reads): measured on loopback S3 as
     # fast as staging the file to local disk first, without the disk space or the extra copy.
@@ -85,10 +85,12 @@ def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str, resize: b
     with container, (handle if handle is not None else nullcontext()):
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"     # frame threads would fight the encoder for cores
+        if threads:
+            stream.thread_count = threads
         scaler = av.video.reformatter.VideoReformatter()
         try:
             for frame in container.decode(stream):
-                yield scaler.reformat(frame, width=width, height=height, format=pix_fmt) if resize else frame
+                yield scaler.reformat(frame, width=width, height=height, format=pix_fmt)
         except av.FFmpegError as exc:
             raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"video {ref.uri} is corrupt: {exc}") from exc
 
@@ -147,11 +149,11 @@ def iter_frames(ref: VideoRef, width: int, height: int, pix_fmt: str = "yuv420p"
         thread.join(timeout=5)
 
 
-def _decode(ref: VideoRef, width: int, height: int, pix_fmt: str, resize: bool = True) -> Iterator[av.VideoFrame]:
-    """Decoded frames of `ref`, resized unless `resize` is False (video files only: image frames are always
-    resized, they are decoded one image at a time and small)."""
+def _decode(ref: VideoRef, width: int, height: int, pix_fmt: str, threads: int = 0) -> Iterator[av.VideoFrame]:
+    """Decoded, resized frames of `ref`. `threads` caps a video file's decoder threads (0: FFmpeg's choice,
+    one per core plus one; images are decoded one at a time)."""
     if ref.kind == "video":
-        return _decode_file(ref, width, height, pix_fmt, resize)
+        return _decode_file(ref, width, height, pix_fmt, threads)
     return _decode_images(ref, width, height, pix_fmt)
 
 
@@ -159,21 +161,20 @@ class FrameFeed:
     """The resized frames of one video, decoded by a producer thread (`fill`) into a bounded queue and
     consumed, in order, by iterating. A decode error reaches the consumer at the frame where it happened,
     as it would without the thread. `cancel` stops the producer (the consumer gave up on the episode).
-    With `resize_on_take` a video's frames are queued as decoded and resized by the consumer (same
-    libswscale call, same bytes): the resize then runs beside the decoder instead of lengthening it."""
+    `decoder_threads=1` keeps the decoder on the producer's thread: right when other feeds decode beside
+    it, as FFmpeg's slice threads then only add hand-offs (same frames either way)."""
 
-    def __init__(self, ref: VideoRef, width: int, height: int, pix_fmt: str, maxsize: int,
-                 resize_on_take: bool = False):
+    def __init__(self, ref: VideoRef, width: int, height: int, pix_fmt: str, maxsize: int, decoder_threads: int = 0):
         self.key = _feed_key(ref, width, height, pix_fmt)
         self._ref, self._size, self._pix_fmt = ref, (width, height), pix_fmt
-        self._resize_on_take = resize_on_take and ref.kind == "video"
+        self._decoder_threads = decoder_threads
         self._frames: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
         self._stop = threading.Event()
 
     def fill(self) -> None:
         """Producer: decode every frame into the queue (blocks while it is full), then the end marker."""
         try:
-            for frame in _decode(self._ref, *self._size, self._pix_fmt, resize=not self._resize_on_take):
+            for frame in _decode(self._ref, *self._size, self._pix_fmt, self._decoder_threads):
                 if not self._put(frame):
                     return
             self._put(_END)
@@ -190,17 +191,12 @@ class FrameFeed:
         return False
 
     def __iter__(self) -> Iterator[av.VideoFrame]:
-        import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
-        scaler = av.video.reformatter.VideoReformatter() if self._resize_on_take else None
         while True:
             item = self._frames.get()
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item
-            if self._resize_on_take:
-                width, height = self._size
-                item = scaler.reformat(item, width=width, height=height, format=self._pix_fmt)
             yield item
 
     def cancel(self) -> None:

@@ -52,7 +52,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def _loader_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "load-decode" and t.is_alive()]
+    return [t for t in threading.enumerate() if t.name.startswith("prefetch-") and t.is_alive()]
 
 
 def _wait_no_loader_threads(limit_s: float = 5.0) -> None:
@@ -205,14 +205,53 @@ def test_scale_reports_each_childs_own_peak_rss(tmp_path):
         scale.run_child([str(tmp_path / "fail.py")])
 
 
-def test_resize_on_take_queues_decoded_frames_and_yields_the_resized_ones(egodex_src):
-    """The decode-ahead feed keeps the resize off the decoding thread: what waits in its queue is the
-    source-sized frame, what the writer gets is byte for byte the frame the serial path resizes."""
+def test_a_single_threaded_decoder_gives_ffmpegs_frames(egodex_src):
+    """The decode-ahead feeds turn FFmpeg's slice threads off (two decoders already keep the cores busy);
+    the frames must be byte for byte those of the default decoder, through the feed's queue."""
     cfg, refs, transforms = _job(egodex_src, egodex_src / "unused")
     ref = load(refs[0], cfg, transforms).videos["observation.images.egocentric"]
     serial = [f.to_ndarray().tobytes() for f in video_mod.iter_frames(ref, 64, 64)]
-    feed = video_mod.FrameFeed(ref, 64, 64, "yuv420p", maxsize=len(serial) + 1, resize_on_take=True)
+    feed = video_mod.FrameFeed(ref, 64, 64, "yuv420p", maxsize=len(serial) + 1, decoder_threads=1)
     feed.fill()                                   # decodes everything into the queue (it has room)
-    queued = list(feed._frames.queue)[:-1]        # the last item is the end marker
-    assert len(queued) == len(serial) and {(f.width, f.height) for f in queued} == {(160, 120)}
+    queued = list(feed._frames.queue)[:-1]        # the last item is the end marker: the frames wait resized
+    assert len(queued) == len(serial) and {(f.width, f.height) for f in queued} == {(64, 64)}
     assert [f.to_ndarray().tobytes() for f in feed] == serial
+
+
+def test_the_next_episode_decodes_while_the_writer_holds_this_one(egodex_src, tmp_path):
+    """Two episodes decode at once: with a frame queue far smaller than an episode and the writer not yet
+    reading episode 0's frames, episode 1's frames are decoded anyway (a single decoder would sit blocked
+    on episode 0's full queue). Then every frame still arrives, in order."""
+    cfg, refs, transforms = _job(egodex_src, tmp_path / "a")
+    items = decoded_ahead(refs, lambda r: load(r, cfg, transforms), cfg.shard_config().video, frames_ahead=2)
+    first = next(items)
+    second_video = load(refs[1], cfg, transforms).videos["observation.images.egocentric"].uri
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with video_mod._FEEDS_LOCK:
+            waiting = [feed for feeds in video_mod._FEEDS.values() for feed in feeds]
+        queued = {feed.key[1]: feed._frames.qsize() for feed in waiting}
+        if queued.get(second_video, 0) == 2:
+            break
+        time.sleep(0.02)
+    assert queued.get(second_video) == 2, queued
+    ref = first.videos["observation.images.egocentric"]
+    serial = [f.to_ndarray().tobytes() for f in video_mod._decode(ref, 64, 64, "yuv420p")]
+    assert [f.to_ndarray().tobytes() for f in video_mod.iter_frames(ref, 64, 64)] == serial
+    rest = list(items)
+    assert [ep.meta.source_id for ep in rest] == [r.source_id for r in refs[1:]]
+    assert not video_mod._FEEDS
+    _wait_no_loader_threads()
+
+
+def test_frames_queued_ahead_are_bounded_in_bytes_per_episode():
+    from pipelines.prefetch import EPISODE_BYTES, MIN_FRAMES_AHEAD, frames_ahead_for
+    from shards.video import VideoConfig
+
+    frame = 224 * 224 * 3 // 2
+    one = frames_ahead_for(VideoConfig(width=224, height=224))
+    assert one * frame <= EPISODE_BYTES < (one + 1) * frame
+    assert one >= 300                                     # ~10 s of 30 fps video: a typical episode fits
+    four = frames_ahead_for(VideoConfig(width=224, height=224), cameras=4)
+    assert 4 * four * frame <= EPISODE_BYTES < 4 * (four + 1) * frame       # cameras share the budget
+    assert frames_ahead_for(VideoConfig(width=3840, height=2160)) == MIN_FRAMES_AHEAD
