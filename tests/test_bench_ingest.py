@@ -255,3 +255,31 @@ def test_frames_queued_ahead_are_bounded_in_bytes_per_episode():
     four = frames_ahead_for(VideoConfig(width=224, height=224), cameras=4)
     assert 4 * four * frame <= EPISODE_BYTES < 4 * (four + 1) * frame       # cameras share the budget
     assert frames_ahead_for(VideoConfig(width=3840, height=2160)) == MIN_FRAMES_AHEAD
+
+
+@pytest.mark.timeout(60)              # a wrong order hangs; it passes in ~2 s
+def test_three_camera_episodes_decode_ahead_to_the_serial_bytes(egodex_src, tmp_path):
+    """Two decoders take the feeds in episode and camera order while the writer reads one camera after the
+    other, so the feed the writer waits on is always one a decoder holds: with one frame of queue per camera
+    and more cameras than decoders, any other order would leave both decoders blocked on feeds the writer
+    is not reading yet (a hang). Every frame must land where the serial path puts it."""
+    import dataclasses
+
+    cfg, refs, transforms = _job(egodex_src, tmp_path / "a")
+
+    def three_cameras(ref):
+        ep = load(ref, cfg, transforms)
+        main = ep.videos["observation.images.egocentric"]
+        for camera in ("left_wrist", "right_wrist"):
+            ep.videos[f"observation.images.{camera}"] = dataclasses.replace(main, camera=camera)
+        return ep
+
+    serial = write_shard((three_cameras(r) for r in refs), tmp_path / "serial", "s-00000", cfg.shard_config())
+    ahead = write_shard(decoded_ahead(refs, three_cameras, cfg.shard_config().video, frames_ahead=1),
+                        tmp_path / "ahead", "s-00000", cfg.shard_config())
+    assert serial.fates == ahead.fates and all(f["status"] == "ingested" for f in ahead.fates.values())
+    files = _files(tmp_path / "ahead" / "shards")
+    assert sum(name.endswith(".mp4") for name in files) == 3 * len(refs)
+    assert _files(tmp_path / "serial" / "shards") == files
+    assert not video_mod._FEEDS
+    _wait_no_loader_threads()
