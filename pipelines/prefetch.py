@@ -19,12 +19,16 @@ Why the resize runs in the decoder threads: with one decoder thread, decode was 
 the resize (libswscale 1080p → 224, ~1 ms a frame) ran on the writer's side to keep it short; with two,
 neither decoder is the pace, and a resized frame is ~40x smaller to keep queued (224² yuv420p: 75 kB).
 Why each decoder runs on its own thread only (FFmpeg's slice threads off): two decoders already keep the
-cores busy, and slice threads cost ~4 % more CPU in hand-offs (same frames).
+cores busy, and slice threads cost ~4 % more CPU in hand-offs (same frames). A shard of one episode has
+nothing to decode beside it, so its feed keeps the one-decoder shape instead (FFmpeg's threads, the
+writer resizes): 277 vs 262 frames/s for one-episode shards, level with stop 29's code (272-273 vs
+270-272 in alternated processes).
 
 Memory: the writer's episode, `EPISODES_AHEAD` loaded episodes waiting for it and the one the loader
 holds, each with at most `EPISODE_BYTES` of resized frames queued (split between its cameras, at least
-`MIN_FRAMES_AHEAD` a camera): ~100 MB whatever the episodes' length (one decoder with 32 source-sized
-1080p frames queued held about as much).
+`MIN_FRAMES_AHEAD` a camera; a one-episode shard's source-size frames count the same bytes: ~10 at 1080p):
+~100 MB whatever the episodes' length (one decoder with 32 source-sized 1080p frames queued held about as
+much).
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import queue
 import threading
 from typing import Callable, Iterator, Sequence
 
-from schemas.episode import Episode, Rejected, SourceRef
+from schemas.episode import Episode, Rejected, SourceRef, VideoRef
 from shards.video import FrameFeed, VideoConfig, offer, withdraw
 
 EPISODES_AHEAD = 1       # loaded episodes waiting for the writer (beyond the one it is writing)
@@ -48,6 +52,13 @@ def frames_ahead_for(video: VideoConfig, cameras: int = 1) -> int:
     (yuv420p: 1.5 bytes a pixel) shared by its cameras."""
     frame_bytes = max(1, video.width * video.height * 3 // 2) * max(1, cameras)
     return max(MIN_FRAMES_AHEAD, EPISODE_BYTES // frame_bytes)
+
+
+def _source_frames_ahead(ref: VideoRef, cameras: int, video: VideoConfig) -> int:
+    """Frames a resize-on-take feed may queue: they wait at the source's size (an image feed's are resized)."""
+    if ref.kind != "video" or not ref.width or not ref.height:
+        return frames_ahead_for(video, cameras)
+    return max(MIN_FRAMES_AHEAD, EPISODE_BYTES // (ref.width * ref.height * 3 // 2 * max(1, cameras)))
 
 
 def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode | Rejected], video: VideoConfig,
@@ -79,7 +90,7 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
                 if stop.is_set():
                     return
                 item = load(ref)
-                feeds = _feeds_for(item, video, frames_ahead, decoder_threads=1 if decoders > 1 else 0)
+                feeds = _feeds_for(item, video, frames_ahead, alone=len(refs) == 1 or decoders < 2)
                 for feed in feeds:
                     to_decode.put(feed)
                 if not put((item, feeds)):
@@ -129,16 +140,18 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
 
 
 def _feeds_for(item: Episode | Rejected, video: VideoConfig, frames_ahead: int | None,
-               decoder_threads: int) -> list[FrameFeed]:
+               alone: bool) -> list[FrameFeed]:
     """One offered feed per camera of a loaded episode, in the writer's camera order (sorted keys)."""
     if isinstance(item, Rejected):
         return []
-    if frames_ahead is None:
-        frames_ahead = frames_ahead_for(video, len(item.videos))
     feeds = []
     for _, ref in sorted(item.videos.items()):
-        feed = FrameFeed(ref, video.width, video.height, video.pix_fmt, maxsize=frames_ahead,
-                         decoder_threads=decoder_threads)
+        if alone:       # no other episode decodes beside this one: FFmpeg's threads, and the writer resizes
+            ahead = frames_ahead or _source_frames_ahead(ref, len(item.videos), video)
+            feed = FrameFeed(ref, video.width, video.height, video.pix_fmt, maxsize=ahead, resize_on_take=True)
+        else:
+            ahead = frames_ahead or frames_ahead_for(video, len(item.videos))
+            feed = FrameFeed(ref, video.width, video.height, video.pix_fmt, maxsize=ahead, decoder_threads=1)
         offer(feed)
         feeds.append(feed)
     return feeds

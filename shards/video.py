@@ -70,7 +70,8 @@ class VideoConfig:
 _END = object()
 
 
-def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str, threads: int = 0) -> Iterator[av.VideoFrame]:
+def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str, threads: int = 0,
+                 resize: bool = True) -> Iterator[av.VideoFrame]:
     import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
     # Object-store videos stream through a file object (sequential range reads): measured on loopback S3 as
     # fast as staging the file to local disk first, without the disk space or the extra copy.
@@ -90,7 +91,7 @@ def _decode_file(ref: VideoRef, width: int, height: int, pix_fmt: str, threads: 
         scaler = av.video.reformatter.VideoReformatter()
         try:
             for frame in container.decode(stream):
-                yield scaler.reformat(frame, width=width, height=height, format=pix_fmt)
+                yield scaler.reformat(frame, width=width, height=height, format=pix_fmt) if resize else frame
         except av.FFmpegError as exc:
             raise EpisodeError(RejectReason.VIDEO_DECODE_ERROR, f"video {ref.uri} is corrupt: {exc}") from exc
 
@@ -149,11 +150,13 @@ def iter_frames(ref: VideoRef, width: int, height: int, pix_fmt: str = "yuv420p"
         thread.join(timeout=5)
 
 
-def _decode(ref: VideoRef, width: int, height: int, pix_fmt: str, threads: int = 0) -> Iterator[av.VideoFrame]:
-    """Decoded, resized frames of `ref`. `threads` caps a video file's decoder threads (0: FFmpeg's choice,
-    one per core plus one; images are decoded one at a time)."""
+def _decode(ref: VideoRef, width: int, height: int, pix_fmt: str, threads: int = 0,
+            resize: bool = True) -> Iterator[av.VideoFrame]:
+    """Decoded frames of `ref`, resized unless `resize` is False (video files only: image frames are always
+    resized, they are decoded one image at a time and small). `threads` caps a video file's decoder threads
+    (0: FFmpeg's choice, one per core plus one)."""
     if ref.kind == "video":
-        return _decode_file(ref, width, height, pix_fmt, threads)
+        return _decode_file(ref, width, height, pix_fmt, threads, resize)
     return _decode_images(ref, width, height, pix_fmt)
 
 
@@ -161,20 +164,26 @@ class FrameFeed:
     """The resized frames of one video, decoded by a producer thread (`fill`) into a bounded queue and
     consumed, in order, by iterating. A decode error reaches the consumer at the frame where it happened,
     as it would without the thread. `cancel` stops the producer (the consumer gave up on the episode).
-    `decoder_threads=1` keeps the decoder on the producer's thread: right when other feeds decode beside
-    it, as FFmpeg's slice threads then only add hand-offs (same frames either way)."""
 
-    def __init__(self, ref: VideoRef, width: int, height: int, pix_fmt: str, maxsize: int, decoder_threads: int = 0):
+    Two shapes, same frames: `decoder_threads=1` decodes and resizes on the producer's thread alone (right
+    when other feeds decode beside it: FFmpeg's slice threads then only add hand-offs); `resize_on_take`
+    queues the frames as decoded and the consumer resizes them (same libswscale call), so a decoder with
+    nothing beside it is not lengthened by the resize."""
+
+    def __init__(self, ref: VideoRef, width: int, height: int, pix_fmt: str, maxsize: int, decoder_threads: int = 0,
+                 resize_on_take: bool = False):
         self.key = _feed_key(ref, width, height, pix_fmt)
         self._ref, self._size, self._pix_fmt = ref, (width, height), pix_fmt
         self._decoder_threads = decoder_threads
+        self._resize_on_take = resize_on_take and ref.kind == "video"
         self._frames: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
         self._stop = threading.Event()
 
     def fill(self) -> None:
         """Producer: decode every frame into the queue (blocks while it is full), then the end marker."""
         try:
-            for frame in _decode(self._ref, *self._size, self._pix_fmt, self._decoder_threads):
+            for frame in _decode(self._ref, *self._size, self._pix_fmt, self._decoder_threads,
+                                 resize=not self._resize_on_take):
                 if not self._put(frame):
                     return
             self._put(_END)
@@ -191,12 +200,17 @@ class FrameFeed:
         return False
 
     def __iter__(self) -> Iterator[av.VideoFrame]:
+        import av  # noqa: PLC0415 - PyAV loads only when video is decoded or encoded
+        scaler = av.video.reformatter.VideoReformatter() if self._resize_on_take else None
         while True:
             item = self._frames.get()
             if item is _END:
                 return
             if isinstance(item, BaseException):
                 raise item
+            if scaler is not None:
+                width, height = self._size
+                item = scaler.reformat(item, width=width, height=height, format=self._pix_fmt)
             yield item
 
     def cancel(self) -> None:

@@ -218,6 +218,31 @@ def test_a_single_threaded_decoder_gives_ffmpegs_frames(egodex_src):
     assert [f.to_ndarray().tobytes() for f in feed] == serial
 
 
+def test_resize_on_take_queues_decoded_frames_and_yields_the_resized_ones(egodex_src):
+    """A one-episode shard's feed keeps the resize off the decoding thread: what waits in its queue is the
+    source-sized frame, what the writer gets is byte for byte the frame the serial path resizes."""
+    cfg, refs, transforms = _job(egodex_src, egodex_src / "unused")
+    ref = load(refs[0], cfg, transforms).videos["observation.images.egocentric"]
+    serial = [f.to_ndarray().tobytes() for f in video_mod.iter_frames(ref, 64, 64)]
+    feed = video_mod.FrameFeed(ref, 64, 64, "yuv420p", maxsize=len(serial) + 1, resize_on_take=True)
+    feed.fill()                                   # decodes everything into the queue (it has room)
+    queued = list(feed._frames.queue)[:-1]        # the last item is the end marker
+    assert len(queued) == len(serial) and {(f.width, f.height) for f in queued} == {(160, 120)}
+    assert [f.to_ndarray().tobytes() for f in feed] == serial
+
+
+def test_a_one_episode_shard_decodes_ahead_to_the_serial_bytes(egodex_src, tmp_path):
+    cfg, refs, transforms = _job(egodex_src, tmp_path / "a")
+    serial = write_shard((load(r, cfg, transforms) for r in refs[:1]), tmp_path / "serial", "s-00000",
+                         cfg.shard_config())
+    ahead = write_shard(decoded_ahead(refs[:1], lambda r: load(r, cfg, transforms), cfg.shard_config().video),
+                        tmp_path / "ahead", "s-00000", cfg.shard_config())
+    assert serial.fates == ahead.fates and [f["status"] for f in ahead.fates.values()] == ["ingested"]
+    assert _files(tmp_path / "serial" / "shards") == _files(tmp_path / "ahead" / "shards")
+    assert not video_mod._FEEDS
+    _wait_no_loader_threads()
+
+
 def test_the_next_episode_decodes_while_the_writer_holds_this_one(egodex_src, tmp_path):
     """Two episodes decode at once: with a frame queue far smaller than an episode and the writer not yet
     reading episode 0's frames, episode 1's frames are decoded anyway (a single decoder would sit blocked
@@ -255,6 +280,13 @@ def test_frames_queued_ahead_are_bounded_in_bytes_per_episode():
     four = frames_ahead_for(VideoConfig(width=224, height=224), cameras=4)
     assert 4 * four * frame <= EPISODE_BYTES < 4 * (four + 1) * frame       # cameras share the budget
     assert frames_ahead_for(VideoConfig(width=3840, height=2160)) == MIN_FRAMES_AHEAD
+    from pipelines.prefetch import _source_frames_ahead           # a one-episode shard queues source frames
+    from schemas.episode import VideoRef
+
+    source = VideoRef(camera="egocentric", kind="video", uri="x.mp4", frame_count=300, fps=30.0, width=1920,
+                      height=1080)
+    queued = _source_frames_ahead(source, 1, VideoConfig())
+    assert queued * 1920 * 1080 * 3 // 2 <= EPISODE_BYTES < (queued + 1) * 1920 * 1080 * 3 // 2
 
 
 @pytest.mark.timeout(60)              # a wrong order hangs; it passes in ~2 s
