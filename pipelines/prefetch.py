@@ -71,6 +71,7 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
     frames each camera feed may queue (default: `frames_ahead_for` the episode's cameras)."""
     if not refs:
         return
+    decoders = max(1, decoders)
     items: queue.Queue = queue.Queue(maxsize=EPISODES_AHEAD)
     to_decode: queue.Queue = queue.Queue()       # feeds in episode and camera order; None ends a decoder
     stop = threading.Event()
@@ -111,7 +112,7 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
 
     threads = [threading.Thread(target=load_all, name="prefetch-load", daemon=True)]
     threads += [threading.Thread(target=decode_all, name=f"prefetch-decode-{i}", daemon=True)
-                for i in range(max(1, decoders))]
+                for i in range(decoders)]
     for thread in threads:
         thread.start()
     previous: list[FrameFeed] = []
