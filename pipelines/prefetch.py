@@ -49,16 +49,21 @@ _END = object()
 
 def frames_ahead_for(video: VideoConfig, cameras: int = 1) -> int:
     """Frames each of an episode's camera feeds may queue: `EPISODE_BYTES` of frames at the output size
-    (yuv420p: 1.5 bytes a pixel) shared by its cameras."""
-    frame_bytes = max(1, video.width * video.height * 3 // 2) * max(1, cameras)
-    return max(MIN_FRAMES_AHEAD, EPISODE_BYTES // frame_bytes)
+    shared by its cameras."""
+    return _frames_in_budget(video.width, video.height, cameras)
 
 
 def _source_frames_ahead(ref: VideoRef, cameras: int, video: VideoConfig) -> int:
     """Frames a resize-on-take feed may queue: they wait at the source's size (an image feed's are resized)."""
     if ref.kind != "video" or not ref.width or not ref.height:
         return frames_ahead_for(video, cameras)
-    return max(MIN_FRAMES_AHEAD, EPISODE_BYTES // (ref.width * ref.height * 3 // 2 * max(1, cameras)))
+    return _frames_in_budget(ref.width, ref.height, cameras)
+
+
+def _frames_in_budget(width: int, height: int, cameras: int) -> int:
+    """How many yuv420p frames (1.5 bytes a pixel) of one camera fit its share of `EPISODE_BYTES`."""
+    frame_bytes = max(1, width * height * 3 // 2) * max(1, cameras)
+    return max(MIN_FRAMES_AHEAD, EPISODE_BYTES // frame_bytes)
 
 
 def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode | Rejected], video: VideoConfig,
@@ -75,6 +80,7 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
     items: queue.Queue = queue.Queue(maxsize=EPISODES_AHEAD)
     to_decode: queue.Queue = queue.Queue()       # feeds in episode and camera order; None ends a decoder
     stop = threading.Event()
+    alone = len(refs) == 1 or decoders < 2        # no episode decodes beside another
 
     def put(item: object) -> bool:
         while not stop.is_set():
@@ -91,7 +97,7 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
                 if stop.is_set():
                     return
                 item = load(ref)
-                feeds = _feeds_for(item, video, frames_ahead, alone=len(refs) == 1 or decoders < 2)
+                feeds = _feeds_for(item, video, frames_ahead, alone)
                 for feed in feeds:
                     to_decode.put(feed)
                 if not put((item, feeds)):
