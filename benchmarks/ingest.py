@@ -36,6 +36,15 @@ and `floor_parallel_vs_lerobot_streaming`.
 
     python benchmarks/ingest.py                   # 6 episodes x 3.3 s (≈ 618 frames), 3 rounds: ~5 min on 2 cores
     python benchmarks/ingest.py --quick           # smoke test: 240p, 3 short episodes, 1 round, no warm-up
+    python benchmarks/ingest.py --realtime off    # every path as an unprivileged user runs it (see below)
+
+Real-time scheduling: SVT-AV1 makes the thread that opens an encoder, and its own threads, SCHED_FIFO 99
+wherever the process may (root or CAP_SYS_NICE; an unprivileged user may not). That changes the peers' speed:
+measured here, LeRobot's streaming writer runs ~10 % faster with it and the parallel floor ~2 %; psi0 refuses
+it (a real-time encoder starved the host in a test run: shards/scheduling.py) and gains nothing from it.
+By default every path runs with what the host allows (as root here: the peers get real-time threads), and the
+JSON says so (`realtime_allowed`); `--realtime off` first gives the privilege up for the whole process, so
+every path runs as it would for an ordinary user.
 """
 from __future__ import annotations
 
@@ -223,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timed rounds (each runs every path once; default 3)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up run of each path")
     ap.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    ap.add_argument("--realtime", choices=("host", "off"), default="host",
+                    help="host: every path may use real-time threads if this process may (root: SVT-AV1 makes "
+                         "its threads SCHED_FIFO); off: give that privilege up first, as an ordinary user runs")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 426x240 sources, 1 episode per task of 1 s, 1 round, no warm-up")
     args = ap.parse_args(argv)
@@ -233,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown path(s) {sorted(unknown)}; choose from {PATHS}")
     width, height = (int(x) for x in args.resolution.lower().split("x"))
+
+    from shards.scheduling import give_up_realtime, may_go_realtime, ordinary_scheduling
+    if args.realtime == "off":
+        give_up_realtime()
 
     import av
 
@@ -250,8 +266,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(videos)} episodes, {frames} frames of {width}x{height} H.264 -> {SIZE}x{SIZE} AV1 "
               f"(crf {CRF}, g {GOP}, preset {PRESET}, lp={LP}); {os.cpu_count()} cores; load {_load()}", flush=True)
 
-        from shards.scheduling import may_go_realtime, ordinary_scheduling
-
         def once(name: str, tag: str) -> tuple[float, float]:
             """(wall seconds as the path times itself, CPU seconds of the whole call)."""
             out = work / f"{name}-{tag}"
@@ -264,8 +278,10 @@ def main(argv: list[str] | None = None) -> int:
                 # (the floor's and LeRobot's encoders do; psi0's puts it back), which the next path would inherit
                 ordinary_scheduling()
 
-        print(f"SVT-AV1 can make its caller real-time here: {may_go_realtime()} (CAP_SYS_NICE / RLIMIT_RTPRIO; "
-              "each path starts from ordinary scheduling, psi0 keeps it: shards/scheduling.py)", flush=True)
+        realtime = may_go_realtime()
+        print(f"SVT-AV1 can make its threads real-time here: {realtime} (CAP_SYS_NICE / RLIMIT_RTPRIO"
+              f"{'; given up: --realtime off' if args.realtime == 'off' else ''}; each path starts from ordinary "
+              "scheduling, psi0 keeps it: shards/scheduling.py)", flush=True)
 
         if not args.no_warmup:
             for name in paths:
@@ -280,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {r}: " + ", ".join(f"{k} {frames / v[-1]:.0f}/s" for k, v in times.items()), flush=True)
         summary = summarize(frames, times, cpu)
         summary["load_1min_after"] = _load()
+        summary["realtime_allowed"] = realtime
         for name in paths:
             lo, hi = summary[f"{name}_fps_range"]
             print(f"{name:18s} median {summary[f'{name}_fps']:7.1f} frames/s  (range {lo}-{hi}), "

@@ -130,3 +130,27 @@ def test_svt_av1_really_does_turn_its_caller_real_time(tmp_path: Path):
     finally:
         os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         container.close()
+
+
+def test_give_up_realtime_refuses_sched_fifo_to_the_process_and_its_children():
+    """In a child process (it cannot be undone): afterwards neither the process nor a program it starts may
+    make a thread SCHED_FIFO, whether or not it could before (root here: it could)."""
+    code = """
+import os, subprocess, sys
+from shards.scheduling import give_up_realtime, may_go_realtime
+could = may_go_realtime()
+give_up_realtime()
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    print("fifo allowed")
+except PermissionError:
+    print("fifo refused")
+child = subprocess.run([sys.executable, "-c", "import os\\ntry:\\n os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1)); print('allowed')\\nexcept PermissionError: print('refused')"],
+                       capture_output=True, text=True, check=True)
+print("child", child.stdout.strip(), "could", could, "may", may_go_realtime())
+"""
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)}).stdout.split("\n")
+    assert out[0] == "fifo refused", out
+    assert out[1].startswith("child refused") and out[1].endswith("may False"), out
