@@ -9,9 +9,10 @@ ingested or rejected, so a resumed job can rebuild the catalog from committed sh
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -66,15 +67,22 @@ def is_committed(out_root: Path, shard_id: str, formats_: Iterable[str]) -> bool
 
 def write_shard(episodes: Iterable[Episode | Rejected], out_root: str | Path, shard_id: str,
                 config: ShardConfig = ShardConfig()) -> ShardResult:
-    """Write `episodes` (readers' output, rejects passed through) as shard `shard_id` and commit it."""
+    """Write `episodes` (readers' output, rejects passed through) as shard `shard_id` and commit it.
+
+    The shard's own files (parquet, stats, metadata) are built while its last episode's encoders drain
+    their final frames (`_Closing`): that work no longer waits at the end of the codec's path."""
     out_root = Path(out_root)
     stages = {fmt: commit_mod.staging_path(out_root, shard_dir_name(shard_id, fmt)) for fmt in config.formats}
     sinks: dict[str, ShardSink] = {fmt: formats.get(fmt).sink(staging, config) for fmt, staging in stages.items()}
     contents = ShardContents()
     fates: dict[str, dict[str, Any]] = {}
-    for item in episodes:
+    items = iter(episodes)
+    item = next(items, _DONE)
+    closing: _Closing | None = None
+    while item is not _DONE:
         if isinstance(item, Rejected):
             fates[item.source_id] = item.to_json()
+            item = next(items, _DONE)
             continue
         ep = item
         contents.source = contents.source or ep.meta.source
@@ -85,22 +93,35 @@ def write_shard(episodes: Iterable[Episode | Rejected], out_root: str | Path, sh
             _metadata_json(ep)
             index = len(contents.episodes)
             table = _frame_table(contents, ep, index)
-            _write_videos(ep, index, sinks, config.video)
-        except EpisodeError as err:
-            fates[ep.meta.source_id] = err.rejected(ep.meta.source_id, "write").to_json()
-            log.warning("rejected %s: %s", ep.meta.source_id, err.message)
-            continue
+            targets = _feed_videos(ep, index, sinks, config.video)
         except Exception as exc:  # noqa: BLE001 - one input's surprise ends as its reject, never the job
-            fates[ep.meta.source_id] = _unexpected(ep, exc).to_json()
-            log.warning("rejected %s: %s", ep.meta.source_id, fates[ep.meta.source_id]["message"])
+            _reject(fates, ep, exc)
+            item = next(items, _DONE)
             continue
-        _append_episode(contents, ep, index, table, sinks)
-        fates[ep.meta.source_id] = Ingested(shard_id, index, ep.length, ep.meta.task).to_json()
-    contents.stats = _stats(contents)
+        item = _next_or_abort(items, targets)       # the next input, asked for before this one's files close
+        if item is _DONE and _may_close_aside(contents, sinks):
+            closing = _Closing(ep, index, table, targets)
+            break
+        try:
+            _close_videos(targets)
+        except Exception as exc:  # noqa: BLE001 - as above
+            _reject(fates, ep, exc)
+            continue
+        _accept(contents, fates, shard_id, ep, index, table, sinks)
+    if closing is not None:         # the last episode's encoders drain while the shard's files are built
+        _accept(contents, fates, shard_id, closing.ep, closing.index, closing.table, sinks)
+        _finish_formats(contents, sinks)
+        failure = closing.wait()
+        if failure is not None:
+            contents.drop_last()
+            for sink in sinks.values():
+                sink.drop_last_episode()        # type: ignore[attr-defined] - `_may_close_aside` checked it
+            _reject(fates, closing.ep, failure)
+            _finish_formats(contents, sinks)
+    else:
+        _finish_formats(contents, sinks)
     records = []
     for fmt, staging in stages.items():
-        if contents.episodes:
-            sinks[fmt].finish(contents)
         _remove_empty_dirs(staging)     # e.g. the video folders of episodes that were all rejected
         name = shard_dir_name(shard_id, fmt)
         content_hash, files = integrity.hash_files(staging)
@@ -113,6 +134,74 @@ def write_shard(episodes: Iterable[Episode | Rejected], out_root: str | Path, sh
         commit_mod.commit(staging, commit_mod.shards_dir(out_root) / name)
         records.append(record)
     return ShardResult(shard_id, records, fates, contents.stats)
+
+
+_DONE = object()
+
+
+class _Closing:
+    """The shard's last episode, its frames all delivered, its camera files closing in a thread of their own
+    (SVT-AV1 drains ~50 ms of queued frames per encoder) while the writer builds the shard's files."""
+
+    def __init__(self, ep: Episode, index: int, table: pa.Table, targets: list[FrameSink]):
+        self.ep, self.index, self.table, self.targets = ep, index, table, targets
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._close, name="shard-last-close", daemon=True)
+        self._thread.start()
+
+    def _close(self) -> None:
+        try:
+            for target in self.targets:
+                target.close()
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread by `wait`
+            self._failure = exc
+
+    def wait(self) -> BaseException | None:
+        """None once every file closed; else the error, with every camera of the episode already aborted."""
+        self._thread.join()
+        if self._failure is not None:
+            for target in self.targets:
+                target.abort()
+            if not isinstance(self._failure, Exception):
+                raise self._failure
+        return self._failure
+
+
+def _may_close_aside(contents: ShardContents, sinks: dict[str, ShardSink]) -> bool:
+    """Whether the last episode's files may close beside the shard's finishing: only if undoing it leaves an
+    episode for `finish` to rewrite every file it wrote, and every sink can undo it."""
+    return bool(contents.episodes) and all(hasattr(sink, "drop_last_episode") for sink in sinks.values())
+
+
+def _next_or_abort(items: Iterator[Episode | Rejected], targets: list[FrameSink]) -> Any:
+    """The next input (or `_DONE`); if asking for it raises, the open camera files are aborted first."""
+    try:
+        return next(items, _DONE)
+    except BaseException:
+        for target in targets:
+            target.abort()
+        raise
+
+
+def _reject(fates: dict[str, dict[str, Any]], ep: Episode, exc: Exception) -> None:
+    """Record `ep`'s reject for `exc`: its own reason if it is an `EpisodeError`, else a `worker_error`."""
+    rejected = exc.rejected(ep.meta.source_id, "write") if isinstance(exc, EpisodeError) else _unexpected(ep, exc)
+    fates[ep.meta.source_id] = rejected.to_json()
+    log.warning("rejected %s: %s", ep.meta.source_id, rejected.message)
+
+
+def _accept(contents: ShardContents, fates: dict[str, dict[str, Any]], shard_id: str, ep: Episode, index: int,
+            table: pa.Table, sinks: dict[str, ShardSink]) -> None:
+    _append_episode(contents, ep, index, table, sinks)
+    fates[ep.meta.source_id] = Ingested(shard_id, index, ep.length, ep.meta.task).to_json()
+
+
+def _finish_formats(contents: ShardContents, sinks: dict[str, ShardSink]) -> None:
+    """Stats over the accepted episodes, then every format's files (none when no episode was accepted)."""
+    contents.stats = _stats(contents)
+    if contents.episodes:
+        for sink in sinks.values():
+            sink.finish(contents)
 
 
 def _metadata_json(ep: Episode) -> str:
@@ -199,9 +288,9 @@ def _check_compatible(acc: ShardContents, ep: Episode) -> None:
         raise EpisodeError(RejectReason.FPS_MISMATCH, f"episode fps {ep.meta.fps} != shard fps {acc.fps}")
 
 
-def _write_videos(ep: Episode, index: int, sinks: dict[str, ShardSink], cfg: VideoConfig) -> None:
-    """Decode each camera once and hand every frame to each format's sink; on any failure every sink
-    forgets the whole episode."""
+def _feed_videos(ep: Episode, index: int, sinks: dict[str, ShardSink], cfg: VideoConfig) -> list[FrameSink]:
+    """Decode each camera once and hand every frame to each format's sink; returns the camera files, still
+    open (`_close_videos`). On any failure every sink forgets the whole episode."""
     opened: list[FrameSink] = []
     try:
         for key, ref in sorted(ep.videos.items()):
@@ -216,10 +305,20 @@ def _write_videos(ep: Episode, index: int, sinks: dict[str, ShardSink], cfg: Vid
                 raise EpisodeError(RejectReason.FRAME_COUNT_MISMATCH,
                                    f"{ref.uri}: {key}: decoded {count} frames, episode has {ep.length}",
                                    decoded=count, poses=ep.length)
-            for target in targets:
-                target.close()
     except BaseException:
         for target in opened:
+            target.abort()
+        raise
+    return opened
+
+
+def _close_videos(targets: list[FrameSink]) -> None:
+    """Close every camera file of an episode; if one fails, all of them are aborted."""
+    try:
+        for target in targets:
+            target.close()
+    except BaseException:
+        for target in targets:
             target.abort()
         raise
 

@@ -69,6 +69,18 @@ class ShardContents:
             self.tasks.append(task)
         return self.tasks.index(task)
 
+    def drop_last(self) -> EpisodeEntry:
+        """Undo the last accepted episode: its entry, table, frames, and its task if no other episode has it."""
+        entry = self.episodes.pop()
+        self.tables.pop()
+        self.frames -= entry.length
+        if entry.task_index == len(self.tasks) - 1 and all(e.task_index != entry.task_index for e in self.episodes):
+            self.tasks.pop()
+        self.embodiments = {e.meta.embodiment for e in self.episodes}
+        if not self.episodes:
+            self.features = self.fps = None
+        return entry
+
     @property
     def robot_type(self) -> str:
         return sorted(self.embodiments)[0] if len(self.embodiments) == 1 else "mixed"
@@ -93,10 +105,17 @@ class ShardSink(Protocol):
         """Where camera `key`'s frames of episode `episode` go (None: the format keeps no images)."""
 
     def add_episode(self, entry: EpisodeEntry, table: pa.Table) -> None:
-        """The episode's frame table; called after all its cameras closed."""
+        """The episode's frame table; called once all its frames are delivered (for the shard's last episode,
+        possibly while its cameras are still closing: see `drop_last_episode`)."""
 
     def finish(self, contents: ShardContents) -> None:
-        """Write the shard's files (called only when at least one episode was accepted)."""
+        """Write the shard's files (called only when at least one episode was accepted; may be called again,
+        after `drop_last_episode`: it then rewrites them)."""
+
+    # Optional: `drop_last_episode(self) -> None`, undo the last `add_episode`. A sink that has it lets the
+    # writer build the shard's files while the last episode's videos are still closing (an encoder drains
+    # its last frames for ~50 ms); if one of them then fails to close, the writer drops the episode from
+    # every sink and calls `finish` again. Without it, the writer closes the last episode first.
 
 
 # ------------------------------------------------------------------------------------------ reading

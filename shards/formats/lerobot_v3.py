@@ -157,14 +157,16 @@ class _EpisodeVideo:
 
     def close(self) -> None:
         self.encoder.close()
-        cfg = self.sink.video
-        self.sink.video_info[self.key] = {
-            "video.height": cfg.height, "video.width": cfg.width, "video.codec": cfg.codec_label,
-            "video.pix_fmt": cfg.pix_fmt, "video.is_depth_map": False, "video.fps": int(round(self.fps)),
-            "video.channels": 3, "has_audio": False}
 
     def abort(self) -> None:
         self.encoder.abort()
+
+
+def _video_info(config: Any, fps: float) -> dict[str, Any]:
+    """A camera's `info.json` entry (LeRobot's keys)."""
+    return {"video.height": config.height, "video.width": config.width, "video.codec": config.codec_label,
+            "video.pix_fmt": config.pix_fmt, "video.is_depth_map": False, "video.fps": int(round(fps)),
+            "video.channels": 3, "has_audio": False}
 
 
 class LeRobotSink:
@@ -183,6 +185,13 @@ class LeRobotSink:
 
     def add_episode(self, entry: EpisodeEntry, table: pa.Table) -> None:
         self.rows.append(episode_row(entry))
+        for key in entry.cameras:          # cameras of accepted episodes only
+            self.video_info.setdefault(key, _video_info(self.video, entry.meta.fps))
+
+    def drop_last_episode(self) -> None:
+        self.rows.pop()
+        if not self.rows:
+            self.video_info.clear()
 
     def finish(self, contents: ShardContents) -> None:
         assert contents.features is not None and contents.fps is not None

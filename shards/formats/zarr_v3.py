@@ -91,14 +91,14 @@ class ZarrSink:
         self.pending: dict[str, _EpisodeFrames] = {}
         self.episode_ends: list[int] = []
         self.total = 0
+        self._last: tuple[list[str], list[str], int] = ([], [], 0)    # what the last add_episode appended
 
     def camera(self, key: str, episode: int, fps: float) -> _EpisodeFrames:
         return _EpisodeFrames(self, key)
 
     def add_episode(self, entry: EpisodeEntry, table: pa.Table) -> None:
-        for name in table.column_names:
-            if name in _SKIP:
-                continue
+        added = [name for name in table.column_names if name not in _SKIP]
+        for name in added:
             self.columns.setdefault(name, []).append(column_to_numpy(table.column(name)))
         pending, self.pending = self.pending, {}
         for key, got in pending.items():
@@ -106,6 +106,17 @@ class ZarrSink:
                                                    else np.zeros((0, 0, 0, 3), np.uint8))
         self.total += table.num_rows
         self.episode_ends.append(self.total)
+        self._last = (added, list(pending), table.num_rows)
+
+    def drop_last_episode(self) -> None:
+        added, cameras, rows = self._last
+        for name in added:
+            self.columns[name].pop()
+        for key in cameras:
+            self.images[key].pop()
+        self.total -= rows
+        self.episode_ends.pop()
+        self._last = ([], [], 0)
 
     def _array(self, group: Any, name: str, values: np.ndarray) -> None:
         arr = create_array(group, name, values.shape, values.dtype, self.frames_per_chunk)
