@@ -35,8 +35,11 @@ def check_rigid(name: str, transforms: np.ndarray, tol: float = RIGID_TOLERANCE)
     check_shape(name, transforms, (None, 4, 4))
     check_finite(name, transforms)
     rot = transforms[:, :3, :3].astype(np.float64)
-    ortho = np.abs(np.einsum("tji,tjk->tik", rot, rot) - np.eye(3)).max(axis=(1, 2))
-    det = np.abs(np.linalg.det(rot) - 1.0)
+    gram = np.matmul(rot.transpose(0, 2, 1), rot)         # RᵀR (batched matmul: ~2x einsum's speed here)
+    gram[:, [0, 1, 2], [0, 1, 2]] -= 1.0
+    ortho = np.abs(gram).max(axis=(1, 2))
+    # det R as the triple product of its columns (no LU per matrix): an EgoDex episode has ~5 000 of them
+    det = np.abs(np.einsum("ti,ti->t", rot[:, :, 0], np.cross(rot[:, :, 1], rot[:, :, 2])) - 1.0)
     last = np.abs(transforms[:, 3, :] - np.array([0, 0, 0, 1], transforms.dtype)).max(axis=1)
     bad = (ortho > tol) | (det > tol) | (last > tol)
     if bad.any():

@@ -65,6 +65,21 @@ def test_validation_reasons():
     assert err.value.reason is RejectReason.NOT_RIGID
 
 
+def test_check_rigid_accepts_rotations_and_refuses_a_mirror_by_its_determinant():
+    """A reflection is orthonormal (RᵀR = I), so only the determinant (-1) catches it; the first bad frame is named."""
+    angles = np.linspace(0, 3, 6)
+    t = np.tile(np.eye(4), (6, 1, 1))
+    t[:, 0, 0], t[:, 0, 1], t[:, 1, 0], t[:, 1, 1] = np.cos(angles), -np.sin(angles), np.sin(angles), np.cos(angles)
+    t[:, :3, 3] = np.arange(18).reshape(6, 3)
+    check_rigid("turning", t.astype(np.float32))
+    t[4, 2, 2] = -1.0                      # mirror z in frame 4 (and a later one)
+    t[5, 2, 2] = -1.0
+    with pytest.raises(EpisodeError) as err:
+        check_rigid("mirrored", t)
+    assert err.value.reason is RejectReason.NOT_RIGID and err.value.details["frame"] == 4
+    assert err.value.details["count"] == 2
+
+
 def test_catalog_is_canonical_and_counts():
     cat = Catalog()
     cat.record("b", Rejected("b", "read", RejectReason.MISSING_KEY, "no /transforms/camera"))
