@@ -9,6 +9,7 @@ ingested or rejected, so a resumed job can rebuild the catalog from committed sh
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,7 +100,7 @@ def write_shard(episodes: Iterable[Episode | Rejected], out_root: str | Path, sh
             item = next(items, _DONE)
             continue
         item = _next_or_abort(items, targets)       # the next input, asked for before this one's files close
-        if item is _DONE and _may_close_aside(contents, sinks):
+        if item is _DONE and _may_close_aside(sinks):
             closing = _Closing(ep, index, table, targets)
             break
         try:
@@ -117,6 +118,9 @@ def write_shard(episodes: Iterable[Episode | Rejected], out_root: str | Path, sh
             for sink in sinks.values():
                 sink.drop_last_episode()        # type: ignore[attr-defined] - `_may_close_aside` checked it
             _reject(fates, closing.ep, failure)
+            if not contents.episodes:           # nothing accepted: nothing but shard.json may stay
+                for staging in stages.values():
+                    _clear(staging)
             _finish_formats(contents, sinks)
     else:
         _finish_formats(contents, sinks)
@@ -167,10 +171,15 @@ class _Closing:
         return self._failure
 
 
-def _may_close_aside(contents: ShardContents, sinks: dict[str, ShardSink]) -> bool:
-    """Whether the last episode's files may close beside the shard's finishing: only if undoing it leaves an
-    episode for `finish` to rewrite every file it wrote, and every sink can undo it."""
-    return bool(contents.episodes) and all(hasattr(sink, "drop_last_episode") for sink in sinks.values())
+def _may_close_aside(sinks: dict[str, ShardSink]) -> bool:
+    """Whether the last episode's files may close beside the shard's finishing: every sink can undo it."""
+    return all(hasattr(sink, "drop_last_episode") for sink in sinks.values())
+
+
+def _clear(staging: Path) -> None:
+    """Empty a staging folder: what `finish` wrote for an episode that was then dropped, when none is left."""
+    for path in list(staging.iterdir()):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def _next_or_abort(items: Iterator[Episode | Rejected], targets: list[FrameSink]) -> Any:
