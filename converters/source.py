@@ -9,6 +9,11 @@ so one tokenizer covers a stage-1 mixture) and, where it has one, a hand-pose QA
 ingest (`token_chunks`), shards for `psi0 tokenizer fit` and the training loader. The pipeline
 (`pipelines/`) asks the registry (`converters.registry`) for a source by name and never branches on
 which one it got.
+
+Optional: `videos(ref) -> dict[str, VideoRef] | None`, the episode's cameras as `read` will return them,
+from the containers' headers alone (cheap; None when unsure). A job then starts decoding a shard's first
+episode while `read` is still reading its poses (`pipelines.prefetch`); the decode is dropped if `read`
+rejects the episode or returns other cameras.
 """
 from __future__ import annotations
 

@@ -67,13 +67,16 @@ def _frames_in_budget(width: int, height: int, cameras: int) -> int:
 
 
 def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode | Rejected], video: VideoConfig,
-                  frames_ahead: int | None = None, decoders: int = DECODERS) -> Iterator[Episode | Rejected]:
+                  frames_ahead: int | None = None, decoders: int = DECODERS,
+                  early: Callable[[SourceRef], dict[str, VideoRef] | None] | None = None) -> Iterator[Episode | Rejected]:
     """`load(ref)` for each ref, in order, with each loaded episode's frames already decoding.
 
     A loaded episode is yielded as soon as it is read, and its decode continues while the writer works
     on it. An episode's frames that the writer never asked for (it rejected the episode before the video,
     or gave up in the middle) are dropped when the writer asks for the next episode. `frames_ahead`: the
-    frames each camera feed may queue (default: `frames_ahead_for` the episode's cameras)."""
+    frames each camera feed may queue (default: `frames_ahead_for` the episode's cameras). `early` (a source's
+    `videos`): the first episode's cameras before it is loaded, so its decode starts while `load` runs
+    (nothing else is decoding yet); dropped unless `load` returns exactly those cameras."""
     if not refs:
         return
     decoders = max(1, decoders)
@@ -93,13 +96,27 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
 
     def load_all() -> None:
         try:
-            for ref in refs:
+            for k, ref in enumerate(refs):
                 if stop.is_set():
                     return
-                item = load(ref)
-                feeds = _feeds_for(item, video, frames_ahead, alone)
-                for feed in feeds:
+                announced = _announced(early, ref) if k == 0 and early is not None else None
+                started = _feeds_for(announced, video, frames_ahead, alone) if announced else []
+                for feed in started:
                     to_decode.put(feed)
+                try:
+                    item = load(ref)
+                except BaseException:
+                    for feed in started:
+                        withdraw(feed)
+                    raise
+                if started and isinstance(item, Episode) and item.videos == announced:
+                    feeds = started
+                else:
+                    for feed in started:        # rejected, or other cameras: that decode is not wanted
+                        withdraw(feed)
+                    feeds = _feeds_for(item.videos, video, frames_ahead, alone) if isinstance(item, Episode) else []
+                    for feed in feeds:
+                        to_decode.put(feed)
                 if not put((item, feeds)):
                     for feed in feeds:     # stopped: nobody will take them
                         withdraw(feed)
@@ -146,18 +163,24 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
             thread.join(timeout=10)
 
 
-def _feeds_for(item: Episode | Rejected, video: VideoConfig, frames_ahead: int | None,
+def _announced(early: Callable[[SourceRef], dict[str, VideoRef] | None], ref: SourceRef) -> dict[str, VideoRef] | None:
+    """The source's early view of an episode's cameras; None if it has none or fails (`load` then decides)."""
+    try:
+        return early(ref) or None
+    except Exception:  # noqa: BLE001 - only a head start: `load` reads the episode and rejects it with a reason
+        return None
+
+
+def _feeds_for(videos: dict[str, VideoRef], video: VideoConfig, frames_ahead: int | None,
                alone: bool) -> list[FrameFeed]:
-    """One offered feed per camera of a loaded episode, in the writer's camera order (sorted keys)."""
-    if isinstance(item, Rejected):
-        return []
+    """One offered feed per camera of an episode, in the writer's camera order (sorted keys)."""
     feeds = []
-    for _, ref in sorted(item.videos.items()):
+    for _, ref in sorted(videos.items()):
         if alone:       # no other episode decodes beside this one: FFmpeg's threads, and the writer resizes
-            ahead = frames_ahead or _source_frames_ahead(ref, len(item.videos), video)
+            ahead = frames_ahead or _source_frames_ahead(ref, len(videos), video)
             feed = FrameFeed(ref, video.width, video.height, video.pix_fmt, maxsize=ahead, resize_on_take=True)
         else:
-            ahead = frames_ahead or frames_ahead_for(video, len(item.videos))
+            ahead = frames_ahead or frames_ahead_for(video, len(videos))
             feed = FrameFeed(ref, video.width, video.height, video.pix_fmt, maxsize=ahead, decoder_threads=1)
         offer(feed)
         feeds.append(feed)

@@ -172,7 +172,8 @@ def run_shard(shard: ShardPlan, config: JobConfig, transforms: Compose) -> Shard
     shard_config = config.shard_config()
     if config.out.is_committed(shard.shard_id, shard_config.formats):
         return None
-    episodes = decoded_ahead(shard.refs, lambda ref: load(ref, config, transforms), shard_config.video)
+    episodes = decoded_ahead(shard.refs, lambda ref: load(ref, config, transforms), shard_config.video,
+                             early=getattr(config.source_impl, "videos", None))
     return config.out.write_shard(shard.shard_id, episodes, shard_config)
 
 

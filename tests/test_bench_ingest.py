@@ -316,3 +316,75 @@ def test_three_camera_episodes_decode_ahead_to_the_serial_bytes(egodex_src, tmp_
     assert _files(tmp_path / "serial" / "shards") == files
     assert not video_mod._FEEDS
     _wait_no_loader_threads()
+
+
+def _queued(video_uri: str) -> int:
+    with video_mod._FEEDS_LOCK:
+        return sum(feed._frames.qsize() for feeds in video_mod._FEEDS.values() for feed in feeds
+                   if feed.key[1] == video_uri)
+
+
+def test_the_first_episode_decodes_while_it_is_still_loading(egodex_src, tmp_path):
+    """With the source's `videos` (its header-only view of the cameras) the first episode's frames are
+    decoded before its `load` returns: this load waits for them (a decode that starts after load would
+    never come). Same bytes as the serial path."""
+    from converters.egodex import EgoDex
+
+    cfg, refs, transforms = _job(egodex_src, tmp_path / "a")
+    first_video = refs[0].get("video")
+    saw: list[int] = []
+
+    def load_waiting_for_frames(ref):
+        if ref is refs[0]:
+            deadline = time.monotonic() + 10
+            while _queued(first_video) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            saw.append(_queued(first_video))
+        return load(ref, cfg, transforms)
+
+    serial = write_shard((load(r, cfg, transforms) for r in refs), tmp_path / "serial", "s-00000", cfg.shard_config())
+    ahead = write_shard(decoded_ahead(refs, load_waiting_for_frames, cfg.shard_config().video, frames_ahead=2,
+                                      early=EgoDex().videos), tmp_path / "ahead", "s-00000", cfg.shard_config())
+    assert saw == [2]
+    assert serial.fates == ahead.fates and _files(tmp_path / "serial" / "shards") == _files(tmp_path / "ahead" / "shards")
+    assert not video_mod._FEEDS
+    _wait_no_loader_threads()
+
+
+def test_an_early_decode_is_dropped_when_load_rejects_or_names_other_cameras(egodex_src, tmp_path):
+    """`early` announces the wrong video for the first episode, then (second run) load rejects it: the
+    started decode is withdrawn either way, the writer gets the right frames, and nothing stays offered."""
+    from schemas.episode import Rejected, RejectReason
+
+    cfg, refs, transforms = _job(egodex_src, tmp_path / "a")
+    episodes = [load(r, cfg, transforms) for r in refs]
+    wrong = {"observation.images.egocentric": episodes[2].videos["observation.images.egocentric"]}
+    serial = write_shard(iter(episodes), tmp_path / "serial", "s-00000", cfg.shard_config())
+    ahead = write_shard(decoded_ahead(refs, lambda r: episodes[refs.index(r)], cfg.shard_config().video,
+                                      frames_ahead=2, early=lambda ref: wrong),
+                        tmp_path / "ahead", "s-00000", cfg.shard_config())
+    assert _files(tmp_path / "serial" / "shards") == _files(tmp_path / "ahead" / "shards")
+    assert not video_mod._FEEDS
+
+    refused = Rejected(refs[0].source_id, "read", RejectReason.MISSING_KEY, "no /transforms")
+    result = write_shard(decoded_ahead(refs, lambda r: refused if r is refs[0] else episodes[refs.index(r)],
+                                       cfg.shard_config().video, frames_ahead=2,
+                                       early=lambda ref: dict(episodes[0].videos)),
+                         tmp_path / "rejected", "s-00000", cfg.shard_config())
+    assert [result.fates[r.source_id]["status"] for r in refs] == ["rejected", "ingested", "ingested"]
+    assert not video_mod._FEEDS
+    _wait_no_loader_threads()
+
+
+def test_a_load_that_raises_withdraws_the_early_decode(egodex_src, tmp_path):
+    cfg, refs, transforms = _job(egodex_src, tmp_path / "a")
+    first = load(refs[0], cfg, transforms)
+
+    def exploding(ref):
+        raise RuntimeError("loader bug")
+
+    items = decoded_ahead(refs, exploding, cfg.shard_config().video, frames_ahead=1, early=lambda ref: dict(first.videos))
+    with pytest.raises(RuntimeError, match="loader bug"):
+        next(items)
+    assert not video_mod._FEEDS
+    _wait_no_loader_threads()
