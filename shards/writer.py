@@ -94,17 +94,17 @@ def write_shard(episodes: Iterable[Episode | Rejected], out_root: str | Path, sh
             _metadata_json(ep)
             index = len(contents.episodes)
             table = _frame_table(contents, ep, index)
-            targets = _feed_videos(ep, index, sinks, config.video)
+            opened, pending = _feed_videos(ep, index, sinks, config.video)
         except Exception as exc:  # noqa: BLE001 - one input's surprise ends as its reject, never the job
             _reject(fates, ep, exc)
             item = next(items, _DONE)
             continue
-        item = _next_or_abort(items, targets)       # the next input, asked for before this one's files close
+        item = _next_or_abort(items, opened)        # the next input, asked for before this one's files close
         if item is _DONE and _may_close_aside(sinks):
-            closing = _Closing(ep, index, table, targets)
+            closing = _Closing(ep, index, table, opened, pending)
             break
         try:
-            _close_videos(targets)
+            _close_videos(opened, pending)
         except Exception as exc:  # noqa: BLE001 - as above
             _reject(fates, ep, exc)
             continue
@@ -147,15 +147,16 @@ class _Closing:
     """The shard's last episode, its frames all delivered, its camera files closing in a thread of their own
     (SVT-AV1 drains ~50 ms of queued frames per encoder) while the writer builds the shard's files."""
 
-    def __init__(self, ep: Episode, index: int, table: pa.Table, targets: list[FrameSink]):
-        self.ep, self.index, self.table, self.targets = ep, index, table, targets
+    def __init__(self, ep: Episode, index: int, table: pa.Table, opened: list[FrameSink], pending: list[FrameSink]):
+        self.ep, self.index, self.table = ep, index, table
+        self._opened, self._pending = opened, pending
         self._failure: BaseException | None = None
         self._thread = threading.Thread(target=self._close, name="shard-last-close", daemon=True)
         self._thread.start()
 
     def _close(self) -> None:
         try:
-            for target in self.targets:
+            for target in self._pending:
                 target.close()
         except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread by `wait`
             self._failure = exc
@@ -164,7 +165,7 @@ class _Closing:
         """None once every file closed; else the error, with every camera of the episode already aborted."""
         self._thread.join()
         if self._failure is not None:
-            for target in self.targets:
+            for target in self._opened:
                 target.abort()
             if not isinstance(self._failure, Exception):
                 raise self._failure
@@ -297,12 +298,17 @@ def _check_compatible(acc: ShardContents, ep: Episode) -> None:
         raise EpisodeError(RejectReason.FPS_MISMATCH, f"episode fps {ep.meta.fps} != shard fps {acc.fps}")
 
 
-def _feed_videos(ep: Episode, index: int, sinks: dict[str, ShardSink], cfg: VideoConfig) -> list[FrameSink]:
-    """Decode each camera once and hand every frame to each format's sink; returns the camera files, still
-    open (`_close_videos`). On any failure every sink forgets the whole episode."""
+def _feed_videos(ep: Episode, index: int, sinks: dict[str, ShardSink],
+                 cfg: VideoConfig) -> tuple[list[FrameSink], list[FrameSink]]:
+    """Decode each camera once and hand every frame to each format's sink. Returns (every camera file of the
+    episode, the last camera's, still open): the others are closed as soon as their frames are in, so one
+    encoder at a time stays open whatever the camera count, and the caller closes the last (`_close_videos`).
+    On any failure every sink forgets the whole episode."""
     opened: list[FrameSink] = []
+    targets: list[FrameSink] = []
     try:
-        for key, ref in sorted(ep.videos.items()):
+        cameras = sorted(ep.videos.items())
+        for k, (key, ref) in enumerate(cameras):
             targets = [t for t in (sink.camera(key, index, ep.meta.fps) for sink in sinks.values()) if t is not None]
             opened.extend(targets)
             count = 0
@@ -314,20 +320,23 @@ def _feed_videos(ep: Episode, index: int, sinks: dict[str, ShardSink], cfg: Vide
                 raise EpisodeError(RejectReason.FRAME_COUNT_MISMATCH,
                                    f"{ref.uri}: {key}: decoded {count} frames, episode has {ep.length}",
                                    decoded=count, poses=ep.length)
+            if k < len(cameras) - 1:
+                for target in targets:
+                    target.close()
     except BaseException:
         for target in opened:
             target.abort()
         raise
-    return opened
+    return opened, targets
 
 
-def _close_videos(targets: list[FrameSink]) -> None:
-    """Close every camera file of an episode; if one fails, all of them are aborted."""
+def _close_videos(opened: list[FrameSink], pending: list[FrameSink]) -> None:
+    """Close the episode's camera files still open; if one fails, all its files are aborted."""
     try:
-        for target in targets:
+        for target in pending:
             target.close()
     except BaseException:
-        for target in targets:
+        for target in opened:
             target.abort()
         raise
 

@@ -153,3 +153,36 @@ def test_an_input_stream_that_fails_after_an_episode_leaves_no_encoder_open(tmp_
     with pytest.raises(RuntimeError, match="loader thread failed"):
         write_shard(stream(), tmp_path / "out", "x-00000", CONFIG)
     assert len(aborted) == 1 and aborted[0].name == "file-001.mp4" and not aborted[0].exists()
+
+
+def test_one_encoder_at_a_time_whatever_the_camera_count(tmp_path, monkeypatch):
+    """Three cameras per episode: each camera's MP4 is closed once its frames are in, so at most one SVT-AV1
+    encoder (its threads and buffers) is open at a time, the last one included; all nine files are there."""
+    import dataclasses
+
+    eps = _episodes(tmp_path / "in", ("add_remove_lid", "basic_pick_place", "stack_unstack_cups"))
+    for ep in eps:
+        main = ep.videos["observation.images.egocentric"]
+        for camera in ("left_wrist", "right_wrist"):
+            ep.videos[f"observation.images.{camera}"] = dataclasses.replace(main, camera=camera)
+    real_init, real_close = EpisodeEncoder.__init__, EpisodeEncoder.close
+    open_now, most = [0], [0]
+    lock = threading.Lock()
+
+    def init(self, *args, **kwargs) -> None:
+        real_init(self, *args, **kwargs)
+        with lock:
+            open_now[0] += 1
+            most[0] = max(most[0], open_now[0])
+
+    def close(self) -> None:
+        real_close(self)
+        with lock:
+            open_now[0] -= 1
+
+    monkeypatch.setattr(EpisodeEncoder, "__init__", init)
+    monkeypatch.setattr(EpisodeEncoder, "close", close)
+    result = write_shard(eps, tmp_path / "out", "x-00000", ShardConfig(formats=("lerobot",)))
+    assert [f["status"] for f in result.fates.values()] == ["ingested"] * 3
+    assert most[0] == 1 and open_now[0] == 0
+    assert len(list((tmp_path / "out" / "shards" / "x-00000").rglob("*.mp4"))) == 9
