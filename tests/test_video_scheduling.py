@@ -34,11 +34,27 @@ def _frame() -> "av.VideoFrame":
     return av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
 
 
-def test_episode_encoder_leaves_every_thread_at_the_callers_policy(tmp_path: Path):
-    before = _policies() | {(os.SCHED_OTHER, 0)}
+def _policy_by_tid() -> dict[int, tuple[int, int]]:
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            out[int(tid)] = (os.sched_getscheduler(int(tid)), os.sched_getparam(int(tid)).sched_priority)
+        except OSError:
+            pass
+    return out
+
+
+def test_episode_encoder_keeps_the_caller_and_runs_its_own_threads_as_batch(tmp_path: Path):
+    """The caller keeps its policy, threads that existed before are untouched, and every thread the encoder
+    started is SCHED_BATCH (never real-time, whatever SVT-AV1 asked for)."""
+    before = _policy_by_tid()
     encoder = EpisodeEncoder(tmp_path / "a.mp4", 30, VideoConfig(width=64, height=64))
+    after = _policy_by_tid()
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
-    assert _policies() <= before, f"a thread of the encoder turned real-time: {_policies() - before}"
+    assert all(after[tid] == policy for tid, policy in before.items() if tid in after)
+    started = {tid: policy for tid, policy in after.items() if tid not in before}
+    assert started, "SVT-AV1 started no thread of its own?"
+    assert set(started.values()) == {(os.SCHED_BATCH, 0)}, started
     for _ in range(20):
         encoder.add(_frame())
     encoder.close()
@@ -70,6 +86,14 @@ def test_scheduling_kept_restores_the_caller_and_new_threads_only():
         assert os.sched_getscheduler(0) == os.SCHED_OTHER
         assert os.sched_getscheduler(inner.native_id) == os.SCHED_OTHER
         assert os.sched_getscheduler(older_tid[0]) == os.SCHED_BATCH
+        with scheduling_kept(new_threads=os.SCHED_BATCH):                 # an encoder's own threads: batch
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            batch = threading.Thread(target=done.wait, args=(10,))        # inherits SCHED_IDLE
+            batch.start()
+            started.append(batch)
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
+        assert os.sched_getscheduler(batch.native_id) == os.SCHED_BATCH
+        assert os.sched_getscheduler(inner.native_id) == os.SCHED_OTHER   # started before this block
     finally:
         done.set()
         keep.join(10)
