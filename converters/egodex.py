@@ -127,7 +127,7 @@ def _subdirs(path: Path) -> list[Path]:
 # ------------------------------------------------------------------------------------------ read
 def read(ref: SourceRef, **options: Any) -> Episode:
     """One EgoDex episode; raises `EpisodeError` for anything unusable (see module doc)."""
-    hdf5 = ref.get("hdf5") or (ref.uri if ref.uri.endswith(".hdf5") else "")
+    hdf5 = _hdf5_of(ref)
     if not hdf5:
         raise EpisodeError(RejectReason.UNREADABLE, f"{ref.uri}: video without its .hdf5 pose file", path=ref.uri)
     probed: dict[str, VideoRef] = {}
@@ -181,6 +181,11 @@ def read(ref: SourceRef, **options: Any) -> Episode:
                "wrist_rotation": "palmar hand frame of the keypoints (x wrist->index/middle knuckles, z palm normal)"},
     )
     return Episode(meta, frames, dict(FEATURES), {video.key: video})
+
+
+def _hdf5_of(ref: SourceRef) -> str:
+    """The episode's pose file ("" when the ref names none)."""
+    return ref.get("hdf5") or (ref.uri if ref.uri.endswith(".hdf5") else "")
 
 
 def _read_hdf5(path: str, check_claims: Callable[[int], None] = lambda n: None) -> dict[str, Any]:
@@ -577,7 +582,7 @@ class EgoDex(Hand48Tokens):
     def videos(self, ref: SourceRef) -> dict[str, VideoRef] | None:
         """The episode's camera from its MP4's header alone (~1 ms, the probe `read` makes too), so a job can
         start decoding it while `read` reads the HDF5 (~10 ms). None where `read` will reject the episode."""
-        hdf5 = ref.get("hdf5") or (ref.uri if ref.uri.endswith(".hdf5") else "")
+        hdf5 = _hdf5_of(ref)
         if not hdf5:
             return None
         try:

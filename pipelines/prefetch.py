@@ -103,18 +103,17 @@ def decoded_ahead(refs: Sequence[SourceRef], load: Callable[[SourceRef], Episode
                 started = _feeds_for(announced, video, frames_ahead, alone) if announced else []
                 for feed in started:
                     to_decode.put(feed)
+                item: Episode | Rejected | None = None
                 try:
                     item = load(ref)
-                except BaseException:
-                    for feed in started:
-                        withdraw(feed)
-                    raise
-                if started and isinstance(item, Episode) and item.videos == announced:
-                    feeds = started
-                else:
-                    for feed in started:        # rejected, or other cameras: that decode is not wanted
-                        withdraw(feed)
-                    feeds = _feeds_for(item.videos, video, frames_ahead, alone) if isinstance(item, Episode) else []
+                finally:        # an early decode is kept only if load returned exactly those cameras
+                    if started and not (isinstance(item, Episode) and item.videos == announced):
+                        for feed in started:
+                            withdraw(feed)
+                        started = []
+                feeds = started
+                if not feeds and isinstance(item, Episode):
+                    feeds = _feeds_for(item.videos, video, frames_ahead, alone)
                     for feed in feeds:
                         to_decode.put(feed)
                 if not put((item, feeds)):

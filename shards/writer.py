@@ -111,18 +111,15 @@ def write_shard(episodes: Iterable[Episode | Rejected], out_root: str | Path, sh
         _accept(contents, fates, shard_id, ep, index, table, sinks)
     if closing is not None:         # the last episode's encoders drain while the shard's files are built
         _accept(contents, fates, shard_id, closing.ep, closing.index, closing.table, sinks)
-        _finish_formats(contents, sinks)
-        failure = closing.wait()
-        if failure is not None:
-            contents.drop_last()
-            for sink in sinks.values():
-                sink.drop_last_episode()        # type: ignore[attr-defined] - `_may_close_aside` checked it
-            _reject(fates, closing.ep, failure)
-            if not contents.episodes:           # nothing accepted: nothing but shard.json may stay
-                for staging in stages.values():
-                    _clear(staging)
-            _finish_formats(contents, sinks)
-    else:
+    _finish_formats(contents, sinks)
+    if closing is not None and (failure := closing.wait()) is not None:
+        contents.drop_last()
+        for sink in sinks.values():
+            sink.drop_last_episode()            # type: ignore[attr-defined] - `_may_close_aside` checked it
+        _reject(fates, closing.ep, failure)
+        if not contents.episodes:               # nothing accepted: nothing but shard.json may stay
+            for staging in stages.values():
+                _clear(staging)
         _finish_formats(contents, sinks)
     records = []
     for fmt, staging in stages.items():

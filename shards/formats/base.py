@@ -69,7 +69,7 @@ class ShardContents:
             self.tasks.append(task)
         return self.tasks.index(task)
 
-    def drop_last(self) -> EpisodeEntry:
+    def drop_last(self) -> None:
         """Undo the last accepted episode: its entry, table, frames, and its task if no other episode has it."""
         entry = self.episodes.pop()
         self.tables.pop()
@@ -79,7 +79,6 @@ class ShardContents:
         self.embodiments = {e.meta.embodiment for e in self.episodes}
         if not self.episodes:
             self.features = self.fps = None
-        return entry
 
     @property
     def robot_type(self) -> str:

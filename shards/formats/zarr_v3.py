@@ -91,7 +91,7 @@ class ZarrSink:
         self.pending: dict[str, _EpisodeFrames] = {}
         self.episode_ends: list[int] = []
         self.total = 0
-        self._last: tuple[list[str], list[str], int] = ([], [], 0)    # what the last add_episode appended
+        self._last: tuple[list[str], list[str]] = ([], [])    # columns and cameras the last add_episode appended to
 
     def camera(self, key: str, episode: int, fps: float) -> _EpisodeFrames:
         return _EpisodeFrames(self, key)
@@ -106,17 +106,17 @@ class ZarrSink:
                                                    else np.zeros((0, 0, 0, 3), np.uint8))
         self.total += table.num_rows
         self.episode_ends.append(self.total)
-        self._last = (added, list(pending), table.num_rows)
+        self._last = (added, list(pending))
 
     def drop_last_episode(self) -> None:
-        added, cameras, rows = self._last
+        added, cameras = self._last
         for name in added:
             self.columns[name].pop()
         for key in cameras:
             self.images[key].pop()
-        self.total -= rows
         self.episode_ends.pop()
-        self._last = ([], [], 0)
+        self.total = self.episode_ends[-1] if self.episode_ends else 0
+        self._last = ([], [])
 
     def _array(self, group: Any, name: str, values: np.ndarray) -> None:
         arr = create_array(group, name, values.shape, values.dtype, self.frames_per_chunk)
