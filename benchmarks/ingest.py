@@ -18,6 +18,10 @@ preset 12, lp=2) on every path, so the ratios compare work against work:
                      its own thread (FFmpeg's slice threads only add hand-offs when every core decodes): the
                      codec work alone with no hand-offs. Not a job (it writes nothing but MP4s); it bounds what
                      any scheduling of the same work reaches here (`floor_parallel_vs_lerobot_streaming`).
+  pipeline_shape     psi0's codec pieces (`FrameFeed`, `EpisodeEncoder`) in psi0's thread shape (two decoder
+                     threads, one encoding thread) and nothing else: no pose reads, tables, stats, metadata or
+                     commit. Splits psi0's distance to `floor_parallel` into what its shape costs
+                     (`pipeline_shape_vs_floor_parallel`) and what its own work costs (`vs_pipeline_shape`).
 
 What differs, besides the scheduling each path chooses: LeRobot computes per-channel image stats on
 every frame (psi0 computes stats of vector columns only) and converts frames RGB → yuv420p in its
@@ -31,8 +35,10 @@ rounds, each running every path once, the order rotating each round so no path a
 in the same slot. Per path: median, min and max seconds, median CPU seconds (every thread and child process)
 and cores kept busy; ratios are of medians. Machine load
 (1-min load average) is printed before and after. Last line: one JSON object with `vs_floor`,
-`vs_lerobot_streaming`, `vs_lerobot_default`, `vs_ffmpeg`, `vs_floor_parallel` (psi0 frames/s ÷ the other's)
-and `floor_parallel_vs_lerobot_streaming`.
+`vs_lerobot_streaming`, `vs_lerobot_default`, `vs_ffmpeg`, `vs_floor_parallel`, `vs_pipeline_shape` (psi0
+frames/s ÷ the other's), `floor_parallel_vs_lerobot_streaming`, `pipeline_shape_vs_floor_parallel`, and
+`pose_reads_s` / `pose_reads_cpu_s`: reading every episode's poses once (HDF5, checks, container probe), which
+psi0's job does in its loader thread and the LeRobot paths in their timed region, measured apart after the rounds.
 
     python benchmarks/ingest.py                   # 6 episodes x 3.3 s (≈ 618 frames), 3 rounds: ~5 min on 2 cores
     python benchmarks/ingest.py --quick           # smoke test: 240p, 3 short episodes, 1 round, no warm-up
@@ -71,7 +77,7 @@ os.environ.setdefault("SVT_LOG", "1")   # every path's SVT-AV1 encoders alike: e
 SIZE = 224
 CRF, GOP, PRESET, LP = 30, 2, 12, 2
 OPTS = {"crf": str(CRF), "g": str(GOP), "preset": str(PRESET), "svtav1-params": f"lp={LP}"}
-PATHS = ("floor", "psi0", "lerobot_streaming", "lerobot_default", "ffmpeg", "floor_parallel")
+PATHS = ("floor", "psi0", "lerobot_streaming", "lerobot_default", "ffmpeg", "floor_parallel", "pipeline_shape")
 
 
 def bench_psi0(src: Path, videos: list[Path], out: Path) -> float:
@@ -167,6 +173,64 @@ def bench_floor_parallel(src: Path, videos: list[Path], out: Path) -> float:
     return time.perf_counter() - t
 
 
+def bench_pipeline_shape(src: Path, videos: list[Path], out: Path) -> float:
+    """psi0's own codec pieces in psi0's thread shape, with nothing else: `DECODERS` decoder threads, each
+    decoding and resizing one episode at a time into its bounded `FrameFeed` (one FFmpeg thread each, as in a
+    multi-episode shard), and this thread encoding the episodes in order through `EpisodeEncoder` (its
+    scheduling guard, SVT-AV1's threads as batch threads). No pose reads, tables, stats, metadata, hashes or
+    commit. psi0 ÷ this is what the job's own work costs; this ÷ `floor_parallel` is what the shape costs."""
+    import queue
+    import threading
+
+    from pipelines.prefetch import DECODERS, frames_ahead_for
+    from schemas.episode import VideoRef
+    from shards.video import EpisodeEncoder, FrameFeed, VideoConfig
+
+    out.mkdir(parents=True, exist_ok=True)
+    config = VideoConfig(width=SIZE, height=SIZE, crf=CRF, gop=GOP, preset=PRESET)
+    t = time.perf_counter()
+    feeds = [FrameFeed(VideoRef("egocentric", "video", str(v), 0, 30.0, 0, 0), SIZE, SIZE, config.pix_fmt,
+                       maxsize=frames_ahead_for(config), decoder_threads=1) for v in videos]
+    waiting: queue.Queue = queue.Queue()
+    for feed in feeds:
+        waiting.put(feed)
+
+    def decode() -> None:
+        while True:
+            try:
+                waiting.get_nowait().fill()
+            except queue.Empty:
+                return
+
+    decoders = [threading.Thread(target=decode, name=f"shape-decode-{i}") for i in range(DECODERS)]
+    for thread in decoders:
+        thread.start()
+    try:
+        for k, feed in enumerate(feeds):
+            encoder = EpisodeEncoder(out / f"{k}.mp4", 30, config)
+            for frame in feed:
+                encoder.add(frame)
+            encoder.close()
+    finally:
+        for feed in feeds:
+            feed.cancel()
+        for thread in decoders:
+            thread.join()
+    return time.perf_counter() - t
+
+
+def time_pose_reads(src: Path, videos: list[Path]) -> tuple[float, float]:
+    """(wall, CPU) seconds of reading every episode's poses the way psi0's job and the LeRobot paths both do
+    (`converters.egodex.read`: HDF5, checks, container probe), one after another."""
+    from converters import egodex
+
+    refs = {Path(r.get("video")): r for r in egodex.discover(str(src))}
+    start, cpu = time.perf_counter(), _cpu_s()
+    for v in videos:
+        egodex.read(refs[v])
+    return time.perf_counter() - start, _cpu_s() - cpu
+
+
 def bench_ffmpeg(src: Path, videos: list[Path], out: Path) -> float:
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -180,7 +244,8 @@ def bench_ffmpeg(src: Path, videos: list[Path], out: Path) -> float:
 
 BENCHES: dict[str, Callable[[Path, list[Path], Path], float]] = {
     "floor": bench_floor, "psi0": bench_psi0, "lerobot_streaming": bench_lerobot_streaming,
-    "lerobot_default": bench_lerobot_default, "ffmpeg": bench_ffmpeg, "floor_parallel": bench_floor_parallel}
+    "lerobot_default": bench_lerobot_default, "ffmpeg": bench_ffmpeg, "floor_parallel": bench_floor_parallel,
+    "pipeline_shape": bench_pipeline_shape}
 
 
 def rotated(paths: list[str], round_index: int) -> list[str]:
@@ -206,11 +271,13 @@ def summarize(frames: int, times: dict[str, list[float]],
     if "psi0" in med:
         for key, other in (("vs_floor", "floor"), ("vs_lerobot_streaming", "lerobot_streaming"),
                            ("vs_lerobot_default", "lerobot_default"), ("vs_ffmpeg", "ffmpeg"),
-                           ("vs_floor_parallel", "floor_parallel")):
+                           ("vs_floor_parallel", "floor_parallel"), ("vs_pipeline_shape", "pipeline_shape")):
             if other in med:
                 out[key] = round(med[other] / med["psi0"], 2)
     if "floor_parallel" in med and "lerobot_streaming" in med:     # the most any scheduling of the codec work gets
         out["floor_parallel_vs_lerobot_streaming"] = round(med["lerobot_streaming"] / med["floor_parallel"], 2)
+    if "floor_parallel" in med and "pipeline_shape" in med:        # psi0's shape against no hand-offs at all
+        out["pipeline_shape_vs_floor_parallel"] = round(med["floor_parallel"] / med["pipeline_shape"], 2)
     return out
 
 
@@ -294,13 +361,18 @@ def main(argv: list[str] | None = None) -> int:
                 times[name].append(wall)
                 cpu[name].append(used)
             print(f"round {r}: " + ", ".join(f"{k} {frames / v[-1]:.0f}/s" for k, v in times.items()), flush=True)
+        reads = [time_pose_reads(src, videos) for _ in range(3)]
         summary = summarize(frames, times, cpu)
+        summary["pose_reads_s"] = round(statistics.median(wall for wall, _ in reads), 3)
+        summary["pose_reads_cpu_s"] = round(statistics.median(used for _, used in reads), 3)
         summary["load_1min_after"] = _load()
         summary["realtime_allowed"] = realtime
         for name in paths:
             lo, hi = summary[f"{name}_fps_range"]
             print(f"{name:18s} median {summary[f'{name}_fps']:7.1f} frames/s  (range {lo}-{hi}), "
                   f"{summary[f'{name}_cpu_s']:.2f} CPU s, {summary[f'{name}_cores_busy']:.2f} cores busy")
+        print(f"pose reads (psi0's loader thread; the LeRobot paths in their timed region): "
+              f"{summary['pose_reads_s'] * 1000:.0f} ms, {summary['pose_reads_cpu_s']:.2f} CPU s")
         print(json.dumps(summary, sort_keys=True))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -160,8 +160,10 @@ def test_benchmark_protocol_rotates_order_and_reports_every_ratio():
     assert out["psi0_fps"] == 600.0 and out["psi0_fps_range"] == [400.0, 1200.0]
     for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg", "vs_floor_parallel"):
         assert out[key] == 2.0
+    assert out["vs_pipeline_shape"] == 2.0 and out["pipeline_shape_vs_floor_parallel"] == 1.0
     times["floor_parallel"] = [1.0, 0.5, 2.0]                                 # median 1.0 vs streaming's 2.0
-    assert ingest.summarize(600, times, cpu)["floor_parallel_vs_lerobot_streaming"] == 2.0
+    again = ingest.summarize(600, times, cpu)
+    assert again["floor_parallel_vs_lerobot_streaming"] == 2.0 and again["pipeline_shape_vs_floor_parallel"] == 0.5
     assert out["psi0_cpu_s"] == 1.8 and out["psi0_cores_busy"] == 1.8        # medians of 1.8/1, 2.7/1.5, 1/0.5
     assert out["floor_cpu_s"] == 3.0 and out["floor_cores_busy"] == 1.5
 
@@ -174,7 +176,8 @@ def test_ingest_benchmark_quick_prints_the_ratios():
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg", "vs_floor_parallel",
-                "floor_parallel_vs_lerobot_streaming"):
+                "vs_pipeline_shape", "floor_parallel_vs_lerobot_streaming", "pipeline_shape_vs_floor_parallel",
+                "pose_reads_s", "pose_reads_cpu_s"):
         assert result[key] > 0
     assert result["frames"] > 0 and result["rounds"] == 1 and result["realtime_allowed"] is False
     for path in _benchmark("ingest").PATHS:                                            # ffmpeg's in its children
@@ -190,6 +193,26 @@ def test_floor_parallel_does_the_floors_work(egodex_src, tmp_path):
     ingest.bench_floor_parallel(egodex_src, videos, tmp_path / "parallel")
     serial, parallel = _files(tmp_path / "serial"), _files(tmp_path / "parallel")
     assert len(serial) == len(videos) >= 2 and serial == parallel
+
+
+def _av1_packets(path: Path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [bytes(packet) for packet in container.demux(video=0) if packet.size]
+
+
+def test_pipeline_shape_does_the_floors_codec_work(egodex_src, tmp_path):
+    """The shape path splits psi0's distance to the parallel floor, so it must encode exactly the floor's
+    frames: the same AV1 packets for every episode (the MP4 boxes around them are psi0's muxer settings)."""
+    ingest = _benchmark("ingest")
+    videos = sorted(egodex_src.rglob("*.mp4"))
+    ingest.bench_floor(egodex_src, videos, tmp_path / "serial")
+    ingest.bench_pipeline_shape(egodex_src, videos, tmp_path / "shape")
+    assert not [t for t in threading.enumerate() if t.name.startswith("shape-")]     # its decoders ended
+    for k in range(len(videos)):
+        floor = _av1_packets(tmp_path / "serial" / f"{k}.mp4")
+        assert len(floor) > 1 and _av1_packets(tmp_path / "shape" / f"{k}.mp4") == floor
 
 
 def test_scale_reports_each_childs_own_peak_rss(tmp_path):
@@ -359,10 +382,10 @@ def test_an_early_decode_is_dropped_when_load_rejects_or_names_other_cameras(ego
     cfg, refs, transforms = _job(egodex_src, tmp_path / "a")
     episodes = [load(r, cfg, transforms) for r in refs]
     wrong = {"observation.images.egocentric": episodes[2].videos["observation.images.egocentric"]}
-    serial = write_shard(iter(episodes), tmp_path / "serial", "s-00000", cfg.shard_config())
-    ahead = write_shard(decoded_ahead(refs, lambda r: episodes[refs.index(r)], cfg.shard_config().video,
-                                      frames_ahead=2, early=lambda ref: wrong),
-                        tmp_path / "ahead", "s-00000", cfg.shard_config())
+    write_shard(iter(episodes), tmp_path / "serial", "s-00000", cfg.shard_config())
+    write_shard(decoded_ahead(refs, lambda r: episodes[refs.index(r)], cfg.shard_config().video,
+                              frames_ahead=2, early=lambda ref: wrong),
+                tmp_path / "ahead", "s-00000", cfg.shard_config())
     assert _files(tmp_path / "serial" / "shards") == _files(tmp_path / "ahead" / "shards")
     assert not video_mod._FEEDS
 
