@@ -4,7 +4,9 @@ preset 12, lp=2) on every path, so the ratios compare work against work:
   floor              bare PyAV loop: decode → libswscale resize to yuv420p → encode, one episode after
                      another (no poses, parquet, stats or metadata). The codec floor psi0 must reach.
   psi0               the EgoDex job end to end (`run_local`): HDF5 read + validate + container probe +
-                     decode → resize → encode + parquet + stats + metadata + per-file sha256 + commit.
+                     decode → resize → encode + parquet + stats + metadata + per-file sha256 + commit;
+                     with `--realtime` where the host allows real-time threads (see below).
+  psi0_ordinary      the same job without `--realtime` (run only where that differs: real-time allowed).
   lerobot_streaming  LeRobot 0.4.4 writer as `lerobot-record` documents it for speed:
                      `streaming_encoding=True, encoder_threads=2` (its recommended flags), fed by a PyAV
                      decoder resizing to RGB 224×224. Its encoder queue is sized to hold an episode so no
@@ -46,11 +48,14 @@ psi0's job does in its loader thread and the LeRobot paths in their timed region
 
 Real-time scheduling: SVT-AV1 makes the thread that opens an encoder, and its own threads, SCHED_FIFO 99
 wherever the process may (root or CAP_SYS_NICE; an unprivileged user may not). That changes the peers' speed:
-measured here, LeRobot's streaming writer runs ~10 % faster with it and the parallel floor ~2 %; psi0 refuses
-it (a real-time encoder starved the host in a test run: shards/scheduling.py) and gains nothing from it.
-By default every path runs with what the host allows (as root here: the peers get real-time threads), and the
-JSON says so (`realtime_allowed`); `--realtime off` first gives the privilege up for the whole process, so
-every path runs as it would for an ordinary user.
+measured here, LeRobot's streaming writer runs ~10 % faster with it and the parallel floor ~2 %. psi0 never
+takes it implicitly (SVT-AV1's choice is undone: shards/scheduling.py); it asks for it with `--realtime`
+(`JobConfig.realtime`), which runs the whole shard pipeline (loader, decoders, writer, the encoders' threads) at
+SCHED_FIFO 1, for nodes that do nothing but ingest. By default every path runs with what the host allows: as
+root the peers' SVT-AV1 goes real-time by itself and psi0 runs with `--realtime` (JSON: `realtime_allowed`,
+`psi0_realtime`), and `psi0_ordinary` runs psi0 without it (`psi0_ordinary_vs_lerobot_streaming`: what a root
+user who does not ask for it gets). `--realtime off` first gives the privilege up for the whole process, so every
+path runs as it would for an ordinary user (psi0_ordinary is then skipped: it is the psi0 run).
 """
 from __future__ import annotations
 
@@ -77,18 +82,36 @@ os.environ.setdefault("SVT_LOG", "1")   # every path's SVT-AV1 encoders alike: e
 SIZE = 224
 CRF, GOP, PRESET, LP = 30, 2, 12, 2
 OPTS = {"crf": str(CRF), "g": str(GOP), "preset": str(PRESET), "svtav1-params": f"lp={LP}"}
-PATHS = ("floor", "psi0", "lerobot_streaming", "lerobot_default", "ffmpeg", "floor_parallel", "pipeline_shape")
+PATHS = ("floor", "psi0", "lerobot_streaming", "lerobot_default", "ffmpeg", "floor_parallel", "pipeline_shape",
+         "psi0_ordinary")
 
 
-def bench_psi0(src: Path, videos: list[Path], out: Path) -> float:
+def _psi0(src: Path, out: Path, realtime: int) -> float:
     from pipelines.runners import run_local
     from pipelines.stages import JobConfig
 
     cfg = JobConfig(source="egodex", input=str(src), output=str(out), formats=("lerobot",), episodes_per_shard=64,
-                    video_width=SIZE, video_height=SIZE, video_crf=CRF, video_gop=GOP, tokenize=False)
+                    video_width=SIZE, video_height=SIZE, video_crf=CRF, video_gop=GOP, tokenize=False,
+                    realtime=realtime)
     t = time.perf_counter()
     run_local(cfg)
     return time.perf_counter() - t
+
+
+def psi0_realtime() -> int:
+    """The `--realtime` priority psi0's path runs with: `REALTIME_PRIORITY` where this process may use real-time
+    threads (where the peers' SVT-AV1 makes its threads real-time by itself), else 0."""
+    from shards.scheduling import REALTIME_PRIORITY, may_go_realtime
+
+    return REALTIME_PRIORITY if may_go_realtime(REALTIME_PRIORITY) else 0
+
+
+def bench_psi0(src: Path, videos: list[Path], out: Path) -> float:
+    return _psi0(src, out, psi0_realtime())
+
+
+def bench_psi0_ordinary(src: Path, videos: list[Path], out: Path) -> float:
+    return _psi0(src, out, 0)
 
 
 def _lerobot(src: Path, videos: list[Path], out: Path, **writer: object) -> float:
@@ -243,7 +266,7 @@ def bench_ffmpeg(src: Path, videos: list[Path], out: Path) -> float:
 
 
 BENCHES: dict[str, Callable[[Path, list[Path], Path], float]] = {
-    "floor": bench_floor, "psi0": bench_psi0, "lerobot_streaming": bench_lerobot_streaming,
+    "floor": bench_floor, "psi0": bench_psi0, "psi0_ordinary": bench_psi0_ordinary, "lerobot_streaming": bench_lerobot_streaming,
     "lerobot_default": bench_lerobot_default, "ffmpeg": bench_ffmpeg, "floor_parallel": bench_floor_parallel,
     "pipeline_shape": bench_pipeline_shape}
 
@@ -276,6 +299,8 @@ def summarize(frames: int, times: dict[str, list[float]],
                 out[key] = round(med[other] / med["psi0"], 2)
     if "floor_parallel" in med and "lerobot_streaming" in med:     # the most any scheduling of the codec work gets
         out["floor_parallel_vs_lerobot_streaming"] = round(med["lerobot_streaming"] / med["floor_parallel"], 2)
+    if "psi0_ordinary" in med and "lerobot_streaming" in med:      # psi0 without `--realtime`
+        out["psi0_ordinary_vs_lerobot_streaming"] = round(med["lerobot_streaming"] / med["psi0_ordinary"], 2)
     if "floor_parallel" in med and "pipeline_shape" in med:        # psi0's shape against no hand-offs at all
         out["pipeline_shape_vs_floor_parallel"] = round(med["floor_parallel"] / med["pipeline_shape"], 2)
     return out
@@ -316,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     from shards.scheduling import give_up_realtime, may_go_realtime, ordinary_scheduling
     if args.realtime == "off":
         give_up_realtime()
+    if not psi0_realtime() and args.paths == ",".join(PATHS):
+        paths.remove("psi0_ordinary")           # the same run as psi0's where real-time threads are not allowed
 
     import av
 
@@ -348,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         realtime = may_go_realtime()
         print(f"SVT-AV1 can make its threads real-time here: {realtime} (CAP_SYS_NICE / RLIMIT_RTPRIO"
               f"{'; given up: --realtime off' if args.realtime == 'off' else ''}; each path starts from ordinary "
-              "scheduling, psi0 keeps it: shards/scheduling.py)", flush=True)
+              f"scheduling); psi0 runs with --realtime {psi0_realtime()}"
+              f"{' (psi0_ordinary: without)' if 'psi0_ordinary' in paths else ''}", flush=True)
 
         if not args.no_warmup:
             for name in paths:
@@ -367,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["pose_reads_cpu_s"] = round(statistics.median(used for _, used in reads), 3)
         summary["load_1min_after"] = _load()
         summary["realtime_allowed"] = realtime
+        summary["psi0_realtime"] = psi0_realtime()
         for name in paths:
             lo, hi = summary[f"{name}_fps_range"]
             print(f"{name:18s} median {summary[f'{name}_fps']:7.1f} frames/s  (range {lo}-{hi}), "

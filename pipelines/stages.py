@@ -27,6 +27,7 @@ from pipelines.prefetch import decoded_ahead
 from schemas.catalog import Catalog
 from schemas.episode import Episode, EpisodeError, Rejected, RejectReason, SourceRef
 from schemas.names import TOKENIZER_DIR
+from shards.scheduling import realtime_codecs
 from shards.video import VideoConfig
 from shards.writer import ShardConfig, ShardResult
 
@@ -56,6 +57,7 @@ class JobConfig:
     token_fit_episodes: int = 512
     tokenizer: str | None = None            # use this FAST folder (ours or the Ψ₀ authors') instead of fitting one
     tokenizer_stats: str | None = None      # normalisation stats for an authors' folder (their assets/stats json)
+    realtime: int = 0                       # SCHED_FIFO priority of a shard's codec threads; 0: ordinary (no bytes change)
 
     def __post_init__(self) -> None:
         source = get_source(self.source)              # ValueError for an unknown source
@@ -80,6 +82,7 @@ class JobConfig:
         out["formats"] = list(self.formats)
         out.pop("input")
         out.pop("output")     # locations don't change bytes; keep catalogs comparable across machines
+        out.pop("realtime")   # nor does scheduling
         for key in ("tokenizer", "tokenizer_stats"):          # locations too: the catalog's tokenizer has its digest
             if out[key] is None:
                 out.pop(key)
@@ -172,9 +175,10 @@ def run_shard(shard: ShardPlan, config: JobConfig, transforms: Compose) -> Shard
     shard_config = config.shard_config()
     if config.out.is_committed(shard.shard_id, shard_config.formats):
         return None
-    episodes = decoded_ahead(shard.refs, lambda ref: load(ref, config, transforms), shard_config.video,
-                             early=getattr(config.source_impl, "videos", None))
-    return config.out.write_shard(shard.shard_id, episodes, shard_config)
+    with realtime_codecs(config.realtime):       # the loader and decoder threads start inside: they inherit it
+        episodes = decoded_ahead(shard.refs, lambda ref: load(ref, config, transforms), shard_config.video,
+                                 early=getattr(config.source_impl, "videos", None))
+        return config.out.write_shard(shard.shard_id, episodes, shard_config)
 
 
 def fit_tokenizer(refs: list[SourceRef], config: JobConfig) -> FastTokenizer | None:

@@ -10,11 +10,14 @@ control loop (FIFO 10). `scheduling_kept` puts the caller and the threads starte
 caller's own policy."""
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import threading
 from contextlib import contextmanager
 from typing import Iterator
+
+log = logging.getLogger("psi0.shards")
 
 
 def _thread_ids() -> set[int]:
@@ -88,6 +91,52 @@ preempt other threads when it wakes. SVT-AV1 hands each frame through a pipeline
 policy every hand-off may preempt a decoder, so the 618-frame ingest benchmark made 22 k context switches with
 them ordinary and 16 k as batch threads, spent ~2 % less CPU (3.37 vs 3.45 s) and ran 0.6-1.6 % faster (10-round
 A/Bs; one-episode shards +1.1 %). Unprivileged, and no less CPU share: only wake-up preemption changes."""
+
+
+REALTIME_PRIORITY = 1
+"""SCHED_FIFO priority `psi0 ingest --realtime` gives a shard's codec threads: the lowest real-time priority,
+enough to run ahead of every ordinary thread and to hand frames between equals without preemption, and below
+the kernel's interrupt threads (50) and SVT-AV1's own choice (99)."""
+
+_realtime = threading.local()
+
+
+@contextmanager
+def realtime_codecs(priority: int) -> Iterator[bool]:
+    """Inside the block, this thread and every thread it starts (a shard's loader and decoders inherit it; an
+    encoder's own threads are set to it by `encoder_threads_policy`) run SCHED_FIFO `priority`; afterwards this
+    thread has its own policy again. Yields whether that took effect: `priority` 0 asks for nothing, and where
+    the process may not go real-time (an unprivileged user) a warning says so and the block runs as usual.
+
+    Why offer it: as root SVT-AV1 makes its own threads real-time anyway, and a whole codec pipeline at one
+    real-time priority hands frames along with far fewer preemptions (the ingest benchmark: ~6 % fewer CPU
+    seconds per frame). Why not by default: real-time threads leave everything else on the host the kernel's
+    5 % (`sched_rt_runtime_us`) while they are busy, so only a node that does nothing but ingest should ask for
+    it, never one that runs teleop's control loop or a desktop."""
+    if priority <= 0:
+        yield False
+        return
+    if not may_go_realtime(priority):
+        log.warning("--realtime %d: this process may not use real-time scheduling (needs root or CAP_SYS_NICE); "
+                    "running ordinary", priority)
+        yield False
+        return
+    me = threading.get_native_id()
+    own = _policy(me)
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    _realtime.on = True
+    try:
+        yield True
+    finally:
+        _realtime.on = False
+        if own is not None:
+            _set_policy(me, own)
+
+
+def encoder_threads_policy() -> int | None:
+    """The policy for the threads an encoder opened on this thread starts: the caller's own inside
+    `realtime_codecs` (None: `scheduling_kept` gives them the caller's), else `ENCODER_THREADS`."""
+    return None if getattr(_realtime, "on", False) else ENCODER_THREADS
 
 
 def ordinary_scheduling() -> None:

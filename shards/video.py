@@ -28,7 +28,7 @@ from schemas.episode import EpisodeError, RejectReason, VideoRef
 from schemas import remote
 from schemas.video_codecs import x264_options
 from shards import objectstore
-from shards.scheduling import ENCODER_THREADS, scheduling_kept
+from shards.scheduling import encoder_threads_policy, scheduling_kept
 
 if TYPE_CHECKING:          # PyAV is imported where video is decoded or encoded, not by readers of vectors
     import av
@@ -278,8 +278,9 @@ class EpisodeEncoder:
         self.stream.pix_fmt = config.pix_fmt
         self.time_base = Fraction(1, int(round(fps))) if float(rate).is_integer() else 1 / rate
         self.stream.codec_context.time_base = self.time_base
-        # SVT-AV1 would make this thread and its own ones SCHED_FIFO 99; its own become batch threads
-        with scheduling_kept(new_threads=ENCODER_THREADS):
+        # SVT-AV1 would make this thread and its own ones SCHED_FIFO 99; its own become batch threads (or this
+        # thread's real-time policy inside `realtime_codecs`)
+        with scheduling_kept(new_threads=encoder_threads_policy()):
             self.stream.codec_context.open()
         self.frames = 0
 

@@ -161,6 +161,7 @@ def test_benchmark_protocol_rotates_order_and_reports_every_ratio():
     for key in ("vs_floor", "vs_lerobot_streaming", "vs_lerobot_default", "vs_ffmpeg", "vs_floor_parallel"):
         assert out[key] == 2.0
     assert out["vs_pipeline_shape"] == 2.0 and out["pipeline_shape_vs_floor_parallel"] == 1.0
+    assert out["psi0_ordinary_vs_lerobot_streaming"] == 1.0
     times["floor_parallel"] = [1.0, 0.5, 2.0]                                 # median 1.0 vs streaming's 2.0
     again = ingest.summarize(600, times, cpu)
     assert again["floor_parallel_vs_lerobot_streaming"] == 2.0 and again["pipeline_shape_vs_floor_parallel"] == 0.5
@@ -180,7 +181,8 @@ def test_ingest_benchmark_quick_prints_the_ratios():
                 "pose_reads_s", "pose_reads_cpu_s"):
         assert result[key] > 0
     assert result["frames"] > 0 and result["rounds"] == 1 and result["realtime_allowed"] is False
-    for path in _benchmark("ingest").PATHS:                                            # ffmpeg's in its children
+    assert result["psi0_realtime"] == 0 and "psi0_ordinary_fps" not in result       # the psi0 run, here
+    for path in set(_benchmark("ingest").PATHS) - {"psi0_ordinary"}:                   # ffmpeg's in its children
         assert result[f"{path}_cpu_s"] > 0 and result[f"{path}_cores_busy"] > 0
 
 

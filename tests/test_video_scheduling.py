@@ -178,3 +178,87 @@ print("child", child.stdout.strip(), "could", could, "may", may_go_realtime())
                          env={**os.environ, "PYTHONPATH": str(root)}).stdout.split("\n")
     assert out[0] == "fifo refused", out
     assert out[1].startswith("child refused") and out[1].endswith("may False"), out
+
+
+def _egodex_job(tmp_path: Path, out: str, realtime: int):
+    from pipelines.stages import JobConfig
+    from samples import egodex as egodex_sample
+
+    src = tmp_path / "src"
+    if not src.exists():
+        egodex_sample.write_sample(src, 0, (160, 120), episodes_per_task=1, seconds=1.0)
+    return JobConfig(source="egodex", input=str(src), output=str(tmp_path / out), formats=("lerobot", "zarr"),
+                     episodes_per_shard=8, tokenize=False, video_width=64, video_height=64, realtime=realtime)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.skipif(not may_go_realtime(1), reason="SCHED_FIFO needs root / CAP_SYS_NICE / RLIMIT_RTPRIO")
+def test_realtime_job_runs_every_codec_thread_fifo_and_writes_the_same_bytes(tmp_path: Path, monkeypatch):
+    """`--realtime 1`: while a shard is written its loader, decoders, writer and every thread an encoder starts
+    run SCHED_FIFO 1 (not SVT-AV1's 99, and no thread stays ordinary); afterwards the caller is ordinary again;
+    output and catalog are byte for byte those of an ordinary run."""
+    from pipelines import runners, stages
+    from pipelines.runners import run_local
+    from shards import video
+
+    seen: dict[str, set[tuple[int, int]]] = {"load": set(), "decode": set(), "encode": set()}
+    real_load, real_fill, real_add = stages.load, video.FrameFeed.fill, video.EpisodeEncoder.add
+
+    def load(*args, **kwargs):
+        seen["load"].add(_policy_by_tid()[threading.get_native_id()])
+        return real_load(*args, **kwargs)
+
+    def fill(self):
+        seen["decode"].add(_policy_by_tid()[threading.get_native_id()])
+        return real_fill(self)
+
+    def add(self, frame):
+        if self.frames == 0:        # every thread alive now but the pre-existing ones: writer, loader, SVT-AV1's
+            seen["encode"] |= {p for tid, p in _policy_by_tid().items() if tid not in before}
+            seen["encode"].add(_policy_by_tid()[threading.get_native_id()])
+        return real_add(self, frame)
+
+    def run_shard(*args, **kwargs):
+        before.update(_policy_by_tid())         # threads already there (the progress bar's): not the shard's
+        return real_run_shard(*args, **kwargs)
+
+    before: set[int] = set()
+    real_run_shard = runners.run_shard
+    monkeypatch.setattr(stages, "load", load)
+    monkeypatch.setattr(video.FrameFeed, "fill", fill)
+    monkeypatch.setattr(video.EpisodeEncoder, "add", add)
+    monkeypatch.setattr(runners, "run_shard", run_shard)
+    run_local(_egodex_job(tmp_path, "rt", 1))
+    fifo_1 = {(os.SCHED_FIFO, 1)}
+    assert seen["load"] == fifo_1 and seen["decode"] == fifo_1 and seen["encode"] == fifo_1, seen
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+    monkeypatch.undo()
+    run_local(_egodex_job(tmp_path, "plain", 0))
+    assert _tree(tmp_path / "rt") == _tree(tmp_path / "plain") and (tmp_path / "rt" / "catalog.json").is_file()
+
+
+def test_realtime_request_without_the_privilege_warns_and_runs_ordinary(tmp_path: Path):
+    """An ordinary user asking for `--realtime`: one warning, the shards written as usual, every thread ordinary
+    (in a child process that gives the privilege up first where it has it)."""
+    code = f"""
+import logging, os, sys
+from pathlib import Path
+from shards.scheduling import give_up_realtime, may_go_realtime
+if may_go_realtime(1):
+    give_up_realtime()
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from test_video_scheduling import _egodex_job
+from pipelines.runners import run_local
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+catalog = run_local(_egodex_job(Path({str(tmp_path)!r}), "out", 1))
+print("ingested", catalog.counts()["ingested"], "policy", os.sched_getscheduler(0))
+"""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == f"ingested 3 policy {os.SCHED_OTHER}", proc.stdout
+    assert proc.stderr.count("WARNING --realtime 1: this process may not use real-time scheduling") == 1, proc.stderr
