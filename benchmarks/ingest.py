@@ -200,8 +200,17 @@ def bench_pipeline_shape(src: Path, videos: list[Path], out: Path) -> float:
     """psi0's own codec pieces in psi0's thread shape, with nothing else: `DECODERS` decoder threads, each
     decoding and resizing one episode at a time into its bounded `FrameFeed` (one FFmpeg thread each, as in a
     multi-episode shard), and this thread encoding the episodes in order through `EpisodeEncoder` (its
-    scheduling guard, SVT-AV1's threads as batch threads). No pose reads, tables, stats, metadata, hashes or
-    commit. psi0 ÷ this is what the job's own work costs; this ÷ `floor_parallel` is what the shape costs."""
+    scheduling guard, SVT-AV1's threads as batch threads), with psi0's path's `--realtime` setting. No pose
+    reads, tables, stats, metadata, hashes or commit. psi0 ÷ this is what the job's own work costs; this ÷
+    `floor_parallel` is what the shape costs."""
+    from shards.scheduling import realtime_codecs
+
+    out.mkdir(parents=True, exist_ok=True)
+    with realtime_codecs(psi0_realtime()):          # the decoder threads start inside: they inherit it
+        return _pipeline_shape(videos, out)
+
+
+def _pipeline_shape(videos: list[Path], out: Path) -> float:
     import queue
     import threading
 
@@ -209,7 +218,6 @@ def bench_pipeline_shape(src: Path, videos: list[Path], out: Path) -> float:
     from schemas.episode import VideoRef
     from shards.video import EpisodeEncoder, FrameFeed, VideoConfig
 
-    out.mkdir(parents=True, exist_ok=True)
     config = VideoConfig(width=SIZE, height=SIZE, crf=CRF, gop=GOP, preset=PRESET)
     t = time.perf_counter()
     feeds = [FrameFeed(VideoRef("egocentric", "video", str(v), 0, 30.0, 0, 0), SIZE, SIZE, config.pix_fmt,
