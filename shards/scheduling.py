@@ -1,4 +1,5 @@
-"""Keep SVT-AV1 from turning threads real-time.
+"""Keep SVT-AV1 from turning threads real-time behind the caller's back; make a shard's whole codec pipeline
+real-time when a job asks for it (`realtime_codecs`, `psi0 ingest --realtime`).
 
 Opening a libsvtav1 encoder, SVT-AV1 (3.0, through libavcodec) switches the calling thread to SCHED_FIFO
 priority 99 wherever the OS lets it (root, or CAP_SYS_NICE: a Ray worker in a container is often root), and
@@ -96,7 +97,7 @@ A/Bs; one-episode shards +1.1 %). Unprivileged, and no less CPU share: only wake
 REALTIME_PRIORITY = 1
 """SCHED_FIFO priority `psi0 ingest --realtime` gives a shard's codec threads: the lowest real-time priority,
 enough to run ahead of every ordinary thread and to hand frames between equals without preemption, and below
-the kernel's interrupt threads (50) and SVT-AV1's own choice (99)."""
+teleop's control loop (`teleop.loop`: 10), the kernel's interrupt threads (50) and SVT-AV1's own choice (99)."""
 
 _realtime = threading.local()
 
