@@ -61,6 +61,8 @@ class JobConfig:
 
     def __post_init__(self) -> None:
         source = get_source(self.source)              # ValueError for an unknown source
+        if not 0 <= self.realtime <= 99:
+            raise ValueError(f"realtime must be a SCHED_FIFO priority 1-99, or 0 for ordinary; got {self.realtime}")
         if self.hand_qa and source.hand_qa() is None:
             raise ValueError(f"source {self.source!r} has no hand QA step (--hand-qa is for "
                              f"{', '.join(n for n in _sources_with_hand_qa())})")

@@ -117,21 +117,37 @@ def realtime_codecs(priority: int) -> Iterator[bool]:
     if priority <= 0:
         yield False
         return
-    if not may_go_realtime(priority):
-        log.warning("--realtime %d: this process may not use real-time scheduling (needs root or CAP_SYS_NICE); "
-                    "running ordinary", priority)
-        yield False
-        return
     me = threading.get_native_id()
     own = _policy(me)
-    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    refused = None if may_go_realtime(priority) else "needs root or CAP_SYS_NICE"
+    if refused is None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        except OSError as exc:      # e.g. a container's cgroup with no real-time budget refuses even root
+            refused = str(exc)
+    if refused is not None:
+        _warn_once(f"--realtime {priority}: this process may not use real-time scheduling ({refused}); "
+                   "running ordinary")
+        yield False
+        return
+    outer = getattr(_realtime, "on", False)
     _realtime.on = True
     try:
         yield True
     finally:
-        _realtime.on = False
+        _realtime.on = outer
         if own is not None:
             _set_policy(me, own)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log `message` the first time only: a job asks again for every shard."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 
 def encoder_threads_policy() -> int | None:

@@ -2,6 +2,7 @@
 permits (root / CAP_SYS_NICE): psi0's encoder must leave the process's scheduling as it found it."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -262,3 +263,40 @@ print("ingested", catalog.counts()["ingested"], "policy", os.sched_getscheduler(
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == f"ingested 3 policy {os.SCHED_OTHER}", proc.stdout
     assert proc.stderr.count("WARNING --realtime 1: this process may not use real-time scheduling") == 1, proc.stderr
+
+
+def test_realtime_refused_by_the_os_warns_once_per_job_and_runs_ordinary(tmp_path: Path, monkeypatch, caplog):
+    """A container's cgroup may refuse SCHED_FIFO even to root: every shard of the job is still written, with one
+    warning for the whole job (not one per shard), and the caller stays ordinary."""
+    import logging
+
+    from pipelines.runners import run_local
+    from shards import scheduling
+
+    real = os.sched_setscheduler
+
+    def refusing(pid, policy, param):
+        if policy == os.SCHED_FIFO and param.sched_priority == 7:
+            raise PermissionError(1, "Operation not permitted")
+        return real(pid, policy, param)
+
+    monkeypatch.setattr(scheduling, "may_go_realtime", lambda priority=99: True)
+    monkeypatch.setattr(scheduling.os, "sched_setscheduler", refusing)
+    monkeypatch.setattr(scheduling, "_warned", set())
+    config = dataclasses.replace(_egodex_job(tmp_path, "out", 7), episodes_per_shard=1)     # three shards
+    with caplog.at_level(logging.WARNING, logger="psi0.shards"):
+        catalog = run_local(config)
+    assert catalog.counts()["ingested"] == 3 and len({s.shard_id for s in catalog.shards}) == 3
+    refused = [r for r in caplog.records if "--realtime 7: this process may not use real-time scheduling" in r.message]
+    assert len(refused) == 1 and "Operation not permitted" in refused[0].message
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+def test_realtime_priority_outside_1_99_is_refused_before_the_job_starts(tmp_path: Path):
+    from pipelines.jobcli import main
+
+    with pytest.raises(ValueError, match="SCHED_FIFO priority 1-99"):
+        _egodex_job(tmp_path, "out", 100)
+    with pytest.raises(SystemExit) as stop:
+        main(["egodex", "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--realtime", "-1"])
+    assert stop.value.code == 2 and not (tmp_path / "o").exists()
