@@ -4,7 +4,8 @@ count, and a projection for all of EgoDex (829 h) + Humanoid Everyday (31 h).
 Costs are CPU seconds (`time.process_time`, all threads), so codec multithreading is counted fully.
 Peak RSS is each child job's own (VmHWM reported by the child), not the running maximum of RUSAGE_CHILDREN. The
 projection divides by the measured 2-worker efficiency (no assumed floor) and prints its assumptions.
-Run: python benchmarks/scale.py [--seconds 3.3]. Last line: one JSON object.
+Run: python benchmarks/scale.py [--seconds 3.3] [--realtime] (the jobs as `psi0 ingest --realtime` runs them on a
+node that only ingests). Last line: one JSON object.
 """
 from __future__ import annotations
 
@@ -78,10 +79,11 @@ def stage_costs(src: Path, work: Path) -> dict[str, float]:
     return per_frame | {"frames": frames}
 
 
-def job_cpu_per_frame(src: Path, out: Path, codec: str) -> tuple[float, float]:
+def job_cpu_per_frame(src: Path, out: Path, codec: str, realtime: int = 0) -> tuple[float, float]:
     """Whole job (write included) in a child process: (CPU s/frame, that child's own peak RSS MB)."""
     usage, peak_kb = run_child([str(_HERE.parent / "pipelines" / "egodex_tokenize.py"), "--input", str(src),
-                                "--output", str(out), "--format", "lerobot", "--codec", codec, "--runner", "local"])
+                                "--output", str(out), "--format", "lerobot", "--codec", codec, "--runner", "local",
+                                "--realtime", str(realtime)])
     cpu_s = usage.ru_utime + usage.ru_stime
     frames = json.loads((out / "catalog.json").read_text())
     n = sum(v["frames"] for v in frames["inputs"].values() if v["status"] == "ingested")
@@ -119,13 +121,13 @@ def run_child(script_and_args: list[str]) -> tuple["resource.struct_rusage", int
         return usage, int(report.read_text())
 
 
-def ray_wall(src: Path, out: Path, workers: int) -> float:
+def ray_wall(src: Path, out: Path, workers: int, realtime: int = 0) -> float:
     from pipelines.runners import run_ray
     from pipelines.stages import JobConfig
     import ray
 
     cfg = JobConfig(source="egodex", input=str(src), output=str(out), formats=("lerobot",), episodes_per_shard=1,
-                    tokenize=False)
+                    tokenize=False, realtime=realtime)
     t = time.perf_counter()
     run_ray(cfg, workers=workers)
     wall = time.perf_counter() - t
@@ -138,6 +140,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.3)
     ap.add_argument("--nodes", type=int, nargs="+", default=[8, 32, 128])
     ap.add_argument("--cores-per-node", type=int, default=16)
+    ap.add_argument("--realtime", type=int, nargs="?", const=1, default=0, metavar="PRIORITY",
+                    help="run the jobs with `psi0 ingest --realtime PRIORITY` (bare flag: 1), as a node that only "
+                         "ingests would; needs root or CAP_SYS_NICE")
     args = ap.parse_args()
     from samples import egodex as egodex_sample
 
@@ -150,15 +155,16 @@ def main() -> None:
         for k, v in costs.items():
             if k != "frames":
                 print(f"  {k:12s} {v * 1e3:7.2f}")
-        job = {codec: job_cpu_per_frame(src, work / f"job-{codec}", codec) for codec in ("libsvtav1", "libx264")}
+        job = {codec: job_cpu_per_frame(src, work / f"job-{codec}", codec, args.realtime)
+               for codec in ("libsvtav1", "libx264")}
         for codec, (c, rss) in job.items():
             print(f"whole job {codec:10s} {c * 1e3:6.2f} CPU ms/frame, peak RSS {rss:.0f} MB")
         big = work / "src24"
         egodex_sample.write_sample(big, 1, (1920, 1080), 8, args.seconds)          # 24 episodes
-        _, rss24 = job_cpu_per_frame(big, work / "job-24", "libsvtav1")
+        _, rss24 = job_cpu_per_frame(big, work / "job-24", "libsvtav1", args.realtime)
         print(f"peak RSS: 6 episodes {job['libsvtav1'][1]:.0f} MB, 24 episodes {rss24:.0f} MB")
-        w1 = ray_wall(src, work / "ray1", 1)
-        w2 = ray_wall(src, work / "ray2", 2)
+        w1 = ray_wall(src, work / "ray1", 1, args.realtime)
+        w2 = ray_wall(src, work / "ray2", 2, args.realtime)
         efficiency = w1 / w2 / 2
         print(f"Ray wall: 1 worker {w1:.1f} s, 2 workers {w2:.1f} s -> speed-up {w1 / w2:.2f} (efficiency {efficiency:.0%})")
         frames = (EGODEX_HOURS + HE_HOURS) * 3600 * FPS
@@ -166,7 +172,7 @@ def main() -> None:
         result: dict[str, object] = {"frames_total": frames, "ray_speedup_2_workers": round(w1 / w2, 2),
                                      "ray_efficiency_2_workers": round(efficiency, 2),
                                      "peak_rss_mb_6_eps": round(job["libsvtav1"][1]), "peak_rss_mb_24_eps": round(rss24),
-                                     "assumptions": ASSUMPTIONS}
+                                     "realtime": args.realtime, "assumptions": ASSUMPTIONS}
         print(f"\nProjection for {EGODEX_HOURS:.0f} h EgoDex + {HE_HOURS:.0f} h HE = {frames / 1e6:.1f} M frames "
               f"(per-worker efficiency {scaling:.0%}, as measured with 2 Ray workers here). Assumptions:")
         for line in ASSUMPTIONS:
