@@ -115,7 +115,7 @@ def parser(prog: str, source: Source | None) -> argparse.ArgumentParser:
     ap.add_argument("--realtime", type=int, nargs="?", const=REALTIME_PRIORITY, default=0, metavar="PRIORITY",
                     help=f"run each shard's codec threads (loader, decoders, encoders) SCHED_FIFO PRIORITY (bare flag: "
                          f"{REALTIME_PRIORITY}); needs root or CAP_SYS_NICE, else a warning and ordinary scheduling. "
-                         "~6%% fewer CPU seconds per frame on the ingest benchmark; same bytes. Only on nodes that do "
+                         "5-6%% fewer CPU seconds on the ingest benchmark; same bytes. Only on nodes that do "
                          "nothing but ingest: while busy it leaves other processes 5%% of the CPU")
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap

@@ -110,8 +110,8 @@ def realtime_codecs(priority: int) -> Iterator[bool]:
     the process may not go real-time (an unprivileged user) a warning says so and the block runs as usual.
 
     Why offer it: as root SVT-AV1 makes its own threads real-time anyway, and a whole codec pipeline at one
-    real-time priority hands frames along with far fewer preemptions (the ingest benchmark: ~6 % fewer CPU
-    seconds per frame). Why not by default: real-time threads leave everything else on the host the kernel's
+    real-time priority hands frames along with far fewer preemptions (the ingest benchmark: 5-6 % fewer CPU
+    seconds per run). Why not by default: real-time threads leave everything else on the host the kernel's
     5 % (`sched_rt_runtime_us`) while they are busy, so only a node that does nothing but ingest should ask for
     it, never one that runs teleop's control loop or a desktop."""
     if priority <= 0:
