@@ -120,9 +120,9 @@ def _lerobot(src: Path, videos: list[Path], out: Path, **writer: object) -> floa
 
     from converters import egodex
 
-    refs = {Path(r.get("video")): r for r in egodex.discover(str(src))}
+    refs = _pose_refs(src, videos)
     t = time.perf_counter()
-    episodes = [egodex.read(refs[v]) for v in videos]          # poses: same HDF5 read as psi0 does
+    episodes = [egodex.read(ref) for ref in refs]              # poses: same HDF5 read as psi0 does
     width = episodes[0].column("observation.state").shape[1]
     feats = {"observation.state": {"dtype": "float32", "shape": (width,), "names": None},
              "action": {"dtype": "float32", "shape": (width,), "names": None},
@@ -255,11 +255,19 @@ def time_pose_reads(src: Path, videos: list[Path]) -> tuple[float, float]:
     (`converters.egodex.read`: HDF5, checks, container probe), one after another."""
     from converters import egodex
 
-    refs = {Path(r.get("video")): r for r in egodex.discover(str(src))}
+    refs = _pose_refs(src, videos)
     start, cpu = time.perf_counter(), _cpu_s()
-    for v in videos:
-        egodex.read(refs[v])
+    for ref in refs:
+        egodex.read(ref)
     return time.perf_counter() - start, _cpu_s() - cpu
+
+
+def _pose_refs(src: Path, videos: list[Path]) -> list:
+    """EgoDex's refs (video + pose file) for `videos`, in their order."""
+    from converters import egodex
+
+    refs = {Path(r.get("video")): r for r in egodex.discover(str(src))}
+    return [refs[v] for v in videos]
 
 
 def bench_ffmpeg(src: Path, videos: list[Path], out: Path) -> float:
@@ -274,8 +282,8 @@ def bench_ffmpeg(src: Path, videos: list[Path], out: Path) -> float:
 
 
 BENCHES: dict[str, Callable[[Path, list[Path], Path], float]] = {
-    "floor": bench_floor, "psi0": bench_psi0, "psi0_ordinary": bench_psi0_ordinary, "lerobot_streaming": bench_lerobot_streaming,
-    "lerobot_default": bench_lerobot_default, "ffmpeg": bench_ffmpeg, "floor_parallel": bench_floor_parallel,
+    "floor": bench_floor, "psi0": bench_psi0, "psi0_ordinary": bench_psi0_ordinary,
+    "lerobot_streaming": bench_lerobot_streaming, "lerobot_default": bench_lerobot_default, "ffmpeg": bench_ffmpeg, "floor_parallel": bench_floor_parallel,
     "pipeline_shape": bench_pipeline_shape}
 
 

@@ -172,7 +172,7 @@ def give_up_realtime() -> None:
     user runs: CAP_SYS_NICE leaves the bounding, effective, permitted and inheritable sets, and RLIMIT_RTPRIO
     drops to 0. Why: SVT-AV1 makes its encoder threads SCHED_FIFO 99 wherever it may, and that changes how
     fast a codec pipeline runs (LeRobot's streaming writer ~10 % faster here, the parallel floor ~2 %, psi0's
-    job, which refuses it, not at all), so `benchmarks/ingest.py --realtime off` measures every path as an
+    job with `--realtime` ~6 %), so `benchmarks/ingest.py --realtime off` measures every path as an
     unprivileged user's run would. Irreversible for the process. Raises OSError where Linux refuses."""
     import ctypes
 

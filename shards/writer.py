@@ -153,19 +153,15 @@ class _Closing:
 
     def _close(self) -> None:
         try:
-            for target in self._pending:
-                target.close()
+            _close_videos(self._opened, self._pending)      # aborts every camera of the episode if one fails
         except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread by `wait`
             self._failure = exc
 
     def wait(self) -> BaseException | None:
         """None once every file closed; else the error, with every camera of the episode already aborted."""
         self._thread.join()
-        if self._failure is not None:
-            for target in self._opened:
-                target.abort()
-            if not isinstance(self._failure, Exception):
-                raise self._failure
+        if self._failure is not None and not isinstance(self._failure, Exception):
+            raise self._failure
         return self._failure
 
 
